@@ -1,0 +1,90 @@
+// The contract between the engine and a compute backend. Primitives resolve every shape before they
+// reach a backend, so a kernel receives flat storages plus fully specified parameters and never has to
+// validate or broadcast shapes on its own.
+
+import type { Shape } from './shape.ts';
+
+/** Opaque handle to backend-owned memory holding `size` float elements, row-major. */
+export interface Storage {
+  readonly backend: Backend;
+  readonly size: number;
+}
+
+export type UnaryOp =
+  | 'neg' | 'exp' | 'log' | 'log1p' | 'sqrt' | 'rsqrt' | 'abs' | 'sign' | 'tanh' | 'sigmoid' | 'erf'
+  | 'relu' | 'sin' | 'cos' | 'reciprocal';
+
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
+  | 'greater' | 'greaterEqual' | 'less' | 'lessEqual' | 'equal' | 'notEqual';
+
+export type ReduceOp = 'sum' | 'max';
+
+export interface ConvGeometry {
+  /** [N, C, H, W] */
+  xShape: Shape;
+  /** [O, C / groups, kh, kw] */
+  wShape: Shape;
+  /** [N, O, oh, ow] */
+  yShape: Shape;
+  stride: [number, number];
+  /** [top, left]; bottom/right padding is whatever makes yShape come out (torch semantics). */
+  padding: [number, number];
+  dilation: [number, number];
+  groups: number;
+}
+
+/** Kernel name → the parameters it takes. Each kernel writes one new output storage. */
+export interface KernelParams {
+  fill: { size: number; value: number };
+  unary: { op: UnaryOp; size: number };
+  binary: { op: BinaryOp; aShape: Shape; bShape: Shape; outShape: Shape };
+  /** out = cond != 0 ? a : b, all three broadcast to outShape. */
+  where: { condShape: Shape; aShape: Shape; bShape: Shape; outShape: Shape };
+  /** Reduces sorted `axes` of `shape`; the output has the reduced axes removed (the engine reshapes). */
+  reduce: { op: ReduceOp; shape: Shape; axes: readonly number[] };
+  expand: { shape: Shape; outShape: Shape };
+  transpose: { shape: Shape; perm: readonly number[] };
+  /** Strided slice: out[i] = x[begin + i * step] per axis, outShape given. */
+  slice: { shape: Shape; begin: readonly number[]; step: readonly number[]; outShape: Shape };
+  /** Constant padding with edge (`before`/`after`, ≥ 0) and interior (between elements) padding. */
+  pad: { shape: Shape; before: readonly number[]; after: readonly number[]; interior: readonly number[]; value: number; outShape: Shape };
+  concat: { shapes: readonly Shape[]; axis: number; outShape: Shape };
+  /** take_along_axis: out[.., i, ..] = x[.., idx[.., i, ..], ..] along `axis`; idx has outShape. */
+  gather: { shape: Shape; axis: number; outShape: Shape };
+  /** The transpose of gather: out = zeros(outShape); out[.., idx[.., i, ..], ..] += upd[.., i, ..]. */
+  scatterAdd: { updShape: Shape; axis: number; outShape: Shape };
+  /** Batched matmul with numpy batch broadcasting: a [...ba, m, k] @ b [...bb, k, n] → [...bo, m, n]. */
+  matmul: { aShape: Shape; bShape: Shape; outShape: Shape };
+  conv2d: ConvGeometry;
+  /** dL/dx given dL/dy (input 0) and w (input 1). */
+  conv2dBackwardInput: ConvGeometry;
+  /** dL/dw given x (input 0) and dL/dy (input 1). */
+  conv2dBackwardFilter: ConvGeometry;
+  /** Flat index (h * W + w) within each (n, c) plane of the max of each pooling window. Padding never wins. */
+  maxPoolArgmax: { xShape: Shape; kernel: [number, number]; stride: [number, number]; padding: [number, number]; dilation: [number, number]; outShape: Shape };
+}
+
+export type KernelName = keyof KernelParams;
+
+export interface MemoryStats {
+  /** Storages allocated and not yet freed. */
+  buffers: number;
+  bytes: number;
+}
+
+export interface Backend {
+  readonly name: 'cpu' | 'webgpu';
+  /** One line describing where the computation runs (the adapter for WebGPU). */
+  describe(): string;
+  upload(values: ArrayLike<number>): Storage;
+  /** Asynchronous readback; values as float64 whatever the storage precision. */
+  read(storage: Storage): Promise<Float64Array>;
+  /** Synchronous readback where the backend can offer it (CPU). */
+  readSync?(storage: Storage): Float64Array;
+  free(storage: Storage): void;
+  run<K extends KernelName>(kernel: K, inputs: readonly Storage[], params: KernelParams[K]): Storage;
+  memory(): MemoryStats;
+  /** Machine epsilon of the storage precision: float64 on the CPU, float32 on WebGPU. */
+  readonly epsilon: number;
+}

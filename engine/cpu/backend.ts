@@ -1,0 +1,373 @@
+// The float64 CPU backend: the reference every other backend and every derivative is checked against,
+// and the fallback where no GPU adapter exists. Plain loops, written for clarity first.
+
+import type { Backend, BinaryOp, ConvGeometry, KernelName, KernelParams, MemoryStats, Storage, UnaryOp } from '../backend.ts';
+import { broadcastStrides, sizeOf, stridesOf, type Shape } from '../shape.ts';
+import { erf } from './math.ts';
+
+class CpuStorage implements Storage {
+  constructor(readonly backend: CpuBackend, public values: Float64Array | null) {}
+  get size(): number {
+    return this.values?.length ?? 0;
+  }
+}
+
+const unaryFns: Record<UnaryOp, (x: number) => number> = {
+  neg: (x) => -x,
+  exp: Math.exp,
+  log: Math.log,
+  log1p: Math.log1p,
+  sqrt: Math.sqrt,
+  rsqrt: (x) => 1 / Math.sqrt(x),
+  abs: Math.abs,
+  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : 0),
+  tanh: Math.tanh,
+  sigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
+  erf,
+  relu: (x) => (x > 0 ? x : 0),
+  sin: Math.sin,
+  cos: Math.cos,
+  reciprocal: (x) => 1 / x,
+};
+
+const binaryFns: Record<BinaryOp, (a: number, b: number) => number> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  div: (a, b) => a / b,
+  pow: Math.pow,
+  maximum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
+  minimum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
+  greater: (a, b) => +(a > b),
+  greaterEqual: (a, b) => +(a >= b),
+  less: (a, b) => +(a < b),
+  lessEqual: (a, b) => +(a <= b),
+  equal: (a, b) => +(a === b),
+  notEqual: (a, b) => +(a !== b),
+};
+
+/** Visits every multi-index of `shape` in row-major order, giving the flat offsets under several stride sets. */
+function forEachIndex(shape: Shape, strideSets: number[][], visit: (offsets: number[], flat: number) => void): void {
+  const rank = shape.length;
+  const total = sizeOf(shape);
+  const idx = new Array<number>(rank).fill(0);
+  const offsets = strideSets.map(() => 0);
+  for (let flat = 0; flat < total; flat++) {
+    visit(offsets, flat);
+    for (let d = rank - 1; d >= 0; d--) {
+      idx[d]++;
+      for (let s = 0; s < strideSets.length; s++) offsets[s] += strideSets[s][d];
+      if (idx[d] < shape[d]) break;
+      for (let s = 0; s < strideSets.length; s++) offsets[s] -= strideSets[s][d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+type Kernel<K extends KernelName> = (inputs: Float64Array[], p: KernelParams[K]) => Float64Array;
+
+const kernels: { [K in KernelName]: Kernel<K> } = {
+  fill: (_, p) => new Float64Array(p.size).fill(p.value),
+
+  unary: ([x], p) => {
+    const f = unaryFns[p.op];
+    const out = new Float64Array(p.size);
+    for (let i = 0; i < out.length; i++) out[i] = f(x[i]);
+    return out;
+  },
+
+  binary: ([a, b], p) => {
+    const f = binaryFns[p.op];
+    const out = new Float64Array(sizeOf(p.outShape));
+    if (a.length === out.length && b.length === out.length) {
+      for (let i = 0; i < out.length; i++) out[i] = f(a[i], b[i]);
+      return out;
+    }
+    if (b.length === 1) {
+      const bv = b[0];
+      if (a.length === out.length) {
+        for (let i = 0; i < out.length; i++) out[i] = f(a[i], bv);
+        return out;
+      }
+    }
+    const sa = broadcastStrides(p.aShape, p.outShape);
+    const sb = broadcastStrides(p.bShape, p.outShape);
+    forEachIndex(p.outShape, [sa, sb], ([ia, ib], i) => {
+      out[i] = f(a[ia], b[ib]);
+    });
+    return out;
+  },
+
+  where: ([c, a, b], p) => {
+    const out = new Float64Array(sizeOf(p.outShape));
+    const sc = broadcastStrides(p.condShape, p.outShape);
+    const sa = broadcastStrides(p.aShape, p.outShape);
+    const sb = broadcastStrides(p.bShape, p.outShape);
+    forEachIndex(p.outShape, [sc, sa, sb], ([ic, ia, ib], i) => {
+      out[i] = c[ic] !== 0 ? a[ia] : b[ib];
+    });
+    return out;
+  },
+
+  reduce: ([x], p) => {
+    const kept = p.shape.map((_, i) => i).filter((i) => !p.axes.includes(i));
+    const outShape = kept.map((i) => p.shape[i]);
+    const out = new Float64Array(sizeOf(outShape)).fill(p.op === 'max' ? -Infinity : 0);
+    // Output strides seen from the input's index space: 0 on reduced axes.
+    const outStrides = stridesOf(outShape);
+    const strides = new Array<number>(p.shape.length).fill(0);
+    kept.forEach((axis, j) => (strides[axis] = outStrides[j]));
+    if (p.op === 'sum') {
+      forEachIndex(p.shape, [strides], ([o], i) => {
+        out[o] += x[i];
+      });
+    } else {
+      forEachIndex(p.shape, [strides], ([o], i) => {
+        const v = x[i];
+        if (v > out[o] || Number.isNaN(v)) out[o] = v;
+      });
+    }
+    return out;
+  },
+
+  expand: ([x], p) => {
+    const out = new Float64Array(sizeOf(p.outShape));
+    const s = broadcastStrides(p.shape, p.outShape);
+    forEachIndex(p.outShape, [s], ([ix], i) => {
+      out[i] = x[ix];
+    });
+    return out;
+  },
+
+  transpose: ([x], p) => {
+    const outShape = p.perm.map((a) => p.shape[a]);
+    const inStrides = stridesOf(p.shape);
+    const out = new Float64Array(x.length);
+    forEachIndex(outShape, [p.perm.map((a) => inStrides[a])], ([ix], i) => {
+      out[i] = x[ix];
+    });
+    return out;
+  },
+
+  slice: ([x], p) => {
+    const inStrides = stridesOf(p.shape);
+    const start = p.begin.reduce((acc, b, d) => acc + b * inStrides[d], 0);
+    const out = new Float64Array(sizeOf(p.outShape));
+    forEachIndex(p.outShape, [inStrides.map((s, d) => s * p.step[d])], ([ix], i) => {
+      out[i] = x[start + ix];
+    });
+    return out;
+  },
+
+  pad: ([x], p) => {
+    const out = new Float64Array(sizeOf(p.outShape)).fill(p.value);
+    const outStrides = stridesOf(p.outShape);
+    const start = p.before.reduce((acc, b, d) => acc + b * outStrides[d], 0);
+    forEachIndex(p.shape, [outStrides.map((s, d) => s * (p.interior[d] + 1))], ([io], i) => {
+      out[start + io] = x[i];
+    });
+    return out;
+  },
+
+  concat: (inputs, p) => {
+    const out = new Float64Array(sizeOf(p.outShape));
+    const outStrides = stridesOf(p.outShape);
+    let offsetAlongAxis = 0;
+    inputs.forEach((x, k) => {
+      const shape = p.shapes[k];
+      const start = offsetAlongAxis * outStrides[p.axis];
+      forEachIndex(shape, [outStrides], ([io], i) => {
+        out[start + io] = x[i];
+      });
+      offsetAlongAxis += shape[p.axis];
+    });
+    return out;
+  },
+
+  gather: ([x, idx], p) => {
+    const out = new Float64Array(sizeOf(p.outShape));
+    const inStrides = stridesOf(p.shape);
+    const along = inStrides[p.axis];
+    const base = inStrides.map((s, d) => (d === p.axis ? 0 : s));
+    forEachIndex(p.outShape, [base], ([ix], i) => {
+      out[i] = x[ix + idx[i] * along];
+    });
+    return out;
+  },
+
+  scatterAdd: ([upd, idx], p) => {
+    const out = new Float64Array(sizeOf(p.outShape));
+    const outStrides = stridesOf(p.outShape);
+    const along = outStrides[p.axis];
+    const base = outStrides.map((s, d) => (d === p.axis ? 0 : s));
+    forEachIndex(p.updShape, [base], ([io], i) => {
+      out[io + idx[i] * along] += upd[i];
+    });
+    return out;
+  },
+
+  matmul: ([a, b], p) => {
+    const r = p.outShape.length;
+    const m = p.outShape[r - 2];
+    const n = p.outShape[r - 1];
+    const k = p.aShape[p.aShape.length - 1];
+    const batchShape = p.outShape.slice(0, r - 2);
+    const aBatch = broadcastStrides(p.aShape.slice(0, -2), batchShape).map((s) => s * m * k);
+    const bBatch = broadcastStrides(p.bShape.slice(0, -2), batchShape).map((s) => s * k * n);
+    const out = new Float64Array(sizeOf(p.outShape));
+    forEachIndex(batchShape, [aBatch, bBatch], ([ao, bo], batch) => {
+      const oo = batch * m * n;
+      for (let i = 0; i < m; i++) {
+        const row = oo + i * n;
+        for (let kk = 0; kk < k; kk++) {
+          const av = a[ao + i * k + kk];
+          if (av === 0) continue;
+          const brow = bo + kk * n;
+          for (let j = 0; j < n; j++) out[row + j] += av * b[brow + j];
+        }
+      }
+    });
+    return out;
+  },
+
+  conv2d: ([x, w], g) => {
+    const out = new Float64Array(sizeOf(g.yShape));
+    convLoop(g, (xi, wi, yi) => {
+      out[yi] += x[xi] * w[wi];
+    });
+    return out;
+  },
+
+  conv2dBackwardInput: ([dy, w], g) => {
+    const dx = new Float64Array(sizeOf(g.xShape));
+    convLoop(g, (xi, wi, yi) => {
+      dx[xi] += dy[yi] * w[wi];
+    });
+    return dx;
+  },
+
+  conv2dBackwardFilter: ([x, dy], g) => {
+    const dw = new Float64Array(sizeOf(g.wShape));
+    convLoop(g, (xi, wi, yi) => {
+      dw[wi] += x[xi] * dy[yi];
+    });
+    return dw;
+  },
+
+  maxPoolArgmax: ([x], p) => {
+    const [N, C, H, W] = p.xShape;
+    const [, , OH, OW] = p.outShape;
+    const out = new Float64Array(sizeOf(p.outShape));
+    let o = 0;
+    for (let plane = 0; plane < N * C; plane++) {
+      const base = plane * H * W;
+      for (let oy = 0; oy < OH; oy++) {
+        for (let ox = 0; ox < OW; ox++) {
+          let best = -Infinity;
+          let bestIdx = -1;
+          for (let ky = 0; ky < p.kernel[0]; ky++) {
+            const iy = oy * p.stride[0] - p.padding[0] + ky * p.dilation[0];
+            if (iy < 0 || iy >= H) continue;
+            for (let kx = 0; kx < p.kernel[1]; kx++) {
+              const ix = ox * p.stride[1] - p.padding[1] + kx * p.dilation[1];
+              if (ix < 0 || ix >= W) continue;
+              const v = x[base + iy * W + ix];
+              if (v > best || bestIdx < 0 || Number.isNaN(v)) {
+                best = v;
+                bestIdx = iy * W + ix;
+              }
+            }
+          }
+          out[o++] = bestIdx;
+        }
+      }
+    }
+    return out;
+  },
+};
+
+/** Enumerates every (input, weight, output) triple of a grouped, strided, dilated, padded convolution. */
+function convLoop(g: ConvGeometry, visit: (xi: number, wi: number, yi: number) => void): void {
+  const [N, C, H, W] = g.xShape;
+  const [O, Cg, KH, KW] = g.wShape;
+  const [, , OH, OW] = g.yShape;
+  const Og = O / g.groups;
+  for (let n = 0; n < N; n++) {
+    for (let o = 0; o < O; o++) {
+      const group = Math.floor(o / Og);
+      for (let cg = 0; cg < Cg; cg++) {
+        const c = group * Cg + cg;
+        const xPlane = (n * C + c) * H * W;
+        for (let ky = 0; ky < KH; ky++) {
+          for (let kx = 0; kx < KW; kx++) {
+            const wi = ((o * Cg + cg) * KH + ky) * KW + kx;
+            for (let oy = 0; oy < OH; oy++) {
+              const iy = oy * g.stride[0] - g.padding[0] + ky * g.dilation[0];
+              if (iy < 0 || iy >= H) continue;
+              const yRow = ((n * O + o) * OH + oy) * OW;
+              const xRow = xPlane + iy * W;
+              for (let ox = 0; ox < OW; ox++) {
+                const ix = ox * g.stride[1] - g.padding[1] + kx * g.dilation[1];
+                if (ix < 0 || ix >= W) continue;
+                visit(xRow + ix, wi, yRow + ox);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+export class CpuBackend implements Backend {
+  readonly name = 'cpu' as const;
+  readonly epsilon = Number.EPSILON;
+  private live = 0;
+  private liveElements = 0;
+
+  describe(): string {
+    return 'cpu (float64 reference)';
+  }
+
+  private wrap(values: Float64Array): CpuStorage {
+    this.live++;
+    this.liveElements += values.length;
+    return new CpuStorage(this, values);
+  }
+
+  upload(values: ArrayLike<number>): Storage {
+    return this.wrap(Float64Array.from(values));
+  }
+
+  values(storage: Storage): Float64Array {
+    const s = storage as CpuStorage;
+    if (s.backend !== this) throw new Error('cpu backend: storage belongs to another backend');
+    if (!s.values) throw new Error('cpu backend: tensor used after dispose()');
+    return s.values;
+  }
+
+  async read(storage: Storage): Promise<Float64Array> {
+    return this.readSync(storage);
+  }
+
+  readSync(storage: Storage): Float64Array {
+    return this.values(storage).slice();
+  }
+
+  free(storage: Storage): void {
+    const s = storage as CpuStorage;
+    if (!s.values) return;
+    this.live--;
+    this.liveElements -= s.values.length;
+    s.values = null;
+  }
+
+  run<K extends KernelName>(kernel: K, inputs: readonly Storage[], params: KernelParams[K]): Storage {
+    const arrays = inputs.map((s) => this.values(s));
+    return this.wrap((kernels[kernel] as Kernel<K>)(arrays, params));
+  }
+
+  memory(): MemoryStats {
+    return { buffers: this.live, bytes: this.liveElements * 8 };
+  }
+}

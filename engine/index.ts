@@ -1,0 +1,19 @@
+// The engine's public API: tensors, ops, transforms, memory scopes and backend selection.
+
+export { Tensor } from './tensor.ts';
+export { ShapeError, type Shape } from './shape.ts';
+export type { Backend, MemoryStats } from './backend.ts';
+export { tidy, keep, dispose } from './memory.ts';
+export { getBackend, setBackend, useBackend, ready, cpuBackend, backendFromEnv, type BackendName } from './runtime.ts';
+export { grad, valueAndGrad, vjp, jvp, hvp, gradAndHvp, type GradAndHvp } from './transforms.ts';
+export {
+  tensor, full, zeros, ones, zerosLike, onesLike,
+  add, sub, mul, div, neg, pow, maximum, minimum, where,
+  greater, greaterEqual, less, lessEqual, equal, notEqual,
+  exp, log, log1p, sqrt, rsqrt, abs, sign, tanh, sigmoid, erf, sin, cos, reciprocal, stopGradient,
+  relu, relu6, leakyRelu, gelu, silu, hardswish, hardsigmoid, softplus,
+  matmul, linear, sum, mean, max, min, var, variance, logsumexp, softmax, logSoftmax,
+  conv2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, batchNorm, layerNorm,
+  reshape, transpose, permute, slice, concat, pad, flatten, expand, broadcastTo, squeeze, unsqueeze, gather, scatterAdd,
+  type TensorLike, type Conv2dOptions, type Pool2dOptions, type BatchNormParams,
+} from './ops.ts';

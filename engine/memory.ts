@@ -1,0 +1,77 @@
+// Deterministic release of backend memory. JavaScript has no destructors and GPU buffers are not
+// collected, so intermediates are released by scopes: `tidy(fn)` disposes every tensor created while fn
+// ran except the ones reachable from its result (and the ones passed to `keep`).
+
+import type { Tensor } from './tensor.ts';
+
+const scopes: Set<Tensor>[] = [];
+
+/** Called by the Tensor constructor: the innermost open scope owns the new tensor. */
+export function track(t: Tensor): void {
+  const scope = scopes[scopes.length - 1];
+  if (scope) scope.add(t);
+}
+
+/** Removes tensors from every open scope so that no tidy disposes them. */
+export function keep<T>(value: T): T {
+  collectTensors(value, (t) => {
+    for (const s of scopes) s.delete(t);
+  });
+  return value;
+}
+
+function collectTensors(value: unknown, visit: (t: Tensor) => void, seen = new Set<unknown>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if ((value as { constructor?: { name?: string } }).constructor?.name === 'Tensor') {
+    const t = value as Tensor;
+    visit(t);
+    if (t.primal) collectTensors(t.primal, visit, seen);
+    if (t.tangent) collectTensors(t.tangent, visit, seen);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collectTensors(v, visit, seen);
+  } else if (value instanceof Map) {
+    for (const v of value.values()) collectTensors(v, visit, seen);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) collectTensors(v, visit, seen);
+  }
+}
+
+function closeScope(scope: Set<Tensor>, result: unknown): void {
+  const kept = new Set<Tensor>();
+  collectTensors(result, (t) => kept.add(t));
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (kept.has(t)) parent?.add(t);
+    else t.dispose();
+  }
+}
+
+/** Runs fn and disposes the tensors it created, except those in its (possibly nested) result. */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    closeScope(scope, undefined);
+    throw e;
+  }
+  if (result instanceof Promise) {
+    scopes.pop();
+    closeScope(scope, undefined);
+    throw new Error('tidy(fn): fn must be synchronous; read values after tidy returns');
+  }
+  scopes.pop();
+  closeScope(scope, result);
+  return result;
+}
+
+/** Disposes every tensor found in value (a tensor, an array, a Map or a plain object of them). */
+export function dispose(value: unknown): void {
+  collectTensors(value, (t) => t.dispose());
+}

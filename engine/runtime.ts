@@ -1,0 +1,58 @@
+// Which backend new tensors live on. The default comes from ENGINE_BACKEND (cpu | webgpu); `setBackend`
+// chooses by API. The WebGPU backend needs an asynchronous device request, so it is created by
+// `await useBackend('webgpu')` (or `await ready()` when the environment asks for it).
+
+import type { Backend } from './backend.ts';
+import { CpuBackend } from './cpu/backend.ts';
+
+export type BackendName = 'cpu' | 'webgpu';
+
+const cpu = new CpuBackend();
+let current: Backend = cpu;
+let webgpu: Backend | null = null;
+
+export function cpuBackend(): Backend {
+  return cpu;
+}
+
+export function getBackend(): Backend {
+  return current;
+}
+
+/** Makes `backend` the one new tensors are created on. */
+export function setBackend(backend: Backend): void {
+  current = backend;
+}
+
+/** Reads ENGINE_BACKEND under Node or Deno; undefined when unset. */
+export function backendFromEnv(): BackendName | undefined {
+  const g = globalThis as { process?: { env: Record<string, string | undefined> }; Deno?: { env: { get(k: string): string | undefined } } };
+  let value: string | undefined;
+  try {
+    value = g.Deno ? g.Deno.env.get('ENGINE_BACKEND') : g.process?.env.ENGINE_BACKEND;
+  } catch {
+    value = undefined; // Deno without --allow-env
+  }
+  if (value === undefined || value === '') return undefined;
+  if (value !== 'cpu' && value !== 'webgpu') throw new Error(`ENGINE_BACKEND must be "cpu" or "webgpu", got "${value}"`);
+  return value;
+}
+
+/** Creates (once) and selects a backend by name. */
+export async function useBackend(name: BackendName): Promise<Backend> {
+  if (name === 'cpu') {
+    current = cpu;
+    return cpu;
+  }
+  if (!webgpu) {
+    const mod = await import('./webgpu/backend.ts');
+    webgpu = await mod.createWebGpuBackend();
+  }
+  current = webgpu;
+  return webgpu;
+}
+
+/** Selects the backend named by ENGINE_BACKEND (CPU when unset). */
+export async function ready(): Promise<Backend> {
+  return useBackend(backendFromEnv() ?? 'cpu');
+}
