@@ -64,6 +64,25 @@ function forEachIndex(shape: Shape, strideSets: number[][], visit: (offsets: num
   }
 }
 
+/**
+ * Like forEachIndex, but visits whole rows of the last axis: one callback per row with the row's start
+ * offsets and the per-element stride of each stride set, so inner loops run without a call per element.
+ */
+function forEachRow(
+  shape: Shape,
+  strideSets: number[][],
+  visitRow: (offsets: number[], start: number, len: number, inner: number[]) => void,
+): void {
+  if (shape.length === 0) {
+    visitRow(strideSets.map(() => 0), 0, 1, strideSets.map(() => 0));
+    return;
+  }
+  const last = shape.length - 1;
+  const len = shape[last];
+  const inner = strideSets.map((s) => s[last]);
+  forEachIndex(shape.slice(0, last), strideSets.map((s) => s.slice(0, last)), (offsets, row) => visitRow(offsets, row * len, len, inner));
+}
+
 type Kernel<K extends KernelName> = (inputs: Float64Array[], p: KernelParams[K]) => Float64Array;
 
 const kernels: { [K in KernelName]: Kernel<K> } = {
@@ -79,21 +98,16 @@ const kernels: { [K in KernelName]: Kernel<K> } = {
   binary: ([a, b], p) => {
     const f = binaryFns[p.op];
     const out = new Float64Array(sizeOf(p.outShape));
-    if (a.length === out.length && b.length === out.length) {
-      for (let i = 0; i < out.length; i++) out[i] = f(a[i], b[i]);
-      return out;
-    }
-    if (b.length === 1) {
-      const bv = b[0];
-      if (a.length === out.length) {
-        for (let i = 0; i < out.length; i++) out[i] = f(a[i], bv);
-        return out;
-      }
-    }
     const sa = broadcastStrides(p.aShape, p.outShape);
     const sb = broadcastStrides(p.bShape, p.outShape);
-    forEachIndex(p.outShape, [sa, sb], ([ia, ib], i) => {
-      out[i] = f(a[ia], b[ib]);
+    // The four common ops get their own loops: a call per element through `f` costs several times more.
+    const op = p.op;
+    forEachRow(p.outShape, [sa, sb], ([ia, ib], start, len, [da, db]) => {
+      if (op === 'add') for (let j = 0; j < len; j++) out[start + j] = a[ia + j * da] + b[ib + j * db];
+      else if (op === 'mul') for (let j = 0; j < len; j++) out[start + j] = a[ia + j * da] * b[ib + j * db];
+      else if (op === 'sub') for (let j = 0; j < len; j++) out[start + j] = a[ia + j * da] - b[ib + j * db];
+      else if (op === 'div') for (let j = 0; j < len; j++) out[start + j] = a[ia + j * da] / b[ib + j * db];
+      else for (let j = 0; j < len; j++) out[start + j] = f(a[ia + j * da], b[ib + j * db]);
     });
     return out;
   },
@@ -103,8 +117,8 @@ const kernels: { [K in KernelName]: Kernel<K> } = {
     const sc = broadcastStrides(p.condShape, p.outShape);
     const sa = broadcastStrides(p.aShape, p.outShape);
     const sb = broadcastStrides(p.bShape, p.outShape);
-    forEachIndex(p.outShape, [sc, sa, sb], ([ic, ia, ib], i) => {
-      out[i] = c[ic] !== 0 ? a[ia] : b[ib];
+    forEachRow(p.outShape, [sc, sa, sb], ([ic, ia, ib], start, len, [dc, da, db]) => {
+      for (let j = 0; j < len; j++) out[start + j] = c[ic + j * dc] !== 0 ? a[ia + j * da] : b[ib + j * db];
     });
     return out;
   },
@@ -118,13 +132,15 @@ const kernels: { [K in KernelName]: Kernel<K> } = {
     const strides = new Array<number>(p.shape.length).fill(0);
     kept.forEach((axis, j) => (strides[axis] = outStrides[j]));
     if (p.op === 'sum') {
-      forEachIndex(p.shape, [strides], ([o], i) => {
-        out[o] += x[i];
+      forEachRow(p.shape, [strides], ([o], start, len, [d]) => {
+        for (let j = 0; j < len; j++) out[o + j * d] += x[start + j];
       });
     } else {
-      forEachIndex(p.shape, [strides], ([o], i) => {
-        const v = x[i];
-        if (v > out[o] || Number.isNaN(v)) out[o] = v;
+      forEachRow(p.shape, [strides], ([o], start, len, [d]) => {
+        for (let j = 0; j < len; j++) {
+          const v = x[start + j];
+          if (v > out[o + j * d] || Number.isNaN(v)) out[o + j * d] = v;
+        }
       });
     }
     return out;
@@ -133,8 +149,8 @@ const kernels: { [K in KernelName]: Kernel<K> } = {
   expand: ([x], p) => {
     const out = new Float64Array(sizeOf(p.outShape));
     const s = broadcastStrides(p.shape, p.outShape);
-    forEachIndex(p.outShape, [s], ([ix], i) => {
-      out[i] = x[ix];
+    forEachRow(p.outShape, [s], ([ix], start, len, [dx]) => {
+      for (let j = 0; j < len; j++) out[start + j] = x[ix + j * dx];
     });
     return out;
   },
@@ -143,8 +159,8 @@ const kernels: { [K in KernelName]: Kernel<K> } = {
     const outShape = p.perm.map((a) => p.shape[a]);
     const inStrides = stridesOf(p.shape);
     const out = new Float64Array(x.length);
-    forEachIndex(outShape, [p.perm.map((a) => inStrides[a])], ([ix], i) => {
-      out[i] = x[ix];
+    forEachRow(outShape, [p.perm.map((a) => inStrides[a])], ([ix], start, len, [d]) => {
+      for (let j = 0; j < len; j++) out[start + j] = x[ix + j * d];
     });
     return out;
   },
@@ -231,26 +247,20 @@ const kernels: { [K in KernelName]: Kernel<K> } = {
   },
 
   conv2d: ([x, w], g) => {
-    const out = new Float64Array(sizeOf(g.yShape));
-    convLoop(g, (xi, wi, yi) => {
-      out[yi] += x[xi] * w[wi];
-    });
-    return out;
+    const y = new Float64Array(sizeOf(g.yShape));
+    convLoop(g, 'forward', x, w, y);
+    return y;
   },
 
   conv2dBackwardInput: ([dy, w], g) => {
     const dx = new Float64Array(sizeOf(g.xShape));
-    convLoop(g, (xi, wi, yi) => {
-      dx[xi] += dy[yi] * w[wi];
-    });
+    convLoop(g, 'input', dx, w, dy);
     return dx;
   },
 
   conv2dBackwardFilter: ([x, dy], g) => {
     const dw = new Float64Array(sizeOf(g.wShape));
-    convLoop(g, (xi, wi, yi) => {
-      dw[wi] += x[xi] * dy[yi];
-    });
+    convLoop(g, 'filter', x, dw, dy);
     return dw;
   },
 
@@ -286,32 +296,49 @@ const kernels: { [K in KernelName]: Kernel<K> } = {
   },
 };
 
-/** Enumerates every (input, weight, output) triple of a grouped, strided, dilated, padded convolution. */
-function convLoop(g: ConvGeometry, visit: (xi: number, wi: number, yi: number) => void): void {
+/**
+ * Walks every (input, weight, output) triple of a grouped, strided, dilated, padded convolution and
+ * applies one of its three bilinear updates: y += x·w (forward), x += y·w (backward-input) or
+ * w += x·y (backward-filter). The valid output column range of each tap is computed up front so the
+ * innermost loop has no bounds checks.
+ */
+function convLoop(g: ConvGeometry, mode: 'forward' | 'input' | 'filter', x: Float64Array, w: Float64Array, y: Float64Array): void {
   const [N, C, H, W] = g.xShape;
   const [O, Cg, KH, KW] = g.wShape;
   const [, , OH, OW] = g.yShape;
+  const [sh, sw] = g.stride;
+  const [ph, pw] = g.padding;
+  const [dh, dw] = g.dilation;
   const Og = O / g.groups;
   for (let n = 0; n < N; n++) {
     for (let o = 0; o < O; o++) {
       const group = Math.floor(o / Og);
+      const yPlane = (n * O + o) * OH * OW;
       for (let cg = 0; cg < Cg; cg++) {
-        const c = group * Cg + cg;
-        const xPlane = (n * C + c) * H * W;
+        const xPlane = (n * C + group * Cg + cg) * H * W;
         for (let ky = 0; ky < KH; ky++) {
+          // Output rows whose input row iy = oy·sh − ph + ky·dh lies inside the image.
+          const oyLo = Math.max(0, Math.ceil((ph - ky * dh) / sh));
+          const oyHi = Math.min(OH - 1, Math.floor((H - 1 + ph - ky * dh) / sh));
           for (let kx = 0; kx < KW; kx++) {
+            const oxLo = Math.max(0, Math.ceil((pw - kx * dw) / sw));
+            const oxHi = Math.min(OW - 1, Math.floor((W - 1 + pw - kx * dw) / sw));
+            if (oxLo > oxHi) continue;
             const wi = ((o * Cg + cg) * KH + ky) * KW + kx;
-            for (let oy = 0; oy < OH; oy++) {
-              const iy = oy * g.stride[0] - g.padding[0] + ky * g.dilation[0];
-              if (iy < 0 || iy >= H) continue;
-              const yRow = ((n * O + o) * OH + oy) * OW;
-              const xRow = xPlane + iy * W;
-              for (let ox = 0; ox < OW; ox++) {
-                const ix = ox * g.stride[1] - g.padding[1] + kx * g.dilation[1];
-                if (ix < 0 || ix >= W) continue;
-                visit(xRow + ix, wi, yRow + ox);
+            const wv = w[wi];
+            let acc = 0;
+            for (let oy = oyLo; oy <= oyHi; oy++) {
+              const yRow = yPlane + oy * OW;
+              const xRow = xPlane + (oy * sh - ph + ky * dh) * W - pw + kx * dw;
+              if (mode === 'forward') {
+                for (let ox = oxLo; ox <= oxHi; ox++) y[yRow + ox] += wv * x[xRow + ox * sw];
+              } else if (mode === 'input') {
+                for (let ox = oxLo; ox <= oxHi; ox++) x[xRow + ox * sw] += wv * y[yRow + ox];
+              } else {
+                for (let ox = oxLo; ox <= oxHi; ox++) acc += x[xRow + ox * sw] * y[yRow + ox];
               }
             }
+            if (mode === 'filter') w[wi] += acc;
           }
         }
       }

@@ -1,0 +1,563 @@
+/// <reference types="@webgpu/types" />
+/**
+ * The WebGPU backend: float32 storages in GPU buffers, handwritten WGSL kernels.
+ *
+ * ## How a kernel family is written and registered
+ *
+ * A family is a module in `kernels/` that exports one object mapping kernel names (the keys of
+ * `KernelParams` in engine/backend.ts) to implementations:
+ *
+ * ```ts
+ * // kernels/matmul.ts
+ * import type { KernelFamily } from '../engine/webgpu/backend.ts';
+ * import { WGSL_LINEAR } from '../engine/webgpu/pipelines.ts';
+ *
+ * const SOURCE = WGSL_LINEAR + `
+ *   struct Params { m: u32, n: u32, k: u32 }               // shapes in a uniform struct
+ *   @group(0) @binding(0) var<uniform> params: Params;
+ *   @group(0) @binding(1) var<storage, read> a: array<f32>;
+ *   @group(0) @binding(2) var<storage, read> b: array<f32>;
+ *   @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+ *   override WG: u32 = 64;                                  // tile / workgroup sizes as overrides
+ *   @compute @workgroup_size(WG) fn main(...) { ... }`;
+ *
+ * export const matmulKernels: KernelFamily = {
+ *   matmul(ctx, [a, b], p) {
+ *     const out = ctx.output(sizeOf(p.outShape), p.outShape);   // checks limits, poisons in tests
+ *     ctx.dispatch({
+ *       code: SOURCE,                                   // build strings once (module scope or a Map)
+ *       constants: { WG: 64 },                          // `override` values; part of the cache key
+ *       uniforms: { m, n, k },                          // by struct MEMBER name (offsets from reflection)
+ *       bindings: { a, b, out },                        // by WGSL variable NAME (never by index)
+ *       workgroups: [gx, gy, gz],                       // or a number: linear count, split into a 2-D
+ *     });                                               //   grid past 65535 (use linear_index in WGSL)
+ *     return out;
+ *   },
+ * };
+ * ```
+ *
+ * Then add the family to `FAMILIES` below (later entries override earlier ones, so a fast family listed
+ * after `naiveKernels` replaces the naive kernel of the same name). Rules:
+ *
+ * - The implementation is synchronous: it allocates outputs (`ctx.output`) and scratch buffers
+ *   (`ctx.scratch`, freed automatically after the call), then records dispatches. Dispatches are queued
+ *   and encoded later, many per command encoder, in order; a kernel may record several (multi-pass).
+ * - Every resource the entry point uses must be given in `bindings` (a binding the entry point does not use
+ *   is an error, as is a missing one); the uniform struct (at most one per entry point) is filled from
+ *   `uniforms`; members whose names start with `_` are padding and may be omitted.
+ * - Outputs start as garbage (NaN in tests: `debug.poisonOutputs`): write every element.
+ * - Pipelines are cached by (source, entry point, constants): keep the set of distinct sources small and
+ *   put sizes in uniforms; only tile / workgroup sizes belong in override constants.
+ * - WGSL portability (Dawn/Tint and wgpu/naga): no NaN/Inf literals (use bitcast<f32>(0x7fc00000u)),
+ *   test NaN by bits, not `x != x`.
+ * - If the kernel uses `var<workgroup>`, add it to the race check in test/webgpu-kernels.test.ts.
+ *
+ * ## Execution model
+ *
+ * `run` validates and enqueues; nothing reaches the GPU until a flush: `read` flushes, and the queue is
+ * flushed on its own after `maxBatch` dispatches (synchronously when every pipeline is compiled, so a
+ * long synchronous loop cannot grow the queue without bound). A flush waits for pipelines still being
+ * compiled (createComputePipelineAsync under error scopes), then encodes all queued dispatches into one
+ * compute pass, uploads their uniforms into one arena buffer (each at an aligned offset) and submits.
+ * `queue.writeBuffer` runs ahead of unsubmitted encoders, so the arena is only written right before the
+ * submit that uses it, and buffers freed while queued work may still touch them are parked by the pool
+ * until that work is submitted (see buffers.ts).
+ *
+ * Errors: pipeline creation always runs under validation/out-of-memory error scopes; with
+ * `debug.validateDispatches` (or ENGINE_WEBGPU_DEBUG=1) each dispatch is encoded, submitted and checked on
+ * its own, so an error names the kernel and shapes. A tensor larger than maxStorageBufferBindingSize is
+ * refused when it is allocated, with an error naming the kernel and shape.
+ */
+
+import type { Backend, KernelName, KernelParams, MemoryStats, Storage } from '../backend.ts';
+import { fmt, type Shape } from '../shape.ts';
+import { BufferPool, type PoolStats } from './buffers.ts';
+import { describeAdapter, getDevice, type GpuContext } from './device.ts';
+import { withErrorScopes } from './errors.ts';
+import { PipelineCache, gridFor, packUniforms, type OverrideConstants, type PipelineEntry, type UniformValues } from './pipelines.ts';
+import { elementwiseKernels } from '../../kernels/elementwise.ts';
+import { reduceKernels } from '../../kernels/reduce.ts';
+import { layoutKernels } from '../../kernels/layout.ts';
+import { gatherKernels } from '../../kernels/gather.ts';
+import { poolKernels } from '../../kernels/pool.ts';
+import { naiveKernels } from '../../kernels/naive.ts';
+
+// ---------------------------------------------------------------------------------------------------
+// The kernel-author API
+
+/** A float32 tensor in a GPU buffer. `buffer` is null once freed. */
+export class GpuStorage implements Storage {
+  constructor(
+    readonly backend: WebGpuBackend,
+    readonly size: number,
+    public buffer: GPUBuffer | null,
+  ) {}
+  /** Bytes bound to a shader: the tensor's bytes (≥ 4, so zero-size tensors bind too). */
+  get bindingSize(): number {
+    return Math.max(4, this.size * 4);
+  }
+}
+
+export interface DispatchSpec {
+  /** WGSL source. Build it once per variant: the same string is the cache key. */
+  code: string;
+  /** Default 'main'. */
+  entryPoint?: string;
+  /** Pipeline-overridable constants (`override` declarations). */
+  constants?: OverrideConstants;
+  /** Values for the uniform struct's members, by name. */
+  uniforms?: UniformValues;
+  /** Storage buffers by WGSL variable name. */
+  bindings: Record<string, GpuStorage>;
+  /** Workgroup grid, or a linear workgroup count laid out by gridFor (1-D, or 2-D when large). */
+  workgroups: number | readonly [number, number?, number?];
+  /** Shown in errors; defaults to the kernel and its parameters. */
+  label?: string;
+}
+
+export interface KernelContext {
+  readonly kernel: KernelName;
+  readonly limits: GPUSupportedLimits;
+  /** A new output of `size` float elements; refused (naming kernel and shape) past the binding limit. */
+  output(size: number, shape?: Shape): GpuStorage;
+  /** A temporary buffer, freed automatically when the kernel returns (after its dispatches). */
+  scratch(size: number, shape?: Shape): GpuStorage;
+  /** Queues one dispatch. */
+  dispatch(spec: DispatchSpec): void;
+  /** Runs another kernel of this backend (e.g. `fill` to zero an accumulator) and returns its output. */
+  call<K extends KernelName>(kernel: K, inputs: readonly GpuStorage[], params: KernelParams[K]): GpuStorage;
+}
+
+export type KernelImpl<K extends KernelName> = (ctx: KernelContext, inputs: readonly GpuStorage[], params: KernelParams[K]) => GpuStorage;
+export type KernelFamily = { [K in KernelName]?: KernelImpl<K> };
+
+/** Families in priority order: a later family's kernel replaces an earlier one of the same name. */
+const FAMILIES: readonly KernelFamily[] = [naiveKernels, elementwiseKernels, reduceKernels, layoutKernels, gatherKernels, poolKernels];
+
+/** Families written separately that replace naive kernels when present (module path, export name). */
+const OPTIONAL_FAMILIES: readonly [string, string][] = [
+  ['../../kernels/matmul.ts', 'matmulKernels'],
+  ['../../kernels/conv2d.ts', 'conv2dKernels'],
+];
+
+// ---------------------------------------------------------------------------------------------------
+// The backend
+
+export interface WebGpuDebugOptions {
+  /** Fill every newly acquired output and scratch buffer with NaN, so unwritten elements show. */
+  poisonOutputs: boolean;
+  /** Encode, submit and check each dispatch in its own error scope (slow; precise error labels). */
+  validateDispatches: boolean;
+}
+
+interface QueuedDispatch {
+  label: string;
+  entry: PipelineEntry;
+  buffers: { name: string; group: number; binding: number; storage: GpuStorage }[];
+  uniform: { group: number; binding: number; bytes: Uint8Array } | null;
+  grid: [number, number, number];
+}
+
+const STORAGE_USAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
+const STAGING_USAGE = 0x01 | 0x08; // MAP_READ | COPY_DST
+const UNIFORM_USAGE = 0x40 | 0x08; // UNIFORM | COPY_DST
+const MAP_READ = 0x01;
+
+function envFlag(name: string): boolean {
+  try {
+    const g = globalThis as { Deno?: { env: { get(k: string): string | undefined } }; process?: { env: Record<string, string | undefined> } };
+    const v = g.Deno ? g.Deno.env.get(name) : g.process?.env[name];
+    return v === '1' || v === 'true';
+  } catch {
+    return false;
+  }
+}
+
+/** Short description of a kernel call for error messages: the kernel and its shape-like parameters. */
+function describeCall(kernel: string, params: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(params, (_k, v) => (Array.isArray(v) && v.every((x) => typeof x === 'number') ? fmt(v) : v));
+  } catch {
+    text = '';
+  }
+  text = text.replace(/"/g, '');
+  return `${kernel}${text.length > 240 ? `${text.slice(0, 240)}…` : text}`;
+}
+
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  readonly epsilon = 2 ** -23;
+  readonly debug: WebGpuDebugOptions = {
+    poisonOutputs: envFlag('ENGINE_WEBGPU_POISON'),
+    validateDispatches: envFlag('ENGINE_WEBGPU_DEBUG'),
+  };
+  /** Queued dispatches that trigger a flush. */
+  maxBatch = 64;
+
+  readonly device: GPUDevice;
+  readonly limits: GPUSupportedLimits;
+  readonly pipelines: PipelineCache;
+  private readonly pool: BufferPool;
+  private readonly stagingPool: BufferPool;
+  private readonly kernels: KernelFamily;
+
+  private live = 0;
+  private liveBytes = 0;
+  /** Dispatches not yet encoded. */
+  private queue: QueuedDispatch[] = [];
+  /** Dispatches taken by a flush and not yet submitted. */
+  private taken = 0;
+  private flushTail: Promise<void> = Promise.resolve();
+  private flushesRunning = 0;
+  /** An error from a flush nobody awaited (an automatic one); thrown by the next read or run. */
+  private failure: Error | null = null;
+  private arena: GPUBuffer | null = null;
+  private readonly uniformAlign: number;
+  private counters = { dispatches: 0, submits: 0 };
+
+  constructor(readonly ctx: GpuContext, families: readonly KernelFamily[] = FAMILIES) {
+    this.device = ctx.device;
+    this.limits = ctx.limits;
+    this.pipelines = new PipelineCache(this.device);
+    this.pool = new BufferPool(this.device, STORAGE_USAGE, 'tensor');
+    this.stagingPool = new BufferPool(this.device, STAGING_USAGE, 'readback', 64 * 1024 * 1024);
+    this.uniformAlign = Math.max(16, this.limits.minUniformBufferOffsetAlignment);
+    this.kernels = Object.assign({}, ...families) as KernelFamily;
+  }
+
+  describe(): string {
+    return describeAdapter(this.ctx);
+  }
+
+  // --- storage --------------------------------------------------------------------------------------
+
+  /** Allocates a storage of `size` floats; `what` names the kernel and shape for the limit error. */
+  allocate(size: number, what: string): GpuStorage {
+    if (!Number.isInteger(size) || size < 0) throw new Error(`webgpu ${what}: invalid element count ${size}`);
+    const bytes = Math.max(4, size * 4);
+    const limit = this.limits.maxStorageBufferBindingSize;
+    if (bytes > limit) {
+      throw new Error(
+        `webgpu ${what}: ${size} float32 elements (${bytes} bytes) exceed this device's maxStorageBufferBindingSize of ${limit} bytes`,
+      );
+    }
+    const buffer = this.pool.acquire(bytes);
+    this.live++;
+    this.liveBytes += size * 4;
+    return new GpuStorage(this, size, buffer);
+  }
+
+  upload(values: ArrayLike<number>): Storage {
+    const s = this.allocate(values.length, `upload of [${values.length}]`);
+    if (values.length > 0) {
+      const data = values instanceof Float32Array ? values : Float32Array.from(values);
+      this.device.queue.writeBuffer(s.buffer!, 0, data.buffer, data.byteOffset, data.byteLength);
+    }
+    return s;
+  }
+
+  free(storage: Storage): void {
+    const s = storage as GpuStorage;
+    if (s.backend !== this || !s.buffer) return;
+    this.pool.release(s.buffer, this.queue.length + this.taken > 0);
+    s.buffer = null;
+    this.live--;
+    this.liveBytes -= s.size * 4;
+  }
+
+  memory(): MemoryStats {
+    return { buffers: this.live, bytes: this.liveBytes };
+  }
+
+  /** GPU-level buffer accounting (idle pooled buffers included) and dispatch counters. */
+  stats(): PoolStats & { pipelines: number; dispatches: number; submits: number } {
+    return { ...this.pool.stats(), pipelines: this.pipelines.size, ...this.counters };
+  }
+
+  /** Destroys idle pooled buffers. */
+  trim(): void {
+    this.pool.trim();
+    this.stagingPool.trim();
+  }
+
+  private checkStorage(storage: Storage, what: string): GpuStorage {
+    const s = storage as GpuStorage;
+    if (s.backend !== this) throw new Error(`webgpu ${what}: the storage belongs to the ${storage.backend.name} backend`);
+    if (!s.buffer) throw new Error(`webgpu ${what}: tensor used after dispose()`);
+    return s;
+  }
+
+  private poison(s: GpuStorage): void {
+    if (s.size > 0) this.device.queue.writeBuffer(s.buffer!, 0, new Float32Array(s.size).fill(NaN));
+  }
+
+  // --- kernels --------------------------------------------------------------------------------------
+
+  run<K extends KernelName>(kernel: K, inputs: readonly Storage[], params: KernelParams[K]): Storage {
+    this.raiseFailure();
+    const out = this.runKernel(kernel, inputs.map((s, i) => this.checkStorage(s, `${kernel} input ${i}`)), params);
+    if (this.queue.length >= this.maxBatch) this.autoFlush();
+    return out;
+  }
+
+  private runKernel<K extends KernelName>(kernel: K, inputs: readonly GpuStorage[], params: KernelParams[K]): GpuStorage {
+    const impl = this.kernels[kernel] as KernelImpl<K> | undefined;
+    if (!impl) throw new Error(`webgpu: no kernel "${kernel}"`);
+    const what = describeCall(kernel, params);
+    const scratch: GpuStorage[] = [];
+    const outputs: GpuStorage[] = [];
+    const ctx: KernelContext = {
+      kernel,
+      limits: this.limits,
+      output: (size, shape) => {
+        const s = this.allocate(size, shape ? `${kernel} output ${fmt(shape)} (${what})` : what);
+        outputs.push(s);
+        if (this.debug.poisonOutputs) this.poison(s);
+        return s;
+      },
+      scratch: (size, shape) => {
+        const s = this.allocate(size, shape ? `${kernel} scratch ${fmt(shape)} (${what})` : what);
+        scratch.push(s);
+        if (this.debug.poisonOutputs) this.poison(s);
+        return s;
+      },
+      dispatch: (spec) => this.enqueue(spec, what),
+      call: (k, ins, p) => {
+        const s = this.runKernel(k, ins, p);
+        outputs.push(s);
+        return s;
+      },
+    };
+    let result: GpuStorage;
+    try {
+      result = impl(ctx, inputs, params);
+    } catch (err) {
+      for (const s of [...outputs, ...scratch]) this.free(s);
+      throw err;
+    }
+    for (const s of scratch) this.free(s);
+    // Outputs the kernel made but does not return (e.g. an intermediate pass) are freed too.
+    for (const s of outputs) if (s !== result) this.free(s);
+    return result;
+  }
+
+  private enqueue(spec: DispatchSpec, what: string): void {
+    const label = spec.label ? `${spec.label} (${what})` : what;
+    const entry = this.pipelines.get(spec.code, spec.entryPoint ?? 'main', spec.constants, label);
+    const info = entry.info;
+    const buffers: QueuedDispatch['buffers'] = [];
+    for (const [name, storage] of Object.entries(spec.bindings)) {
+      const b = info.bindings.get(name);
+      if (!b || b.kind !== 'storage') {
+        throw new Error(`${label}: entry point ${info.entryPoint} uses no storage buffer "${name}" (uses: ${[...info.bindings.keys()].join(', ')})`);
+      }
+      buffers.push({ name, group: b.group, binding: b.binding, storage: this.checkStorage(storage, `${label} binding ${name}`) });
+    }
+    for (const b of info.bindings.values()) {
+      if (b.kind === 'storage' && !(b.name in spec.bindings)) throw new Error(`${label}: storage buffer "${b.name}" not bound`);
+    }
+    let uniform: QueuedDispatch['uniform'] = null;
+    if (info.uniform) {
+      uniform = { group: info.uniform.group, binding: info.uniform.binding, bytes: packUniforms(info.uniform.layout, spec.uniforms ?? {}, label) };
+    } else if (spec.uniforms && Object.keys(spec.uniforms).length > 0) {
+      throw new Error(`${label}: uniforms given but entry point ${info.entryPoint} declares no uniform buffer`);
+    }
+    const maxDim = this.limits.maxComputeWorkgroupsPerDimension;
+    let grid: [number, number, number];
+    if (typeof spec.workgroups === 'number') {
+      grid = gridFor(spec.workgroups, maxDim, label);
+    } else {
+      grid = [spec.workgroups[0], spec.workgroups[1] ?? 1, spec.workgroups[2] ?? 1];
+      if (grid.some((g) => g > maxDim)) throw new Error(`${label}: grid ${fmt(grid)} exceeds ${maxDim} workgroups per dimension`);
+    }
+    if (grid.some((g) => !Number.isInteger(g) || g < 0)) throw new Error(`${label}: invalid grid ${fmt(grid)}`);
+    if (grid[0] * grid[1] * grid[2] === 0) return; // nothing to do (empty tensors)
+    this.queue.push({ label, entry, buffers, uniform, grid });
+  }
+
+  // --- flushing -------------------------------------------------------------------------------------
+
+  /** Encodes and submits every queued dispatch (waiting for pipelines still compiling). */
+  flush(): Promise<void> {
+    const done = this.flushTail.then(() => this.flushQueued());
+    this.flushTail = done.catch(() => undefined);
+    return done;
+  }
+
+  private autoFlush(): void {
+    const canSync = this.flushesRunning === 0 && !this.debug.validateDispatches && this.queue.every((d) => d.entry.pipeline);
+    if (canSync) {
+      const batch = this.queue;
+      this.queue = [];
+      try {
+        this.submit(batch);
+      } catch (err) {
+        this.failure ??= err as Error;
+      }
+      return;
+    }
+    this.flush().catch((err: Error) => {
+      this.failure ??= err;
+    });
+  }
+
+  private raiseFailure(): void {
+    const f = this.failure;
+    if (f) {
+      this.failure = null;
+      throw f;
+    }
+  }
+
+  private async flushQueued(): Promise<void> {
+    this.flushesRunning++;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue;
+        this.queue = [];
+        this.taken += batch.length;
+        try {
+          const waiting = [...new Set(batch.filter((d) => !d.entry.pipeline).map((d) => d.entry))];
+          if (waiting.length > 0) await Promise.all(waiting.map((e) => e.ready));
+          if (this.debug.validateDispatches) {
+            for (const d of batch) await withErrorScopes(this.device, d.label, () => this.submit([d]));
+          } else {
+            this.submit(batch);
+          }
+        } finally {
+          this.taken -= batch.length;
+          if (this.queue.length + this.taken === 0) {
+            this.pool.afterSubmit();
+          }
+        }
+      }
+    } finally {
+      this.flushesRunning--;
+    }
+  }
+
+  /** Encodes `batch` into one compute pass, writes its uniforms into the arena and submits. */
+  private submit(batch: readonly QueuedDispatch[]): void {
+    if (batch.length === 0) return;
+    const align = this.uniformAlign;
+    let total = 0;
+    const offsets = batch.map((d) => {
+      if (!d.uniform) return -1;
+      const at = total;
+      total = Math.ceil((total + d.uniform.bytes.length) / align) * align;
+      return at;
+    });
+    const arena = this.arenaOf(total);
+    const mirror = new Uint8Array(Math.max(total, 16));
+    const encoder = this.device.createCommandEncoder({ label: batch.length === 1 ? batch[0].label : `batch of ${batch.length}` });
+    const pass = encoder.beginComputePass();
+    batch.forEach((d, i) => {
+      const groups = new Map<number, GPUBindGroupEntry[]>();
+      const entriesOf = (g: number): GPUBindGroupEntry[] => {
+        let list = groups.get(g);
+        if (!list) groups.set(g, (list = []));
+        return list;
+      };
+      for (const b of d.buffers) {
+        const buffer = b.storage.buffer;
+        if (!buffer) throw new Error(`${d.label}: buffer "${b.name}" was freed before its dispatch was encoded`);
+        entriesOf(b.group).push({ binding: b.binding, resource: { buffer, offset: 0, size: b.storage.bindingSize } });
+      }
+      if (d.uniform) {
+        mirror.set(d.uniform.bytes, offsets[i]);
+        entriesOf(d.uniform.group).push({ binding: d.uniform.binding, resource: { buffer: arena!, offset: offsets[i], size: d.uniform.bytes.length } });
+      }
+      pass.setPipeline(d.entry.pipeline!);
+      for (const [g, entries] of groups) {
+        pass.setBindGroup(g, this.device.createBindGroup({ label: d.label, layout: d.entry.layouts.get(g)!, entries }));
+      }
+      pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+    });
+    pass.end();
+    if (total > 0) this.device.queue.writeBuffer(arena!, 0, mirror.buffer, 0, total);
+    this.device.queue.submit([encoder.finish()]);
+    this.counters.dispatches += batch.length;
+    this.counters.submits++;
+    if (this.queue.length + this.taken === 0) this.pool.afterSubmit();
+  }
+
+  /** The uniform arena, grown to at least `bytes`. Rewritten before each submit (queue-ordered). */
+  private arenaOf(bytes: number): GPUBuffer | null {
+    if (bytes === 0) return this.arena;
+    if (!this.arena || this.arena.size < bytes) {
+      // A replaced arena may still be read by submitted work; destroy() waits for that work.
+      this.arena?.destroy();
+      const size = Math.max(64 * 1024, 2 ** Math.ceil(Math.log2(bytes)));
+      this.arena = this.device.createBuffer({ size, usage: UNIFORM_USAGE, label: 'uniform arena' });
+    }
+    return this.arena;
+  }
+
+  // --- readback -------------------------------------------------------------------------------------
+
+  async read(storage: Storage): Promise<Float64Array> {
+    this.checkStorage(storage, 'read');
+    await this.flush();
+    this.raiseFailure();
+    const s = this.checkStorage(storage, 'read'); // freed while we waited?
+    if (s.size === 0) return new Float64Array(0);
+    const bytes = s.size * 4;
+    const staging = this.stagingPool.acquire(bytes);
+    const encoder = this.device.createCommandEncoder({ label: 'readback' });
+    encoder.copyBufferToBuffer(s.buffer!, 0, staging, 0, bytes);
+    this.device.queue.submit([encoder.finish()]);
+    this.counters.submits++;
+    try {
+      await staging.mapAsync(MAP_READ, 0, bytes);
+      const out = new Float64Array(s.size);
+      out.set(new Float32Array(staging.getMappedRange(0, bytes)));
+      staging.unmap();
+      return out;
+    } finally {
+      this.stagingPool.release(staging, false);
+    }
+  }
+
+  /** Waits until every queued dispatch has run on the GPU (benchmarks). */
+  async sync(): Promise<void> {
+    await this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.raiseFailure();
+  }
+}
+
+/** Creates the WebGPU backend on the process-wide device; throws when no adapter is available. */
+export async function createWebGpuBackend(): Promise<WebGpuBackend> {
+  const ctx = await getDevice();
+  const families = [...FAMILIES, ...(await loadOptionalFamilies())];
+  return new WebGpuBackend(ctx, families);
+}
+
+/** Loads the optional families that exist; a family that exists but fails to load is an error. */
+async function loadOptionalFamilies(): Promise<KernelFamily[]> {
+  const found: KernelFamily[] = [];
+  for (const [path, exportName] of OPTIONAL_FAMILIES) {
+    const url = new URL(path, import.meta.url);
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(/* @vite-ignore */ url.href)) as Record<string, unknown>;
+    } catch (err) {
+      if (await missing(url)) continue;
+      throw err;
+    }
+    const family = mod[exportName];
+    if (!family || typeof family !== 'object') throw new Error(`webgpu: ${path} must export ${exportName}: KernelFamily`);
+    found.push(family as KernelFamily);
+  }
+  return found;
+}
+
+async function missing(url: URL): Promise<boolean> {
+  try {
+    const fs = await import(/* @vite-ignore */ 'node:fs');
+    return !fs.existsSync(url);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,69 @@
+// CIFAR-10 ResNet-20/32/44/56 (He et al. 2016, §4.2) with option-A shortcuts, with the parameter names of
+// akamaster/pytorch_resnet_cifar10, whose pretrained weights the project ships.
+
+import * as E from '../../engine/ops.ts';
+import type { Tensor } from '../../engine/tensor.ts';
+import { BatchNorm2d, Conv2d, Linear, Sequential } from '../layers.ts';
+import { Module } from '../module.ts';
+
+class BasicBlockA extends Module {
+  private readonly conv1: Conv2d;
+  private readonly bn1: BatchNorm2d;
+  private readonly conv2: Conv2d;
+  private readonly bn2: BatchNorm2d;
+  private readonly downsample: boolean;
+
+  constructor(inPlanes: number, readonly planes: number, stride: number) {
+    super();
+    this.conv1 = this.add('conv1', new Conv2d(inPlanes, planes, 3, { stride, padding: 1, bias: false }));
+    this.bn1 = this.add('bn1', new BatchNorm2d(planes));
+    this.conv2 = this.add('conv2', new Conv2d(planes, planes, 3, { padding: 1, bias: false }));
+    this.bn2 = this.add('bn2', new BatchNorm2d(planes));
+    this.downsample = stride !== 1 || inPlanes !== planes;
+  }
+
+  /** Option A: subsample by 2 and zero-pad planes/4 channels on each side; no parameters. */
+  private shortcut(x: Tensor): Tensor {
+    if (!this.downsample) return x;
+    const sub = E.slice(x, [0, 0, 0, 0], [null, null, null, null], [1, 1, 2, 2]);
+    const p = this.planes / 4;
+    return E.pad(sub, [[0, 0], [p, p], [0, 0], [0, 0]]);
+  }
+
+  forward(x: Tensor): Tensor {
+    const out = E.relu(this.bn1.call(this.conv1.call(x)));
+    return E.relu(E.add(this.bn2.call(this.conv2.call(out)), this.shortcut(x)));
+  }
+}
+
+export class CifarResNet extends Module {
+  private readonly stem: [Conv2d, BatchNorm2d];
+  private readonly stages: Sequential[];
+  private readonly linear: Linear;
+
+  constructor(depth: number, numClasses = 10) {
+    super();
+    if ((depth - 2) % 6 !== 0) throw new Error(`CIFAR ResNet depth must be 6n + 2, got ${depth}`);
+    const n = (depth - 2) / 6;
+    this.stem = [this.add('conv1', new Conv2d(3, 16, 3, { padding: 1, bias: false })), this.add('bn1', new BatchNorm2d(16))];
+    let inPlanes = 16;
+    this.stages = [16, 32, 64].map((planes, s) => {
+      const blocks = Array.from({ length: n }, (_, i) => {
+        const block = new BasicBlockA(inPlanes, planes, s > 0 && i === 0 ? 2 : 1);
+        inPlanes = planes;
+        return block;
+      });
+      return this.add(`layer${s + 1}`, new Sequential(...blocks));
+    });
+    this.linear = this.add('linear', new Linear(64, numClasses));
+    this.finalize();
+  }
+
+  forward(x: Tensor): Tensor {
+    let out = E.relu(this.stem[1].call(this.stem[0].call(x)));
+    for (const stage of this.stages) out = stage.call(out);
+    // F.avg_pool2d(out, out.size(3)): a global average over the final 8×8 map.
+    const pooled = E.flatten(E.mean(out, [2, 3], true), 1);
+    return this.linear.call(pooled);
+  }
+}

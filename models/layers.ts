@@ -1,0 +1,116 @@
+// Leaf modules with torch's names, parameter layouts and eval-mode behaviour.
+
+import * as E from '../engine/ops.ts';
+import type { Tensor } from '../engine/tensor.ts';
+import { Module } from './module.ts';
+
+type Pair = number | [number, number];
+const pairOf = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
+
+export interface Conv2dConfig {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+  bias?: boolean;
+}
+
+export class Conv2d extends Module {
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly dilation: [number, number];
+  readonly groups: number;
+  constructor(readonly inChannels: number, readonly outChannels: number, kernel: Pair, cfg: Conv2dConfig = {}) {
+    super();
+    const [kh, kw] = pairOf(kernel);
+    this.stride = pairOf(cfg.stride ?? 1);
+    this.padding = pairOf(cfg.padding ?? 0);
+    this.dilation = pairOf(cfg.dilation ?? 1);
+    this.groups = cfg.groups ?? 1;
+    this.declare('weight', [outChannels, inChannels / this.groups, kh, kw]);
+    if (cfg.bias ?? true) this.declare('bias', [outChannels]);
+  }
+  forward(x: Tensor): Tensor {
+    return E.conv2d(x, this.p('weight'), this.has('bias') ? this.p('bias') : null, {
+      stride: this.stride,
+      padding: this.padding,
+      dilation: this.dilation,
+      groups: this.groups,
+    });
+  }
+}
+
+export class BatchNorm2d extends Module {
+  constructor(readonly channels: number, readonly eps = 1e-5) {
+    super();
+    for (const name of ['weight', 'bias', 'running_mean', 'running_var']) this.declare(name, [channels]);
+  }
+  forward(x: Tensor): Tensor {
+    return E.batchNorm(x, { mean: this.p('running_mean'), var: this.p('running_var'), weight: this.p('weight'), bias: this.p('bias'), eps: this.eps });
+  }
+}
+
+export class Linear extends Module {
+  constructor(readonly inFeatures: number, readonly outFeatures: number, bias = true) {
+    super();
+    this.declare('weight', [outFeatures, inFeatures]);
+    if (bias) this.declare('bias', [outFeatures]);
+  }
+  forward(x: Tensor): Tensor {
+    return E.linear(x, this.p('weight'), this.has('bias') ? this.p('bias') : null);
+  }
+}
+
+export class LayerNorm extends Module {
+  constructor(readonly normalizedShape: number[], readonly eps = 1e-5, affine = true) {
+    super();
+    if (affine) {
+      this.declare('weight', normalizedShape);
+      this.declare('bias', normalizedShape);
+    }
+  }
+  forward(x: Tensor): Tensor {
+    const affine = this.has('weight');
+    return E.layerNorm(x, affine ? this.p('weight') : null, affine ? this.p('bias') : null, this.eps, this.normalizedShape);
+  }
+}
+
+/** A module wrapping a parameter-free function (activations, flatten, …). */
+export class Lambda extends Module {
+  constructor(readonly fn: (x: Tensor) => Tensor, readonly kind: string) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.fn(x);
+  }
+}
+
+export const ReLU = () => new Lambda(E.relu, 'ReLU');
+export const ReLU6 = () => new Lambda(E.relu6, 'ReLU6');
+export const SiLU = () => new Lambda(E.silu, 'SiLU');
+export const GELU = (approximate: 'none' | 'tanh' = 'none') => new Lambda((x) => E.gelu(x, { approximate }), 'GELU');
+export const Sigmoid = () => new Lambda(E.sigmoid, 'Sigmoid');
+export const Hardswish = () => new Lambda(E.hardswish, 'Hardswish');
+export const Hardsigmoid = () => new Lambda(E.hardsigmoid, 'Hardsigmoid');
+/** Dropout and stochastic depth are the identity in eval mode. */
+export const Identity = (kind = 'Identity') => new Lambda((x) => x, kind);
+export const Flatten = (startDim = 1) => new Lambda((x) => E.flatten(x, startDim), 'Flatten');
+export const MaxPool2d = (kernel: Pair, stride?: Pair, padding: Pair = 0) =>
+  new Lambda((x) => E.maxPool2d(x, { kernel, stride: stride ?? kernel, padding }), 'MaxPool2d');
+export const AvgPool2d = (kernel: Pair, stride?: Pair, padding: Pair = 0) =>
+  new Lambda((x) => E.avgPool2d(x, { kernel, stride: stride ?? kernel, padding }), 'AvgPool2d');
+export const AdaptiveAvgPool2d = (size: Pair) => new Lambda((x) => E.adaptiveAvgPool2d(x, size), 'AdaptiveAvgPool2d');
+
+/** Children named "0", "1", … run in order, as torch.nn.Sequential. */
+export class Sequential extends Module {
+  readonly layers: Module[];
+  constructor(...layers: Module[]) {
+    super();
+    this.layers = layers;
+    layers.forEach((m, i) => this.add(i, m));
+  }
+  forward(x: Tensor): Tensor {
+    for (const m of this.layers) x = m.call(x);
+    return x;
+  }
+}

@@ -1,0 +1,136 @@
+// The model zoo: architecture names (a contract: the CAM CLI's --arch and --model take them), their
+// preprocessing, class labels and default CAM target layer, and the entries with shipped weights.
+
+import { fileURLToPath } from 'node:url';
+import type { Backend } from '../engine/backend.ts';
+import { getBackend } from '../engine/runtime.ts';
+import { readSafetensors, SafetensorsError, type SafetensorsFile } from './safetensors.ts';
+import { ModelError, type Module, type StateDictSource } from './module.ts';
+import { CifarResNet } from './archs/resnet_cifar.ts';
+import { CIFAR10_CLASSES } from './labels.ts';
+
+export interface Preprocessing {
+  /** Shorter side resized to this before cropping (torchvision Resize(int)); none = no resize. */
+  resize?: number;
+  /** Centre crop [h, w]; none = no crop. */
+  crop?: [number, number];
+  mean: [number, number, number];
+  std: [number, number, number];
+  /** Expected input [H, W]. */
+  inputSize: [number, number];
+}
+
+export interface Architecture {
+  name: string;
+  build(numClasses?: number): Module;
+  defaultLayer: string;
+  preprocessing: Preprocessing;
+  /** Class names for the default number of classes. */
+  labels: readonly string[];
+}
+
+export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
+
+const CIFAR_PREPROCESSING: Preprocessing = { mean: IMAGENET_MEAN, std: IMAGENET_STD, inputSize: [32, 32] };
+
+const architectures = new Map<string, Architecture>();
+
+export function registerArchitecture(arch: Architecture): void {
+  architectures.set(arch.name, arch);
+}
+
+for (const depth of [20, 32, 44, 56]) {
+  registerArchitecture({
+    name: `resnet${depth}`,
+    build: (numClasses = 10) => new CifarResNet(depth, numClasses),
+    defaultLayer: 'layer3',
+    preprocessing: CIFAR_PREPROCESSING,
+    labels: CIFAR10_CLASSES,
+  });
+}
+
+export function architectureNames(): string[] {
+  return [...architectures.keys()].sort();
+}
+
+export function getArchitecture(name: string): Architecture {
+  const arch = architectures.get(name);
+  if (!arch) throw new ModelError(`unknown architecture "${name}"; known: ${architectureNames().join(', ')}`);
+  return arch;
+}
+
+export interface ZooEntry {
+  name: string;
+  arch: string;
+  /** Weights shipped with the project (a path under models/weights). */
+  weights: string;
+  description: string;
+}
+
+const WEIGHTS_DIR = fileURLToPath(new URL('./weights/', import.meta.url));
+
+const zoo: ZooEntry[] = [
+  { name: 'resnet20_cifar10', arch: 'resnet20', weights: 'resnet20_cifar10.safetensors', description: 'CIFAR-10 ResNet-20 (akamaster/pytorch_resnet_cifar10, BSD-2)' },
+  { name: 'resnet56_cifar10', arch: 'resnet56', weights: 'resnet56_cifar10.safetensors', description: 'CIFAR-10 ResNet-56 (akamaster/pytorch_resnet_cifar10, BSD-2)' },
+];
+
+export function zooNames(): string[] {
+  return zoo.map((z) => z.name);
+}
+
+export function getZooEntry(name: string): ZooEntry {
+  const entry = zoo.find((z) => z.name === name);
+  if (!entry) throw new ModelError(`unknown model "${name}"; shipped models: ${zooNames().join(', ')}`);
+  return entry;
+}
+
+/** Adapts a safetensors file to the module tree's loader (float dtypes only). */
+export function stateDictFromSafetensors(file: SafetensorsFile): StateDictSource {
+  return {
+    names: () => file.names,
+    has: (n) => file.has(n),
+    shape: (n) => file.entry(n).shape,
+    values: (n) => file.float32(n),
+  };
+}
+
+export interface LoadedModel {
+  name: string;
+  arch: Architecture;
+  module: Module;
+  numClasses: number;
+  labels: readonly string[];
+}
+
+/** Builds an architecture and loads a safetensors weights file into it (strict names and shapes). */
+export async function loadModel(archName: string, weightsPath: string, backend: Backend = getBackend()): Promise<LoadedModel> {
+  const arch = getArchitecture(archName);
+  let file: SafetensorsFile;
+  try {
+    file = await readSafetensors(weightsPath);
+  } catch (e) {
+    if (e instanceof SafetensorsError) throw e;
+    throw new ModelError(`${weightsPath}: cannot read weights (${(e as Error).message})`);
+  }
+  const numClasses = inferNumClasses(file) ?? undefined;
+  const module = arch.build(numClasses);
+  module.loadStateDict(stateDictFromSafetensors(file), { backend, sourceName: weightsPath });
+  const n = numClasses ?? arch.labels.length;
+  const labels = n === arch.labels.length ? arch.labels : Array.from({ length: n }, (_, i) => `class ${i}`);
+  return { name: archName, arch, module, numClasses: n, labels };
+}
+
+/** The number of classes, read from the classifier's bias/weight (the last 1-D or 2-D float tensor named like a head). */
+function inferNumClasses(file: SafetensorsFile): number | null {
+  const heads = ['linear.weight', 'fc.weight', 'classifier.weight', 'classifier.1.weight', 'classifier.6.weight', 'classifier.2.weight', 'head.weight', 'head.fc.weight', 'heads.head.weight'];
+  for (const h of heads) if (file.has(h)) return file.entry(h).shape[0];
+  return null;
+}
+
+/** Loads a zoo model with its shipped weights. */
+export async function loadZooModel(name: string, backend: Backend = getBackend()): Promise<LoadedModel> {
+  const entry = getZooEntry(name);
+  const loaded = await loadModel(entry.arch, WEIGHTS_DIR + entry.weights, backend);
+  return { ...loaded, name };
+}
