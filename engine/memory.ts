@@ -75,3 +75,23 @@ export function tidy<T>(fn: () => T): T {
 export function dispose(value: unknown): void {
   collectTensors(value, (t) => t.dispose());
 }
+
+/**
+ * The asynchronous form of tidy, for pipelines that await readbacks. Tensors created by anything running
+ * concurrently would be attributed to this scope too: run one such computation at a time.
+ */
+export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = await fn();
+  } catch (e) {
+    scopes.splice(scopes.lastIndexOf(scope), 1);
+    closeScope(scope, undefined);
+    throw e;
+  }
+  scopes.splice(scopes.lastIndexOf(scope), 1);
+  closeScope(scope, result);
+  return result;
+}

@@ -46,6 +46,8 @@ export class ForwardReplay {
   private recording = true;
   targetCall = 0;
   captured: Tensor | null = null;
+  /** Returned in place of the target's output in later passes (the watched activation). */
+  replacement: Tensor | null = null;
 
   constructor(readonly targetPath: string) {}
 
@@ -105,6 +107,7 @@ export abstract class Module {
     const key = `${this.path}#${call}`;
     const replay = s.replay;
     if (replay && !replay.isRecording) {
+      if (replay.replacement && this.path === replay.targetPath && call === replay.targetCall) return replay.replacement;
       const memo = replay.lookup(key);
       if (memo) return memo;
     }

@@ -1,64 +1,13 @@
-// The model zoo: architecture names (a contract: the CAM CLI's --arch and --model take them), their
-// preprocessing, class labels and default CAM target layer, and the entries with shipped weights.
+// The model zoo: entries with shipped weights, and loading any registered architecture from a
+// safetensors file. Zoo names and architecture names are a contract (the CAM CLI's --model and --arch).
 
 import { fileURLToPath } from 'node:url';
 import type { Backend } from '../engine/backend.ts';
 import { getBackend } from '../engine/runtime.ts';
 import { readSafetensors, SafetensorsError, type SafetensorsFile } from './safetensors.ts';
 import { ModelError, type Module, type StateDictSource } from './module.ts';
-import { CifarResNet } from './archs/resnet_cifar.ts';
-import { CIFAR10_CLASSES } from './labels.ts';
-
-export interface Preprocessing {
-  /** Shorter side resized to this before cropping (torchvision Resize(int)); none = no resize. */
-  resize?: number;
-  /** Centre crop [h, w]; none = no crop. */
-  crop?: [number, number];
-  mean: [number, number, number];
-  std: [number, number, number];
-  /** Expected input [H, W]. */
-  inputSize: [number, number];
-}
-
-export interface Architecture {
-  name: string;
-  build(numClasses?: number): Module;
-  defaultLayer: string;
-  preprocessing: Preprocessing;
-  /** Class names for the default number of classes. */
-  labels: readonly string[];
-}
-
-export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
-export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
-
-const CIFAR_PREPROCESSING: Preprocessing = { mean: IMAGENET_MEAN, std: IMAGENET_STD, inputSize: [32, 32] };
-
-const architectures = new Map<string, Architecture>();
-
-export function registerArchitecture(arch: Architecture): void {
-  architectures.set(arch.name, arch);
-}
-
-for (const depth of [20, 32, 44, 56]) {
-  registerArchitecture({
-    name: `resnet${depth}`,
-    build: (numClasses = 10) => new CifarResNet(depth, numClasses),
-    defaultLayer: 'layer3',
-    preprocessing: CIFAR_PREPROCESSING,
-    labels: CIFAR10_CLASSES,
-  });
-}
-
-export function architectureNames(): string[] {
-  return [...architectures.keys()].sort();
-}
-
-export function getArchitecture(name: string): Architecture {
-  const arch = architectures.get(name);
-  if (!arch) throw new ModelError(`unknown architecture "${name}"; known: ${architectureNames().join(', ')}`);
-  return arch;
-}
+import { getArchitecture, type Architecture } from './registry.ts';
+import './archs/index.ts';
 
 export interface ZooEntry {
   name: string;

@@ -5,6 +5,8 @@ import * as E from '../../engine/ops.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { BatchNorm2d, Conv2d, Linear, Sequential } from '../layers.ts';
 import { Module } from '../module.ts';
+import { IMAGENET_MEAN, IMAGENET_STD, registerArchitecture } from '../registry.ts';
+import { CIFAR10_CLASSES } from '../labels.ts';
 
 class BasicBlockA extends Module {
   private readonly conv1: Conv2d;
@@ -66,4 +68,15 @@ export class CifarResNet extends Module {
     const pooled = E.flatten(E.mean(out, [2, 3], true), 1);
     return this.linear.call(pooled);
   }
+}
+
+// The repository's test transform normalises CIFAR images with the ImageNet constants; no resize or crop.
+for (const depth of [20, 32, 44, 56]) {
+  registerArchitecture({
+    name: `resnet${depth}`,
+    build: (numClasses = 10) => new CifarResNet(depth, numClasses),
+    defaultLayer: 'layer3',
+    preprocessing: { mean: IMAGENET_MEAN, std: IMAGENET_STD, inputSize: [32, 32] },
+    labels: CIFAR10_CLASSES,
+  });
 }

@@ -1,0 +1,3 @@
+// Registers every architecture with the registry. Import this module once (models/zoo.ts does).
+
+import './resnet_cifar.ts';
