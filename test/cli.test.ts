@@ -102,3 +102,18 @@ describe('errors: one line, no stack, the contract exit codes', () => {
     expect(r.stderr.trim().split('\n')[0]).toBe('error: /nonexistent.png: image not found');
   });
 });
+
+describe('under Deno', () => {
+  it('deno run -A cam/cli.ts explain gives the same maps as Node', async () => {
+    const dir = tmp();
+    const args = ['explain', '--image', images[0], images[1], '--method', 'shapleycam,gradcam++', '--out'];
+    const r = spawnSync('npx', ['--no-install', 'deno', 'run', '-A', 'cam/cli.ts', ...args, join(dir, 'deno')], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(await main([...args, join(dir, 'node')])).toBe(0);
+    const read = (sub: string) => parseSafetensors(new Uint8Array(readFileSync(join(dir, sub, 'maps.safetensors'))));
+    for (const key of ['cam/shapleycam', 'cam/gradcam++']) {
+      expect(Array.from(read('deno').float32(key))).toEqual(Array.from(read('node').float32(key)));
+    }
+  });
+});
+
