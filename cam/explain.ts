@@ -8,7 +8,7 @@ import type { Module } from '../models/module.ts';
 import { getMethod, type CamMethod, type MethodContext } from './methods/index.ts';
 import { aggregateLayers, scaleCamImage } from './postprocess.ts';
 import { argmaxRows, softmaxRow, utility, utilityValue, type TargetName } from './targets.ts';
-import { captureForward, forwardFrom, layerTerms, type LayerTerms } from './terms.ts';
+import { captureForward, forwardFrom, layerTerms, type ForwardCapture, type LayerTerms } from './terms.ts';
 
 export interface ExplainOptions {
   module: Module;
@@ -71,7 +71,12 @@ function perImage(values: Float64Array, B: number): Float64Array[] {
   return Array.from({ length: B }, (_, b) => values.slice(b * n, (b + 1) * n));
 }
 
-export async function explain(opts: ExplainOptions): Promise<Explanation> {
+/** Runs the CAM methods on a batch; every tensor it creates is released before it returns. */
+export function explain(opts: ExplainOptions): Promise<Explanation> {
+  return E.tidyAsync(() => explainInScope(opts));
+}
+
+async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
   const target = opts.target ?? 'rest';
   const methods: CamMethod[] = opts.methods.map(getMethod);
   const { module, input } = opts;
@@ -80,9 +85,10 @@ export async function explain(opts: ExplainOptions): Promise<Explanation> {
   const needsGrad = methods.some((m) => m.needsGradient);
   const needsHvp = methods.some((m) => m.needsHvp);
 
-  const logitsT = E.tidy(() => module.call(input));
-  const logits = await logitsT.values();
-  logitsT.dispose();
+  if (opts.layers.length === 0) throw new Error('explain: no target layer given');
+  // The first layer's capture pass also gives the logits: the network runs once per layer, no more.
+  let firstCapture: ForwardCapture | null = captureForward(module, input, opts.layers[0]);
+  const logits = await firstCapture.logits.values();
   const C = logits.length / B;
   const classes = opts.classes ? [...opts.classes] : argmaxRows(logits, B, C);
   classes.forEach((c, b) => {
@@ -97,7 +103,8 @@ export async function explain(opts: ExplainOptions): Promise<Explanation> {
     const layout = opts.layout?.(layer) ?? 'NCHW';
     await E.tidyAsync(async () => {
       const t0 = performance.now();
-      const capture = captureForward(module, input, layer);
+      const capture = firstCapture ?? captureForward(module, input, layer);
+      firstCapture = null;
       let terms: LayerTerms;
       if (needsGrad) {
         terms = layerTerms(module, input, capture, target, classes, needsHvp, layout);

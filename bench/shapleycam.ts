@@ -1,0 +1,81 @@
+// ShapleyCAM against GradCAM, per image, end to end (forward, derivatives, map, post-processing).
+//   npx tsx bench/shapleycam.ts [--backend cpu,webgpu] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3]
+// Prints a table and one JSON line per configuration:
+//   {"bench":"shapleycam","model":…,"batch":…,"backend":…,"adapter":…,"ms_per_image":…,"gradcam_ms_per_image":…}
+
+import { parseArgs } from 'node:util';
+import * as E from '../engine/index.ts';
+import { explain } from '../cam/explain.ts';
+import { getArchitecture, architectureNames } from '../models/registry.ts';
+import { loadZooModel } from '../models/zoo.ts';
+import { initializeRandom } from '../models/init.ts';
+import type { Module } from '../models/module.ts';
+import '../models/archs/index.ts';
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'cpu' },
+    models: { type: 'string', default: 'resnet20,resnet18,resnet50' },
+    batches: { type: 'string', default: '1,8' },
+    repeat: { type: 'string', default: '3' },
+  },
+});
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function buildModel(name: string, backend: E.Backend): Promise<{ module: Module; size: number; layer: string } | null> {
+  if (name === 'resnet20') {
+    const m = await loadZooModel('resnet20_cifar10', backend);
+    return { module: m.module, size: 32, layer: 'layer3' };
+  }
+  if (!architectureNames().includes(name)) return null;
+  const arch = getArchitecture(name);
+  const module = arch.build();
+  initializeRandom(module, 1, backend);
+  return { module, size: 224, layer: arch.defaultLayer };
+}
+
+async function timeMethod(module: Module, input: E.Tensor, layer: string, method: string, repeat: number): Promise<number> {
+  const run = () => explain({ module, input, layers: [layer], methods: [method] });
+  await run(); // warm-up: pipelines, constant caches
+  const times: number[] = [];
+  for (let i = 0; i < repeat; i++) {
+    const t = performance.now();
+    await run();
+    times.push(performance.now() - t);
+  }
+  return median(times) / input.shape[0];
+}
+
+const rows: string[][] = [];
+for (const backendName of values.backend!.split(',') as ('cpu' | 'webgpu')[]) {
+  let backend: E.Backend;
+  try {
+    backend = await E.useBackend(backendName);
+  } catch (e) {
+    console.error(`skipping backend ${backendName}: ${(e as Error).message}`);
+    continue;
+  }
+  for (const name of values.models!.split(',')) {
+    const model = await buildModel(name, backend);
+    if (!model) {
+      console.error(`skipping ${name}: architecture not registered`);
+      continue;
+    }
+    for (const batch of values.batches!.split(',').map(Number)) {
+      const input = E.tensor(Float32Array.from({ length: batch * 3 * model.size * model.size }, (_, i) => Math.sin(i * 0.37)), [batch, 3, model.size, model.size], backend);
+      const repeat = Number(values.repeat);
+      const shapley = await timeMethod(model.module, input, model.layer, 'shapleycam', repeat);
+      const gradcam = await timeMethod(model.module, input, model.layer, 'gradcam', repeat);
+      input.dispose();
+      const record = { bench: 'shapleycam', model: name, batch, backend: backend.name, adapter: backend.describe(), ms_per_image: +shapley.toFixed(2), gradcam_ms_per_image: +gradcam.toFixed(2) };
+      console.log(JSON.stringify(record));
+      rows.push([name, String(batch), backend.name, shapley.toFixed(1), gradcam.toFixed(1), (shapley / gradcam).toFixed(2)]);
+    }
+    model.module.disposeParameters();
+  }
+}
+
+const header = ['model', 'batch', 'backend', 'shapleycam ms/img', 'gradcam ms/img', 'ratio'];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+console.log('\n' + [header, ...rows].map((r) => r.map((c, i) => c.padStart(widths[i])).join('  ')).join('\n'));
