@@ -61,11 +61,11 @@ interface Base {
 }
 
 function decompose(name: string, bytes: Uint8Array): Base {
-  const n = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true);
+  const f = parseSafetensors(bytes); // throws unless valid
+  const n = f.headerLength;
   const text = new TextDecoder().decode(bytes.subarray(8, 8 + n));
   const obj = JSON.parse(text) as Record<string, unknown>;
-  // Object.keys would put integer-like keys first; the bases have none, but keep the text order anyway.
-  const f = parseSafetensors(bytes);
+  // Object.keys would put integer-like keys first; f.names keeps the header order.
   const keys = Object.prototype.hasOwnProperty.call(obj, '__metadata__') ? ['__metadata__', ...f.names] : f.names;
   return { name, bytes, entries: keys.map((k) => [k, obj[k]]), data: bytes.slice(8 + n) };
 }
@@ -136,6 +136,12 @@ function tensorIndexes(b: Base): number[] {
 
 type Mutation = (b: Base, r: Rng) => Uint8Array;
 
+/** The low 32 bits of the header length, clamped to what the (possibly already mutated) file holds. */
+function headerLen(bytes: Uint8Array): number {
+  if (bytes.length < 8) return 0;
+  return Math.min(new DataView(bytes.buffer, bytes.byteOffset).getUint32(0, true), bytes.length - 8);
+}
+
 /** A copy of at least 8 bytes (stacked mutations may start from a truncated file). */
 function atLeast8(bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(Math.max(8, bytes.length));
@@ -159,7 +165,7 @@ const byteMutations: Record<string, Mutation> = {
   },
   flipHeaderBits: (b, r) => {
     const out = atLeast8(b.bytes);
-    const n = new DataView(out.buffer).getUint32(0, true);
+    const n = headerLen(out);
     for (let k = 1 + r.int(4); k > 0; k--) {
       const i = 8 + r.int(n);
       out[i] = out[i]! ^ (1 << r.int(8));
@@ -191,8 +197,7 @@ const byteMutations: Record<string, Mutation> = {
   headerLengthOffByFew: (b, r) => {
     const out = atLeast8(b.bytes);
     const dv = new DataView(out.buffer);
-    const n = dv.getUint32(0, true);
-    dv.setBigUint64(0, BigInt(Math.max(0, n + r.int(33) - 16)), true);
+    dv.setBigUint64(0, BigInt(Math.max(0, headerLen(out) + r.int(33) - 16)), true);
     return out;
   },
 };
@@ -356,7 +361,7 @@ const jsonMutations: Record<string, Mutation> = {
   },
   dataLength: (b, r) => {
     // Keep the header, change the data section length.
-    const n = new DataView(b.bytes.buffer, b.bytes.byteOffset).getUint32(0, true);
+    const n = headerLen(b.bytes);
     const header = b.bytes.subarray(8, 8 + n);
     const len = Math.max(0, b.data.length + r.int(17) - 8);
     const data = new Uint8Array(len);
@@ -390,7 +395,7 @@ const jsonMutations: Record<string, Mutation> = {
   },
   nonObject: (b, r) => assemble(r.pick(['[]', '[{}]', '1', '-0', '"x"', 'null', 'true', 'false', ' {}', '\ufeff{}', '{}}', '{', '', '{"a"}', '{,}', '{"a":1,}', "{'a':1}"]), b.data),
   invalidUtf8: (b, r) => {
-    const n = new DataView(b.bytes.buffer, b.bytes.byteOffset).getUint32(0, true);
+    const n = headerLen(b.bytes);
     const header = [...b.bytes.subarray(8, 8 + n)];
     const bad = r.pick([[0xff], [0xfe], [0xc0, 0x80], [0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82], [0xf0, 0x9f, 0x98], [0xc3]]);
     header.splice(r.int(header.length + 1), 0, ...bad);
