@@ -145,6 +145,18 @@ describe('nested transforms', () => {
     expect(Math.abs(fwdFwd[0] - fwdRev.reduce((p, q) => p + q, 0))).toBeLessThan(1e-12);
   });
 
+  it('records only what depends on a watched input: other values stay concrete inside a transform', () => {
+    const c = t([3], 2);
+    let seen: E.Tensor[] = [];
+    E.hvp((x) => {
+      seen = [E.exp(c), E.mul(c, 2), E.mul(x, 2)];
+      return E.sum(E.mul(seen[2], x));
+    }, t([3], 1), t([3], 3));
+    expect(seen[0].level).toBe(0);
+    expect(seen[1].level).toBe(0);
+    expect(seen[2].level).toBeGreaterThan(0);
+  });
+
   it('a tracer used after its transform returned is a clear error', () => {
     let leaked: E.Tensor | undefined;
     E.grad((x) => {
