@@ -14,18 +14,29 @@ import { loadZooModel, stateDictFromSafetensors } from '../models/zoo.ts';
 import type { Module } from '../models/module.ts';
 import { absErr, fixture, relErr, weightsFile, type Fixture } from './helpers/fixtures.ts';
 import { TinyCNN } from './helpers/tinycnn.ts';
+import { ResNet } from '../models/archs/resnet.ts';
+import { MobileNetV2 } from '../models/archs/mobilenet_v2.ts';
 import { numericalJvp } from './helpers/gradcheck.ts';
 
 const cpu = E.cpuBackend();
 const TARGET_KEY: Record<string, TargetName> = { ReST: 'rest', logit: 'logit', softmax: 'softmax' };
 
-/** Map tolerances of the fixture README (absolute, maps in [0, 1]). */
+/** Map tolerances suggested by the fixture README (absolute, maps in [0, 1]). */
 function mapTolerance(ref: string, layerCanBeNegative: boolean, channels: number): number {
   if (ref === 'GradCAMPlusPlus') return 2e-3;
   if (ref === 'XGradCAM' && layerCanBeNegative) return 1e-2;
   if (ref === 'ScoreCAM' && channels > 256) return 1e-2;
   if (ref === 'AblationCAM' || ref === 'EigenCAM') return 2e-4;
   return 1e-4;
+}
+
+/**
+ * The reference maps come from the float32 model; our CPU backend is float64. Where the sidecar measured
+ * how far the reference's own float32 result is from float64 (tolerances_f64_vs_f32), a tolerance never
+ * goes below three times that: the fixture is not more precise than this.
+ */
+function observed(meta: any, key: string, quantity: string, field: 'max_abs' | 'max_abs_over_ref_max'): number {
+  return meta.tolerances_f64_vs_f32?.[key]?.[quantity]?.[field] ?? 0;
 }
 
 function imageMaps(e: Explanation, method: string): Float64Array {
@@ -35,10 +46,15 @@ function imageMaps(e: Explanation, method: string): Float64Array {
   return out;
 }
 
+function weighted(m: Module, name: string): Module {
+  m.loadStateDict(stateDictFromSafetensors(weightsFile(`${name}.weights.safetensors`)), { backend: cpu });
+  return m;
+}
+
 interface Case {
   name: string;
   build: () => Promise<Module>;
-  layers: { path: string; canBeNegative: boolean }[];
+  layers: { path: string; canBeNegative: boolean; channels?: number }[];
 }
 
 const cases: Case[] = [
@@ -51,12 +67,25 @@ const cases: Case[] = [
     ],
   },
   {
+    name: 'case2_resnet18_w16_public',
+    build: async () => weighted(new ResNet({ block: 'basic', layers: [2, 2, 2, 2], planes: [16, 32, 64, 128], stemWidth: 16, numClasses: 100 }), 'case2_resnet18_w16_public'),
+    layers: [
+      { path: 'layer4', canBeNegative: false },
+      { path: 'layer3', canBeNegative: false },
+    ],
+  },
+  {
+    name: 'case2_mobilenet_v2_w025_public',
+    build: async () => weighted(new MobileNetV2({ widthMult: 0.25, numClasses: 100 }), 'case2_mobilenet_v2_w025_public'),
+    layers: [
+      { path: 'features.18', canBeNegative: false, channels: 1280 },
+      // A linear bottleneck: its outputs can be negative.
+      { path: 'features.14', canBeNegative: true },
+    ],
+  },
+  {
     name: 'case3_tinycnn_public',
-    build: async () => {
-      const m = new TinyCNN();
-      m.loadStateDict(stateDictFromSafetensors(weightsFile('case3_tinycnn_public.weights.safetensors')), { backend: cpu });
-      return m;
-    },
+    build: async () => weighted(new TinyCNN(), 'case3_tinycnn_public'),
     layers: [
       { path: 'conv1', canBeNegative: true },
       { path: 'act1', canBeNegative: true },
@@ -122,15 +151,20 @@ for (const c of cases) {
 
       it(`${path}: every method's weights, raw map and final map match the reference (ReST)`, async () => {
         const m = await getModel();
-        const layer = c.layers.find((l) => l.path === path)!;
-        const e = await explain({ module: m, input: input(), layers: [path], methods: METHODS.filter((x) => x.name !== 'random').map((x) => x.name), target: 'rest', classes });
+        const layer = { channels: 0, ...c.layers.find((l) => l.path === path)! };
+        // ScoreCAM scores one masked input per channel: at MobileNet's 1280-channel features.18 that is
+        // 2,560 forwards, minutes on the float64 CPU reference, so it is checked at the other 8 layers only.
+        const skip = (name: string) => name === 'random' || (name === 'scorecam' && layer.channels > 1000);
+        const e = await explain({ module: m, input: input(), layers: [path], methods: METHODS.filter((x) => !skip(x.name)).map((x) => x.name), target: 'rest', classes });
         const K = e.layers[0].shape[1];
         for (const method of METHODS) {
           const ref = method.referenceName;
-          if (!f.has(`cam/${ref}/ReST/${path}`)) continue;
+          if (!f.has(`cam/${ref}/ReST/${path}`) || skip(method.name)) continue;
           const rep = e.methods.get(method.name)!;
+          const rawTol = Math.max(2e-4, 3 * observed(fx.meta, `ReST/${path}`, `raw/${ref}`, 'max_abs_over_ref_max'));
+          const mapTol = Math.max(mapTolerance(ref, layer.canBeNegative, K), 3 * observed(fx.meta, `ReST/${path}`, `cam/${ref}`, 'max_abs'));
           const wKey = `weights/${ref}/ReST/${path}`;
-          if (f.has(wKey)) expect(relErr(rep.weights.get(path)!, f.float32(wKey)), `${ref} weights`).toBeLessThan(ref === 'GradCAMPlusPlus' || ref === 'XGradCAM' ? 1e-2 : 2e-4);
+          if (f.has(wKey)) expect(relErr(rep.weights.get(path)!, f.float32(wKey)), `${ref} weights`).toBeLessThan(rawTol);
           if (ref === 'EigenCAM') {
             // The sign of a singular vector is arbitrary: match the reference's sign per image, then post-process.
             const ours = rep.raw.get(path)!;
@@ -152,8 +186,8 @@ for (const c of cases) {
             expect(absErr(flat, f.float32(`cam/EigenCAM/ReST/${path}`)), 'EigenCAM map after matching the sign').toBeLessThan(2e-4);
             continue;
           }
-          expect(relErr(rep.raw.get(path)!, f.float32(`raw/${ref}/ReST/${path}`)), `${ref} raw`).toBeLessThan(ref === 'GradCAMPlusPlus' || ref === 'XGradCAM' ? 1e-2 : 2e-4);
-          expect(absErr(imageMaps(e, method.name), f.float32(`cam/${ref}/ReST/${path}`)), `${ref} map`).toBeLessThan(mapTolerance(ref, layer.canBeNegative, K));
+          expect(relErr(rep.raw.get(path)!, f.float32(`raw/${ref}/ReST/${path}`)), `${ref} raw`).toBeLessThan(rawTol);
+          expect(absErr(imageMaps(e, method.name), f.float32(`cam/${ref}/ReST/${path}`)), `${ref} map`).toBeLessThan(mapTol);
         }
       });
 
