@@ -1,0 +1,72 @@
+// Throughput of `eval` (images per second, end to end: loading, CAM, coherency recomputation, the ADCC
+// scores, insertion/deletion curves, optionally ROAD) on the shipped CIFAR-10 ResNet-20, per method and
+// backend. WebGPU is skipped when no adapter (or no backend) is available.
+//   npx tsx bench/eval.ts [--backend cpu,webgpu] [--methods gradcam,shapleycam] [--limit 8] [--steps 16] [--road]
+// Prints a markdown table (for bench/RESULTS.md, section "eval") and one JSON line per configuration:
+//   {"bench":"eval","backend":…,"adapter":…,"method":…,"images":…,"seconds":…,"images_per_second":…}
+
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as E from '../engine/index.ts';
+import { runEvalCommand } from '../cam/commands/eval.ts';
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'cpu,webgpu' },
+    methods: { type: 'string', default: 'gradcam,shapleycam' },
+    limit: { type: 'string', default: '8' },
+    steps: { type: 'string', default: '16' },
+    road: { type: 'boolean', default: false },
+    data: { type: 'string' },
+  },
+});
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const shared = join(here, '../../shared/data/cifar10-sample');
+const data = values.data ?? (existsSync(join(shared, 'index.json')) ? shared : join(here, '../test/fixtures/eval-sample'));
+const quietLog = () => {};
+
+async function timeEval(backend: string, method: string, limit: string): Promise<number> {
+  const out = mkdtempSync(join(tmpdir(), 'bench-eval-'));
+  const args = ['--model', 'resnet20_cifar10', '--data', data, '--methods', method, '--limit', limit, '--steps', values.steps!, '--backend', backend, '--batch', '8', '--out', out, '--quiet'];
+  if (values.road) args.push('--road');
+  const t = performance.now();
+  const code = await runEvalCommand(args, quietLog);
+  const s = (performance.now() - t) / 1000;
+  rmSync(out, { recursive: true, force: true });
+  if (code !== 0) throw new Error(`eval exited ${code}`);
+  return s;
+}
+
+const rows: string[][] = [];
+for (const backend of values.backend!.split(',')) {
+  let adapter: string;
+  try {
+    adapter = (await E.useBackend(backend as E.BackendName)).describe();
+  } catch (e) {
+    console.error(`skipping backend ${backend}: ${(e as Error).message.split('\n')[0]}`);
+    continue;
+  }
+  try {
+    await timeEval(backend, 'gradcam', '1'); // warm-up: model load, JIT, pipelines
+  } catch (e) {
+    console.error(`skipping backend ${backend}: ${(e as Error).message.split('\n')[0]}`);
+    continue;
+  }
+  for (const method of values.methods!.split(',')) {
+    const seconds = await timeEval(backend, method, values.limit!);
+    const n = Number(values.limit);
+    const ips = n / seconds;
+    console.log(JSON.stringify({ bench: 'eval', backend, adapter, method, images: n, steps: Number(values.steps), road: values.road, seconds: +seconds.toFixed(2), images_per_second: +ips.toFixed(3) }));
+    rows.push([backend, adapter, method, String(n), seconds.toFixed(1), ips.toFixed(3), (seconds / n).toFixed(2)]);
+  }
+}
+
+const date = new Date().toISOString().slice(0, 10);
+console.log(`\n${date}, ${cpus()[0]?.model ?? 'unknown CPU'} (${availableParallelism()} cores), Node ${process.version}; resnet20_cifar10, data ${data.includes('cifar10-sample') ? 'shared/data/cifar10-sample' : 'test/fixtures/eval-sample'}, ${values.steps} insertion/deletion steps${values.road ? ', ROAD' : ', no ROAD'}\n`);
+console.log('| backend | adapter | method | images | seconds | images/s | s/image |');
+console.log('|---|---|---|---:|---:|---:|---:|');
+for (const r of rows) console.log(`| ${r.join(' | ')} |`);
