@@ -246,11 +246,7 @@ const kernels: { [K in KernelName]: Kernel<K> } = {
     return out;
   },
 
-  conv2d: ([x, w], g) => {
-    const y = new Float64Array(sizeOf(g.yShape));
-    convLoop(g, 'forward', x, w, y);
-    return y;
-  },
+  conv2d: ([x, w], g) => convForward(x, w, g),
 
   conv2dBackwardInput: ([dy, w], g) => {
     const dx = new Float64Array(sizeOf(g.xShape));
@@ -297,12 +293,86 @@ const kernels: { [K in KernelName]: Kernel<K> } = {
 };
 
 /**
+ * Forward convolution as im2col + matrix product per image and group: the unrolled input rows are as
+ * long as the whole output plane, so the innermost loop is long and contiguous, and four output channels
+ * share each load (about twice as fast in JavaScript as walking the taps row by row).
+ */
+function convForward(x: Float64Array, w: Float64Array, g: ConvGeometry): Float64Array {
+  const [N, C, H, W] = g.xShape;
+  const [O, Cg, KH, KW] = g.wShape;
+  const [, , OH, OW] = g.yShape;
+  const [sh, sw] = g.stride;
+  const [ph, pw] = g.padding;
+  const [dh, dw] = g.dilation;
+  const Og = O / g.groups;
+  const P = OH * OW;
+  const K = Cg * KH * KW;
+  const y = new Float64Array(sizeOf(g.yShape));
+  const cols = new Float64Array(K * P);
+  for (let n = 0; n < N; n++) {
+    for (let grp = 0; grp < g.groups; grp++) {
+      // cols[(c, ky, kx), (oy, ox)] = x[n, grp·Cg + c, oy·sh − ph + ky·dh, ox·sw − pw + kx·dw], 0 outside.
+      cols.fill(0);
+      for (let c = 0; c < Cg; c++) {
+        const xPlane = (n * C + grp * Cg + c) * H * W;
+        for (let ky = 0; ky < KH; ky++) {
+          for (let kx = 0; kx < KW; kx++) {
+            const row = ((c * KH + ky) * KW + kx) * P;
+            const oxLo = Math.max(0, Math.ceil((pw - kx * dw) / sw));
+            const oxHi = Math.min(OW - 1, Math.floor((W - 1 + pw - kx * dw) / sw));
+            for (let oy = 0; oy < OH; oy++) {
+              const iy = oy * sh - ph + ky * dh;
+              if (iy < 0 || iy >= H) continue;
+              const src = xPlane + iy * W - pw + kx * dw;
+              const dst = row + oy * OW;
+              for (let ox = oxLo; ox <= oxHi; ox++) cols[dst + ox] = x[src + ox * sw];
+            }
+          }
+        }
+      }
+      // Four output channels per pass: each unrolled input element is loaded once for four products.
+      let og = 0;
+      for (; og + 4 <= Og; og += 4) {
+        const o = grp * Og + og;
+        const y0 = (n * O + o) * P;
+        const y1 = y0 + P;
+        const y2 = y1 + P;
+        const y3 = y2 + P;
+        for (let k = 0; k < K; k++) {
+          const a0 = w[o * K + k];
+          const a1 = w[(o + 1) * K + k];
+          const a2 = w[(o + 2) * K + k];
+          const a3 = w[(o + 3) * K + k];
+          const cRow = k * P;
+          for (let p = 0; p < P; p++) {
+            const v = cols[cRow + p];
+            y[y0 + p] += a0 * v;
+            y[y1 + p] += a1 * v;
+            y[y2 + p] += a2 * v;
+            y[y3 + p] += a3 * v;
+          }
+        }
+      }
+      for (; og < Og; og++) {
+        const o = grp * Og + og;
+        const yRow = (n * O + o) * P;
+        for (let k = 0; k < K; k++) {
+          const wv = w[o * K + k];
+          const cRow = k * P;
+          for (let p = 0; p < P; p++) y[yRow + p] += wv * cols[cRow + p];
+        }
+      }
+    }
+  }
+  return y;
+}
+
+/**
  * Walks every (input, weight, output) triple of a grouped, strided, dilated, padded convolution and
- * applies one of its three bilinear updates: y += x·w (forward), x += y·w (backward-input) or
- * w += x·y (backward-filter). The valid output column range of each tap is computed up front so the
+ * applies one of the backward updates: x += y·w (backward-input) or w += x·y (backward-filter). The valid output column range of each tap is computed up front so the
  * innermost loop has no bounds checks.
  */
-function convLoop(g: ConvGeometry, mode: 'forward' | 'input' | 'filter', x: Float64Array, w: Float64Array, y: Float64Array): void {
+function convLoop(g: ConvGeometry, mode: 'input' | 'filter', x: Float64Array, w: Float64Array, y: Float64Array): void {
   const [N, C, H, W] = g.xShape;
   const [O, Cg, KH, KW] = g.wShape;
   const [, , OH, OW] = g.yShape;
@@ -330,9 +400,7 @@ function convLoop(g: ConvGeometry, mode: 'forward' | 'input' | 'filter', x: Floa
             for (let oy = oyLo; oy <= oyHi; oy++) {
               const yRow = yPlane + oy * OW;
               const xRow = xPlane + (oy * sh - ph + ky * dh) * W - pw + kx * dw;
-              if (mode === 'forward') {
-                for (let ox = oxLo; ox <= oxHi; ox++) y[yRow + ox] += wv * x[xRow + ox * sw];
-              } else if (mode === 'input') {
+              if (mode === 'input') {
                 for (let ox = oxLo; ox <= oxHi; ox++) x[xRow + ox * sw] += wv * y[yRow + ox];
               } else {
                 for (let ox = oxLo; ox <= oxHi; ox++) acc += x[xRow + ox * sw] * y[yRow + ox];
