@@ -36,8 +36,8 @@
  * };
  * ```
  *
- * Then add the family to `FAMILIES` below (later entries override earlier ones, so a fast family listed
- * after `naiveKernels` replaces the naive kernel of the same name). Rules:
+ * Then import it here and add it to `FAMILIES` below (later entries override earlier ones, so a fast
+ * family listed after `naiveKernels` replaces the naive kernel of the same name). Rules:
  *
  * - The implementation is synchronous: it allocates outputs (`ctx.output`) and scratch buffers
  *   (`ctx.scratch`, freed automatically after the call), then records dispatches. Dispatches are queued
@@ -50,7 +50,9 @@
  *   put sizes in uniforms; only tile / workgroup sizes belong in override constants.
  * - WGSL portability (Dawn/Tint and wgpu/naga): NaN/∞ are not constant expressions (take them from
  *   `nan_f32()` / `inf_f32()` in kernels/elementwise.ts's WGSL_MATH), test NaN by bits, not `x != x`.
- * - If the kernel uses `var<workgroup>`, add it to the race check in test/webgpu-kernels.test.ts.
+ * - Size `var<workgroup>` arrays with a literal or a single override name (wgsl_reflect's emulator and
+ *   naga do not evaluate override expressions there). Every kernel using workgroup memory is race-checked
+ *   by test/webgpu-kernels.test.ts automatically (it records dispatches), provided some test runs it.
  *
  * ## Execution model
  *
@@ -58,10 +60,17 @@
  * flushed on its own after `maxBatch` dispatches (synchronously when every pipeline is compiled, so a
  * long synchronous loop cannot grow the queue without bound). A flush waits for pipelines still being
  * compiled (createComputePipelineAsync under error scopes), then encodes all queued dispatches into one
- * compute pass, uploads their uniforms into one arena buffer (each at an aligned offset) and submits.
+ * compute pass, uploads their uniforms into one arena buffer (each at an aligned offset, bound with a
+ * dynamic offset) and submits. Bind groups are cached by (pipeline, buffers): creating one costs more
+ * than the rest of a dispatch in Dawn, and pooled buffers make the same combinations recur.
  * `queue.writeBuffer` runs ahead of unsubmitted encoders, so the arena is only written right before the
  * submit that uses it, and buffers freed while queued work may still touch them are parked by the pool
- * until that work is submitted (see buffers.ts).
+ * until that work is submitted (see buffers.ts); only kernel outputs, first written by a later GPU
+ * command, may recycle a parked buffer at once. Dispatches capture their GPUBuffers when queued, so a
+ * tensor may be freed (tidy) right after the op that reads it.
+ *
+ * Environment: ENGINE_WEBGPU_DEBUG=1 sets `debug.validateDispatches`, ENGINE_WEBGPU_POISON=1 sets
+ * `debug.poisonOutputs` (fill every new output with NaN).
  *
  * Errors: pipeline creation always runs under validation/out-of-memory error scopes; with
  * `debug.validateDispatches` (or ENGINE_WEBGPU_DEBUG=1) each dispatch is encoded, submitted and checked on
@@ -74,13 +83,24 @@ import { fmt, type Shape } from '../shape.ts';
 import { BufferPool, type PoolStats } from './buffers.ts';
 import { describeAdapter, getDevice, type GpuContext } from './device.ts';
 import { withErrorScopes } from './errors.ts';
-import { PipelineCache, gridFor, packUniforms, type OverrideConstants, type PipelineEntry, type UniformValues } from './pipelines.ts';
+import {
+  BindGroupCache,
+  PipelineCache,
+  gridFor,
+  packUniforms,
+  type BindGroupBuffer,
+  type OverrideConstants,
+  type PipelineEntry,
+  type UniformValues,
+} from './pipelines.ts';
 import { elementwiseKernels } from '../../kernels/elementwise.ts';
 import { reduceKernels } from '../../kernels/reduce.ts';
 import { layoutKernels } from '../../kernels/layout.ts';
 import { gatherKernels } from '../../kernels/gather.ts';
 import { poolKernels } from '../../kernels/pool.ts';
 import { naiveKernels } from '../../kernels/naive.ts';
+import { matmulKernels } from '../../kernels/matmul.ts';
+import { conv2dKernels } from '../../kernels/conv2d.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // The kernel-author API
@@ -131,13 +151,20 @@ export interface KernelContext {
 export type KernelImpl<K extends KernelName> = (ctx: KernelContext, inputs: readonly GpuStorage[], params: KernelParams[K]) => GpuStorage;
 export type KernelFamily = { [K in KernelName]?: KernelImpl<K> };
 
-/** Families in priority order: a later family's kernel replaces an earlier one of the same name. */
-const FAMILIES: readonly KernelFamily[] = [naiveKernels, elementwiseKernels, reduceKernels, layoutKernels, gatherKernels, poolKernels];
-
-/** Families written separately that replace naive kernels when present (module path, export name). */
-const OPTIONAL_FAMILIES: readonly [string, string][] = [
-  ['../../kernels/matmul.ts', 'matmulKernels'],
-  ['../../kernels/conv2d.ts', 'conv2dKernels'],
+/**
+ * Families in priority order: a later family's kernel replaces an earlier one of the same name (the
+ * tiled matmul/conv families replace the naive ones; `new WebGpuBackend(ctx, [naiveKernels, …])` keeps
+ * the naive ones, e.g. to compare against them).
+ */
+export const FAMILIES: readonly KernelFamily[] = [
+  naiveKernels,
+  elementwiseKernels,
+  reduceKernels,
+  layoutKernels,
+  gatherKernels,
+  poolKernels,
+  matmulKernels,
+  conv2dKernels,
 ];
 
 // ---------------------------------------------------------------------------------------------------
@@ -148,14 +175,29 @@ export interface WebGpuDebugOptions {
   poisonOutputs: boolean;
   /** Encode, submit and check each dispatch in its own error scope (slow; precise error labels). */
   validateDispatches: boolean;
+  /** Called with every dispatch as it is queued (tests: race checks, kernel coverage). */
+  onDispatch?: (d: DispatchRecord) => void;
+}
+
+/** What `debug.onDispatch` sees of a dispatch. */
+export interface DispatchRecord {
+  label: string;
+  code: string;
+  entryPoint: string;
+  constants: OverrideConstants;
+  /** The packed uniform struct, if any. */
+  uniform: { group: number; binding: number; bytes: Uint8Array } | null;
+  /** Storage buffers by WGSL name: where they bind and how many bytes are bound. */
+  storage: Record<string, { group: number; binding: number; size: number }>;
+  grid: [number, number, number];
 }
 
 interface QueuedDispatch {
-  label: string;
+  label: Label;
   entry: PipelineEntry;
   /** Captured at enqueue time: the storage may be freed before the dispatch is encoded (tidy does that);
    *  its buffer then stays parked in the pool until this dispatch is submitted. */
-  buffers: { group: number; binding: number; buffer: GPUBuffer; size: number }[];
+  buffers: (BindGroupBuffer & { group: number })[];
   uniform: { group: number; binding: number; bytes: Uint8Array } | null;
   grid: [number, number, number];
 }
@@ -172,6 +214,18 @@ function envFlag(name: string): boolean {
     return v === '1' || v === 'true';
   } catch {
     return false;
+  }
+}
+
+/**
+ * A label built only when printed: most kernel calls never fail, and describing every call up front
+ * (JSON of its parameters) costs more than the rest of `run`.
+ */
+export class Label {
+  private text: string | undefined;
+  constructor(private readonly make: () => string) {}
+  toString(): string {
+    return (this.text ??= this.make());
   }
 }
 
@@ -200,6 +254,7 @@ export class WebGpuBackend implements Backend {
   readonly device: GPUDevice;
   readonly limits: GPUSupportedLimits;
   readonly pipelines: PipelineCache;
+  private readonly bindGroups: BindGroupCache;
   private readonly pool: BufferPool;
   private readonly stagingPool: BufferPool;
   private readonly kernels: KernelFamily;
@@ -222,6 +277,7 @@ export class WebGpuBackend implements Backend {
     this.device = ctx.device;
     this.limits = ctx.limits;
     this.pipelines = new PipelineCache(this.device);
+    this.bindGroups = new BindGroupCache(this.device);
     this.pool = new BufferPool(this.device, STORAGE_USAGE, 'tensor');
     this.stagingPool = new BufferPool(this.device, STAGING_USAGE, 'readback', 64 * 1024 * 1024);
     this.uniformAlign = Math.max(16, this.limits.minUniformBufferOffsetAlignment);
@@ -234,8 +290,12 @@ export class WebGpuBackend implements Backend {
 
   // --- storage --------------------------------------------------------------------------------------
 
-  /** Allocates a storage of `size` floats; `what` names the kernel and shape for the limit error. */
-  allocate(size: number, what: string): GpuStorage {
+  /**
+   * Allocates a storage of `size` floats; `what` names the kernel and shape for the limit error.
+   * `gpuWriteOnly`: its first write is a GPU command recorded later (kernel outputs), so a buffer still
+   * read by queued work may be recycled (see buffers.ts); uploads and poisoned buffers use writeBuffer.
+   */
+  allocate(size: number, what: string | Label, gpuWriteOnly = false): GpuStorage {
     if (!Number.isInteger(size) || size < 0) throw new Error(`webgpu ${what}: invalid element count ${size}`);
     const bytes = Math.max(4, size * 4);
     const limit = this.limits.maxStorageBufferBindingSize;
@@ -244,7 +304,7 @@ export class WebGpuBackend implements Backend {
         `webgpu ${what}: ${size} float32 elements (${bytes} bytes) exceed this device's maxStorageBufferBindingSize of ${limit} bytes`,
       );
     }
-    const buffer = this.pool.acquire(bytes);
+    const buffer = this.pool.acquire(bytes, gpuWriteOnly);
     this.live++;
     this.liveBytes += size * 4;
     return new GpuStorage(this, size, buffer);
@@ -273,8 +333,8 @@ export class WebGpuBackend implements Backend {
   }
 
   /** GPU-level buffer accounting (idle pooled buffers included) and dispatch counters. */
-  stats(): PoolStats & { pipelines: number; dispatches: number; submits: number } {
-    return { ...this.pool.stats(), pipelines: this.pipelines.size, ...this.counters };
+  stats(): PoolStats & { pipelines: number; dispatches: number; submits: number; bindGroupHits: number; bindGroupMisses: number } {
+    return { ...this.pool.stats(), pipelines: this.pipelines.size, ...this.counters, bindGroupHits: this.bindGroups.hits, bindGroupMisses: this.bindGroups.misses };
   }
 
   /** Destroys idle pooled buffers. */
@@ -283,10 +343,10 @@ export class WebGpuBackend implements Backend {
     this.stagingPool.trim();
   }
 
-  private checkStorage(storage: Storage, what: string): GpuStorage {
+  private checkStorage(storage: Storage, what: () => string): GpuStorage {
     const s = storage as GpuStorage;
-    if (s.backend !== this) throw new Error(`webgpu ${what}: the storage belongs to the ${storage.backend.name} backend`);
-    if (!s.buffer) throw new Error(`webgpu ${what}: tensor used after dispose()`);
+    if (s.backend !== this) throw new Error(`webgpu ${what()}: the storage belongs to the ${storage.backend.name} backend`);
+    if (!s.buffer) throw new Error(`webgpu ${what()}: tensor used after dispose()`);
     return s;
   }
 
@@ -298,7 +358,7 @@ export class WebGpuBackend implements Backend {
 
   run<K extends KernelName>(kernel: K, inputs: readonly Storage[], params: KernelParams[K]): Storage {
     this.raiseFailure();
-    const out = this.runKernel(kernel, inputs.map((s, i) => this.checkStorage(s, `${kernel} input ${i}`)), params);
+    const out = this.runKernel(kernel, inputs.map((s, i) => this.checkStorage(s, () => `${kernel} input ${i}`)), params);
     if (this.queue.length >= this.maxBatch) this.autoFlush();
     return out;
   }
@@ -306,20 +366,20 @@ export class WebGpuBackend implements Backend {
   private runKernel<K extends KernelName>(kernel: K, inputs: readonly GpuStorage[], params: KernelParams[K]): GpuStorage {
     const impl = this.kernels[kernel] as KernelImpl<K> | undefined;
     if (!impl) throw new Error(`webgpu: no kernel "${kernel}"`);
-    const what = describeCall(kernel, params);
+    const what = new Label(() => describeCall(kernel, params));
     const scratch: GpuStorage[] = [];
     const outputs: GpuStorage[] = [];
     const ctx: KernelContext = {
       kernel,
       limits: this.limits,
       output: (size, shape) => {
-        const s = this.allocate(size, shape ? `${kernel} output ${fmt(shape)} (${what})` : what);
+        const s = this.allocate(size, shape ? new Label(() => `${kernel} output ${fmt(shape)} (${what})`) : what, !this.debug.poisonOutputs);
         outputs.push(s);
         if (this.debug.poisonOutputs) this.poison(s);
         return s;
       },
       scratch: (size, shape) => {
-        const s = this.allocate(size, shape ? `${kernel} scratch ${fmt(shape)} (${what})` : what);
+        const s = this.allocate(size, shape ? new Label(() => `${kernel} scratch ${fmt(shape)} (${what})`) : what, !this.debug.poisonOutputs);
         scratch.push(s);
         if (this.debug.poisonOutputs) this.poison(s);
         return s;
@@ -344,8 +404,8 @@ export class WebGpuBackend implements Backend {
     return result;
   }
 
-  private enqueue(spec: DispatchSpec, what: string): void {
-    const label = spec.label ? `${spec.label} (${what})` : what;
+  private enqueue(spec: DispatchSpec, what: Label): void {
+    const label = spec.label ? new Label(() => `${spec.label} (${what})`) : what;
     const entry = this.pipelines.get(spec.code, spec.entryPoint ?? 'main', spec.constants, label);
     const info = entry.info;
     const buffers: QueuedDispatch['buffers'] = [];
@@ -354,7 +414,7 @@ export class WebGpuBackend implements Backend {
       if (!b || b.kind !== 'storage') {
         throw new Error(`${label}: entry point ${info.entryPoint} uses no storage buffer "${name}" (uses: ${[...info.bindings.keys()].join(', ')})`);
       }
-      const s = this.checkStorage(storage, `${label} binding ${name}`);
+      const s = this.checkStorage(storage, () => `${label} binding ${name}`);
       buffers.push({ group: b.group, binding: b.binding, buffer: s.buffer!, size: s.bindingSize });
     }
     for (const b of info.bindings.values()) {
@@ -377,6 +437,14 @@ export class WebGpuBackend implements Backend {
     if (grid.some((g) => !Number.isInteger(g) || g < 0)) throw new Error(`${label}: invalid grid ${fmt(grid)}`);
     if (grid[0] * grid[1] * grid[2] === 0) return; // nothing to do (empty tensors)
     this.queue.push({ label, entry, buffers, uniform, grid });
+    if (this.debug.onDispatch) {
+      const storage: DispatchRecord['storage'] = {};
+      for (const [name, st] of Object.entries(spec.bindings)) {
+        const b = info.bindings.get(name)!;
+        storage[name] = { group: b.group, binding: b.binding, size: st.bindingSize };
+      }
+      this.debug.onDispatch({ label: String(label), code: spec.code, entryPoint: info.entryPoint, constants: { ...spec.constants }, uniform, storage, grid });
+    }
   }
 
   // --- flushing -------------------------------------------------------------------------------------
@@ -424,7 +492,7 @@ export class WebGpuBackend implements Backend {
           const waiting = [...new Set(batch.filter((d) => !d.entry.pipeline).map((d) => d.entry))];
           if (waiting.length > 0) await Promise.all(waiting.map((e) => e.ready));
           if (this.debug.validateDispatches) {
-            for (const d of batch) await withErrorScopes(this.device, d.label, () => this.submit([d]));
+            for (const d of batch) await withErrorScopes(this.device, String(d.label), () => this.submit([d]));
           } else {
             this.submit(batch);
           }
@@ -453,25 +521,21 @@ export class WebGpuBackend implements Backend {
     });
     const arena = this.arenaOf(total);
     const mirror = new Uint8Array(Math.max(total, 16));
-    const encoder = this.device.createCommandEncoder({ label: batch.length === 1 ? batch[0].label : `batch of ${batch.length}` });
+    // Labels (for the implementation's own messages) only where errors are being attributed.
+    const labelled = this.debug.validateDispatches;
+    const encoder = this.device.createCommandEncoder(labelled ? { label: batch.length === 1 ? String(batch[0].label) : `batch of ${batch.length}` } : {});
     const pass = encoder.beginComputePass();
     batch.forEach((d, i) => {
-      const groups = new Map<number, GPUBindGroupEntry[]>();
-      const entriesOf = (g: number): GPUBindGroupEntry[] => {
-        let list = groups.get(g);
-        if (!list) groups.set(g, (list = []));
-        return list;
-      };
-      for (const b of d.buffers) {
-        entriesOf(b.group).push({ binding: b.binding, resource: { buffer: b.buffer, offset: 0, size: b.size } });
-      }
-      if (d.uniform) {
-        mirror.set(d.uniform.bytes, offsets[i]);
-        entriesOf(d.uniform.group).push({ binding: d.uniform.binding, resource: { buffer: arena!, offset: offsets[i], size: d.uniform.bytes.length } });
-      }
       pass.setPipeline(d.entry.pipeline!);
-      for (const [g, entries] of groups) {
-        pass.setBindGroup(g, this.device.createBindGroup({ label: d.label, layout: d.entry.layouts.get(g)!, entries }));
+      for (let g = 0; g < d.entry.layouts.length; g++) {
+        const buffers: BindGroupBuffer[] = d.buffers.filter((b) => b.group === g);
+        const dynamic: number[] = [];
+        if (d.uniform && d.uniform.group === g) {
+          mirror.set(d.uniform.bytes, offsets[i]);
+          buffers.push({ binding: d.uniform.binding, buffer: arena!, size: d.uniform.bytes.length });
+          dynamic.push(offsets[i]);
+        }
+        pass.setBindGroup(g, this.bindGroups.get(d.entry, g, buffers, labelled ? String(d.label) : undefined), dynamic);
       }
       pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
     });
@@ -498,10 +562,10 @@ export class WebGpuBackend implements Backend {
   // --- readback -------------------------------------------------------------------------------------
 
   async read(storage: Storage): Promise<Float64Array> {
-    this.checkStorage(storage, 'read');
+    this.checkStorage(storage, () => 'read');
     await this.flush();
     this.raiseFailure();
-    const s = this.checkStorage(storage, 'read'); // freed while we waited?
+    const s = this.checkStorage(storage, () => 'read'); // freed while we waited?
     if (s.size === 0) return new Float64Array(0);
     const bytes = s.size * 4;
     const staging = this.stagingPool.acquire(bytes);
@@ -530,39 +594,5 @@ export class WebGpuBackend implements Backend {
 
 /** Creates the WebGPU backend on the process-wide device; throws when no adapter is available. */
 export async function createWebGpuBackend(): Promise<WebGpuBackend> {
-  const ctx = await getDevice();
-  const families = [...FAMILIES, ...(await loadOptionalFamilies())];
-  return new WebGpuBackend(ctx, families);
-}
-
-/** Loads the optional families that exist; a family that exists but fails to load is an error. */
-async function loadOptionalFamilies(): Promise<KernelFamily[]> {
-  const found: KernelFamily[] = [];
-  for (const [path, exportName] of OPTIONAL_FAMILIES) {
-    const url = new URL(path, import.meta.url);
-    let mod: Record<string, unknown>;
-    try {
-      mod = (await import(/* @vite-ignore */ url.href)) as Record<string, unknown>;
-    } catch (err) {
-      if (await missing(url)) continue;
-      throw err;
-    }
-    const family = mod[exportName];
-    if (!family || typeof family !== 'object') {
-      // Present but not (yet) exporting the family: keep the naive kernels, and say so.
-      console.warn(`[engine] webgpu: ${path} does not export ${exportName}: KernelFamily; using the naive kernels`);
-      continue;
-    }
-    found.push(family as KernelFamily);
-  }
-  return found;
-}
-
-async function missing(url: URL): Promise<boolean> {
-  try {
-    const fs = await import(/* @vite-ignore */ 'node:fs');
-    return !fs.existsSync(url);
-  } catch {
-    return false;
-  }
+  return new WebGpuBackend(await getDevice());
 }

@@ -5,8 +5,10 @@
 // The one hazard: `queue.writeBuffer` executes on the queue *now*, ahead of any command encoder that is
 // still being recorded. A buffer freed while unsubmitted work may still read it must therefore not be
 // written by writeBuffer (an upload, a uniform, a NaN poison) before that work is submitted. Such buffers
-// are parked in `deferred` and become reusable after the next submit (`afterSubmit`). Every buffer
-// `acquire` returns is thus safe for writeBuffer; reuse by later GPU commands is ordered by the queue.
+// are parked in `deferred` and become safe after the next submit (`afterSubmit`). A parked buffer may
+// still be handed out at once to be written by GPU commands recorded later (`acquire(bytes, true)`):
+// those run after the commands that read it, in queue order, so a chain of kernels recycles its
+// intermediates within one submission instead of holding them all until the submit.
 
 /** Size classes: powers of two split in quarters above 64 bytes, so a buffer wastes at most 25%. */
 export function sizeClass(bytes: number): number {
@@ -32,7 +34,8 @@ export interface PoolStats {
 
 export class BufferPool {
   private readonly idle = new Map<number, GPUBuffer[]>();
-  private deferred: GPUBuffer[] = [];
+  private deferred = new Map<number, GPUBuffer[]>();
+  private deferredCount = 0;
   private gpuBuffers = 0;
   private gpuBytes = 0;
   private idleBytes = 0;
@@ -47,15 +50,22 @@ export class BufferPool {
     public maxIdleBytes = 512 * 1024 * 1024,
   ) {}
 
-  /** A buffer of at least `bytes` (≥ 16) bytes, safe to writeBuffer into. */
-  acquire(bytes: number): GPUBuffer {
+  /**
+   * A buffer of at least `bytes` (≥ 16) bytes. Safe to writeBuffer into unless `gpuWriteOnly`, which
+   * also accepts a parked buffer (for an output written by a GPU command recorded from now on).
+   */
+  acquire(bytes: number, gpuWriteOnly = false): GPUBuffer {
     const cls = Math.min(sizeClass(bytes), Math.max(16, this.device.limits.maxBufferSize - (this.device.limits.maxBufferSize % 4)));
-    const list = this.idle.get(cls);
-    const reused = list?.pop();
+    const reused = this.idle.get(cls)?.pop();
     if (reused) {
       this.idleBytes -= cls;
       this.idleCount--;
       return reused;
+    }
+    const parked = gpuWriteOnly ? this.deferred.get(cls)?.pop() : undefined;
+    if (parked) {
+      this.deferredCount--;
+      return parked;
     }
     const buffer = this.device.createBuffer({ size: cls, usage: this.usage, label: `${this.label}[${cls}]` });
     this.gpuBuffers++;
@@ -69,16 +79,23 @@ export class BufferPool {
    * `afterSubmit()`.
    */
   release(buffer: GPUBuffer, inFlight: boolean): void {
-    if (inFlight) this.deferred.push(buffer);
-    else this.toIdle(buffer);
+    if (!inFlight) {
+      this.toIdle(buffer);
+      return;
+    }
+    let list = this.deferred.get(buffer.size);
+    if (!list) this.deferred.set(buffer.size, (list = []));
+    list.push(buffer);
+    this.deferredCount++;
   }
 
   /** Everything recorded so far has been submitted: parked buffers may be written again. */
   afterSubmit(): void {
-    if (this.deferred.length === 0) return;
+    if (this.deferredCount === 0) return;
     const parked = this.deferred;
-    this.deferred = [];
-    for (const b of parked) this.toIdle(b);
+    this.deferred = new Map();
+    this.deferredCount = 0;
+    for (const list of parked.values()) for (const b of list) this.toIdle(b);
   }
 
   private toIdle(buffer: GPUBuffer): void {
@@ -114,7 +131,7 @@ export class BufferPool {
       gpuBytes: this.gpuBytes,
       idleBuffers: this.idleCount,
       idleBytes: this.idleBytes,
-      deferredBuffers: this.deferred.length,
+      deferredBuffers: this.deferredCount,
       created: this.created,
     };
   }

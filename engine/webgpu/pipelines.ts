@@ -1,10 +1,11 @@
 /// <reference types="@webgpu/types" />
-// Shader reflection, uniform packing and the pipeline cache.
+// Shader reflection, uniform packing, the pipeline cache and the bind-group cache.
 //
 // Every kernel's WGSL declares its resources with names. `wgsl_reflect` parses the source once and tells
-// us, per entry point, which (group, binding) each name has and the byte layout of the uniform struct.
-// Dispatch code therefore binds buffers and writes uniforms BY NAME; nothing here or in a kernel counts
-// binding indices or struct offsets by hand.
+// us, per entry point, which (group, binding) each name has, its access mode, and the byte layout of the
+// uniform struct. Dispatch code therefore binds buffers and writes uniforms BY NAME; nothing here or in a
+// kernel counts binding indices or struct offsets by hand. The same reflection builds each pipeline's
+// explicit bind group layouts (uniform with a dynamic offset, storage read-only or read-write).
 
 import type { TypeInfo, VariableInfo, WgslReflect as WgslReflectType } from 'wgsl_reflect';
 // The package's `main` is a CommonJS file under "type": "module" (Node cannot load it); its ESM build has
@@ -137,7 +138,7 @@ export type UniformValues = Record<string, number | readonly number[]>;
  * starts with `_` (padding); unknown names are errors. An array member takes a flat list of its scalars
  * (shorter lists are zero-filled: e.g. a shape of rank 3 in an array<vec4u, 2>).
  */
-export function packUniforms(layout: UniformLayout, values: UniformValues, label: string): Uint8Array {
+export function packUniforms(layout: UniformLayout, values: UniformValues, label: string | { toString(): string }): Uint8Array {
   const bytes = new Uint8Array(layout.size);
   const view = new DataView(bytes.buffer);
   for (const name of Object.keys(values)) {
@@ -172,20 +173,50 @@ export function packUniforms(layout: UniformLayout, values: UniformValues, label
 // Pipelines
 
 export interface PipelineEntry {
+  /** Unique per entry (bind-group cache keys). */
+  readonly id: number;
+  /** Entry point and override constants (the source is the outer cache key). */
   readonly key: string;
   readonly label: string;
   readonly info: EntryInfo;
   /** Set once compiled; until then dispatches using it wait in the backend's queue. */
   pipeline: GPUComputePipeline | null;
-  layouts: Map<number, GPUBindGroupLayout>;
+  /**
+   * Explicit bind group layouts, one per group 0..max (built from reflection): the uniform binding has a
+   * dynamic offset, so a bind group does not depend on where a dispatch's uniforms sit in the arena and
+   * can be cached (see BindGroupCache).
+   */
+  layouts: GPUBindGroupLayout[];
   readonly ready: Promise<GPUComputePipeline>;
+}
+
+const COMPUTE_STAGE = 0x4; // GPUShaderStage.COMPUTE
+
+/** Bind group layouts for an entry point: uniform → dynamic-offset uniform, storage by access mode. */
+function bindGroupLayouts(device: GPUDevice, info: EntryInfo, label: string): GPUBindGroupLayout[] {
+  const last = info.groups.length ? info.groups[info.groups.length - 1] : -1;
+  const layouts: GPUBindGroupLayout[] = [];
+  for (let g = 0; g <= last; g++) {
+    const entries: GPUBindGroupLayoutEntry[] = [...info.bindings.values()]
+      .filter((b) => b.group === g)
+      .map((b) => ({
+        binding: b.binding,
+        visibility: COMPUTE_STAGE,
+        buffer: b.kind === 'uniform' ? { type: 'uniform', hasDynamicOffset: true } : { type: b.access === 'read' ? 'read-only-storage' : 'storage' },
+      }));
+    layouts.push(device.createBindGroupLayout({ label: `${label} group ${g}`, entries }));
+  }
+  return layouts;
 }
 
 export type OverrideConstants = Record<string, number>;
 
-function cacheKey(code: string, entryPoint: string, constants: OverrideConstants | undefined): string {
-  const consts = constants ? Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(',') : '';
-  return `${entryPoint}|${consts}|${code}`;
+/** Entry point and constants; the source is the outer key (see PipelineCache.entries). */
+function variantKey(entryPoint: string, constants: OverrideConstants | undefined): string {
+  if (!constants) return entryPoint;
+  let key = entryPoint;
+  for (const k of Object.keys(constants).sort()) key += `|${k}=${constants[k]}`;
+  return key;
 }
 
 /**
@@ -194,19 +225,29 @@ function cacheKey(code: string, entryPoint: string, constants: OverrideConstants
  * so that error scopes (a device-wide stack) never interleave.
  */
 export class PipelineCache {
-  private readonly entries = new Map<string, PipelineEntry>();
+  /**
+   * Source → variant → entry. Two levels because kernels pass the same (long) source string every call:
+   * V8 caches a string's hash, so the outer lookup is cheap, whereas a key concatenated from the source
+   * would be re-hashed in full on every dispatch.
+   */
+  private readonly entries = new Map<string, Map<string, PipelineEntry>>();
+  private count = 0;
+  private created = 0;
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly device: GPUDevice) {}
 
   get size(): number {
-    return this.entries.size;
+    return this.count;
   }
 
-  get(code: string, entryPoint: string, constants: OverrideConstants | undefined, label: string): PipelineEntry {
-    const key = cacheKey(code, entryPoint, constants);
-    const hit = this.entries.get(key);
+  get(code: string, entryPoint: string, constants: OverrideConstants | undefined, labelLike: string | { toString(): string }): PipelineEntry {
+    const key = variantKey(entryPoint, constants);
+    let variants = this.entries.get(code);
+    const hit = variants?.get(key);
     if (hit) return hit;
+    if (!variants) this.entries.set(code, (variants = new Map()));
+    const label = String(labelLike);
     const shader = reflectShader(code);
     const info = shader.entries.get(entryPoint);
     if (!info) throw new Error(`${label}: WGSL has no compute entry point "${entryPoint}" (has: ${[...shader.entries.keys()].join(', ')})`);
@@ -214,20 +255,22 @@ export class PipelineCache {
       if (!shader.overrides.has(name)) throw new Error(`${label}: WGSL declares no override "${name}"`);
     }
     const entry: PipelineEntry = {
+      id: ++this.created,
       key,
       label,
       info,
       pipeline: null,
-      layouts: new Map(),
+      layouts: [],
       ready: null as unknown as Promise<GPUComputePipeline>,
     };
     const create = async (): Promise<GPUComputePipeline> => {
       const pipeline = await withErrorScopes(this.device, `pipeline ${label}`, async () => {
         const module = this.device.createShaderModule({ code, label });
+        entry.layouts = bindGroupLayouts(this.device, info, label);
         try {
           return await this.device.createComputePipelineAsync({
             label,
-            layout: 'auto',
+            layout: this.device.createPipelineLayout({ label, bindGroupLayouts: entry.layouts }),
             compute: { module, entryPoint, constants: constants ?? {} },
           });
         } catch (err) {
@@ -235,15 +278,17 @@ export class PipelineCache {
         }
       });
       entry.pipeline = pipeline;
-      for (const g of info.groups) entry.layouts.set(g, pipeline.getBindGroupLayout(g));
       return pipeline;
     };
     const ready = this.chain.then(create, create);
     this.chain = ready.catch(() => undefined);
     (entry as { ready: Promise<GPUComputePipeline> }).ready = ready;
     // Failed pipelines are not cached: a later request retries (and fails again, loudly).
-    ready.catch(() => this.entries.delete(key));
-    this.entries.set(key, entry);
+    ready.catch(() => {
+      if (variants.delete(key)) this.count--;
+    });
+    variants.set(key, entry);
+    this.count++;
     return entry;
   }
 }
@@ -261,6 +306,63 @@ async function describeFailure(module: GPUShaderModule, err: unknown): Promise<s
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Bind groups
+
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 0;
+function bufferId(buffer: GPUBuffer): number {
+  let id = bufferIds.get(buffer);
+  if (id === undefined) bufferIds.set(buffer, (id = ++nextBufferId));
+  return id;
+}
+
+export interface BindGroupBuffer {
+  binding: number;
+  buffer: GPUBuffer;
+  size: number;
+}
+
+/**
+ * Bind groups keyed by (pipeline entry, group, buffers and binding sizes). Creating one costs ~50 µs in
+ * Dawn (more than encoding the dispatch), and a steady workload binds the same pooled buffers to the same
+ * pipelines again and again, so they are kept, least recently used evicted past `capacity`. Uniforms
+ * use a dynamic offset, so the arena position is not part of the key. A destroyed buffer never matches
+ * again (ids are never reused); its stale entries age out.
+ */
+export class BindGroupCache {
+  private readonly map = new Map<string, GPUBindGroup>();
+  hits = 0;
+  misses = 0;
+
+  constructor(
+    private readonly device: GPUDevice,
+    public capacity = 4096,
+  ) {}
+
+  get(entry: PipelineEntry, group: number, buffers: readonly BindGroupBuffer[], label?: string): GPUBindGroup {
+    let key = `${entry.id}:${group}`;
+    for (const b of buffers) key += `|${b.binding}:${bufferId(b.buffer)}:${b.size}`;
+    const hit = this.map.get(key);
+    if (hit) {
+      this.hits++;
+      this.map.delete(key); // re-insert: Map order is the recency order
+      this.map.set(key, hit);
+      return hit;
+    }
+    this.misses++;
+    const entries = buffers.map((b) => ({ binding: b.binding, resource: { buffer: b.buffer, offset: 0, size: b.size } }));
+    const bindGroup = this.device.createBindGroup(label ? { label, layout: entry.layouts[group], entries } : { layout: entry.layouts[group], entries });
+    this.map.set(key, bindGroup);
+    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value!);
+    return bindGroup;
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Dispatch grids
 
 /**
@@ -268,7 +370,7 @@ async function describeFailure(module: GPUShaderModule, err: unknown): Promise<s
  * recover the linear workgroup index as `wid.x + wid.y * nwg.x` (see WGSL_LINEAR below) and must ignore
  * the few workgroups past `count` of the last row.
  */
-export function gridFor(count: number, maxPerDim: number, label: string): [number, number, number] {
+export function gridFor(count: number, maxPerDim: number, label: string | { toString(): string }): [number, number, number] {
   if (count <= maxPerDim) return [count, 1, 1];
   const y = Math.ceil(count / maxPerDim);
   if (y > maxPerDim) throw new Error(`${label}: ${count} workgroups exceed the ${maxPerDim}² grid`);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, it } from 'vitest';
 import { getDevice } from '../../engine/webgpu/device.ts';
 import type { WebGpuBackend } from '../../engine/webgpu/backend.ts';
-import { useBackend } from '../../engine/runtime.ts';
+import { getBackend, setBackend, useBackend } from '../../engine/runtime.ts';
 
 export const isCI = /^(1|true|yes)$/i.test(process.env.CI ?? '');
 
@@ -73,7 +73,6 @@ export function describeWebGpu(name: string, body: () => void): void {
  * comparison. Leaves the current backend as it was.
  */
 export async function webgpuBackend(): Promise<WebGpuBackend> {
-  const { getBackend, setBackend } = await import('../../engine/runtime.ts');
   const previous = getBackend();
   const gpu = (await useBackend('webgpu')) as WebGpuBackend;
   setBackend(previous);

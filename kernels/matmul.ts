@@ -1,0 +1,559 @@
+// Register-tiled GEMM in WGSL, shared by batched matmul and the implicit-GEMM convolutions.
+//
+// C[z][M×N] = A[z][M×K] · B[z][K×N], with every operand reached through small WGSL hook functions so the
+// same tile loop serves plain matrices (this file) and convolutions whose A/B are im2col views
+// (kernels/conv2d.ts).
+//
+// Tiling (all sizes are WGSL `override` constants, fixed when the pipeline is created):
+//   - a workgroup of WG_X × WG_Y invocations computes a TILE_M × TILE_N block of C, where
+//     TILE_M = WG_Y·RM and TILE_N = WG_X·RN;
+//   - each invocation owns an RM × RN register tile (RM, RN ∈ {4, 8}, baked into the source because
+//     function-scope arrays need const sizes): rows ty·RM…, columns tx·RN…;
+//   - the K loop walks TILE_K-deep slabs: the workgroup stages A[TILE_M × TILE_K] (transposed, k-major)
+//     and B[TILE_K × TILE_N] in workgroup memory, then every invocation does TILE_K rank-1 updates of its
+//     register tile, reading RM/4 + RN/4 vec4s of workgroup memory for RM·RN multiply-adds;
+//   - global loads are vec4 where the layout allows (A along k when K % 4 == 0, B along n when
+//     N % 4 == 0), scalar otherwise; out-of-range elements load as 0, so any M, N, K ≥ 1 works;
+//   - workgroup id z selects a batch (matmul) or a group (conv).
+//
+// A kernel plan (`GemmPlan`) carries the specialised WGSL, the override constants, the uniform values by
+// field name, the storage bindings by WGSL variable name and the dispatch size; the WebGPU backend binds
+// by name (wgsl_reflect), never by index.
+
+import type { KernelParams } from '../engine/backend.ts';
+import { broadcastStrides, fmt, sizeOf, type Shape } from '../engine/shape.ts';
+import type { GpuStorage, KernelContext, KernelFamily } from '../engine/webgpu/backend.ts';
+
+/** Everything needed to run one compute dispatch that writes one output storage. */
+export interface KernelPlan {
+  /** For error messages: family and shapes. */
+  label: string;
+  /** Specialised WGSL; equal strings may share a module and pipeline. */
+  code: string;
+  entryPoint: string;
+  /** Pipeline-overridable constants (`override` declarations). */
+  constants: Record<string, number>;
+  /** Fields of the uniform struct bound as `params`; every field is a u32 (i32 values as two's complement). */
+  params: Record<string, number>;
+  /** Storage bindings read by the kernel: WGSL variable name → index into the kernel's inputs. */
+  inputs: Record<string, number>;
+  /** WGSL variable name of the output storage binding. */
+  output: string;
+  /** Number of f32 elements of the output. */
+  outputSize: number;
+  workgroups: [number, number, number];
+}
+
+/** Register-tile and workgroup shape of one GEMM variant. */
+export interface GemmConfig {
+  /** rows per invocation (4 or 8) */
+  rm: number;
+  /** columns per invocation (4 or 8) */
+  rn: number;
+  wgX: number;
+  wgY: number;
+  tileK: number;
+}
+
+/**
+ * What a GEMM client provides. The operand accessors are WGSL *snippets* inlined into the tile loop, not
+ * WGSL functions: wgsl_reflect's emulator (the race check) returns the last invocation's result from every
+ * user-function call, so per-invocation addressing must not go through functions. Snippet-local names
+ * must not collide with the template's (use `q`-prefixed names inside `{ }` blocks).
+ */
+export interface GemmSpec {
+  /** For the leading comment of the source. */
+  name: string;
+  /** Fields of `struct Params` besides M, N, K, each like `C: u32,` (i32 and f32 allowed). */
+  paramFields: string[];
+  /** Storage bindings (after `params` at binding 0); the names matter, the indices are assigned in order. */
+  bindings: { name: string; type: string; access: 'read' | 'read_write' }[];
+  /** Module-scope declarations: consts and overrides. */
+  decls: string;
+  /** Statements run first in the entry point: `let`s every snippet may use, from `z` (= workgroup_id.z). */
+  prologue: string;
+  /** vec4 A loads (A[row, k..k+3], needs K % 4 == 0) or scalar ones. */
+  aVec4: boolean;
+  /** Statements assigning A[row, k] (vec4 or f32) to `v`; only called with row < M and k < K. */
+  loadA: (row: string, k: string) => string;
+  /** vec4 B loads (B[k, col..col+3], needs N % 4 == 0) or scalar ones. */
+  bVec4: boolean;
+  /**
+   * Scalar path: statements run once per invocation for the fixed column `col` it loads in every B slab
+   * (also for columns ≥ N), declaring `let`s that loadB may use.
+   */
+  colSetup?: (col: string) => string;
+  /** Statements assigning B[k, col] (vec4 or f32) to `v`; only called with k < K (and col < N). */
+  loadB: (k: string, col: string) => string;
+  /** Statements storing the f32 `value` to C[row, col]; only called with row < M and col < N. */
+  storeC: (row: string, col: string, value: string) => string;
+}
+
+/** Whether a configuration satisfies the divisibility rules the tile loops rely on. */
+export function gemmConfigOk(c: GemmConfig, bVec4: boolean): boolean {
+  const nt = c.wgX * c.wgY;
+  const tileN = c.wgX * c.rn;
+  return (
+    [4, 8, 12, 16].includes(c.rm) &&
+    [4, 8].includes(c.rn) &&
+    c.tileK % 4 === 0 &&
+    (bVec4
+      ? (c.tileK * tileN / 4) % nt === 0 // vec4 B path: whole passes
+      : nt % tileN === 0 && (c.tileK * tileN) % nt === 0) && // scalar B path: one fixed column per invocation
+    (c.tileK * c.wgY * c.rm) % nt === 0 &&
+    nt <= 256
+  );
+}
+
+export function validateGemmConfig(c: GemmConfig, bVec4: boolean): void {
+  if (!gemmConfigOk(c, bVec4)) throw new Error(`gemm: unsupported tile configuration ${JSON.stringify(c)} for ${bVec4 ? 'vec4' : 'scalar'} B loads`);
+}
+
+/**
+ * Override constants for a configuration: every override, derived ones included. (WGSL lets derived
+ * overrides default to expressions of others, and the sources keep those expressions as documentation,
+ * but wgsl_reflect's emulator, which the race check runs, evaluates such defaults with the other
+ * overrides' defaults; giving every value explicitly keeps the emulator exact.)
+ */
+export function gemmConstants(c: GemmConfig): Record<string, number> {
+  const tileM = c.wgY * c.rm;
+  const tileN = c.wgX * c.rn;
+  return {
+    WG_X: c.wgX,
+    WG_Y: c.wgY,
+    TILE_K: c.tileK,
+    NUM_THREADS: c.wgX * c.wgY,
+    TILE_M: tileM,
+    TILE_N: tileN,
+    TILE_N4: tileN / 4,
+    A_LEN: 2 * c.tileK * tileM,
+    B_LEN: 2 * c.tileK * tileN,
+  };
+}
+
+/** The part of a configuration baked into the WGSL text (the rest are override constants). */
+export function gemmVariant(cfg: GemmConfig): string {
+  return `${cfg.rm}x${cfg.rn}${cfg.wgY === cfg.rn ? 'u' : ''}`;
+}
+
+/** Indents every line of a snippet by `n` spaces. */
+export function indent(text: string, n: number): string {
+  const pad = ' '.repeat(n);
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => (line.trim() ? pad + line.trim() : ''))
+    .join('\n');
+}
+
+/** Builds the WGSL of a GEMM variant. */
+export function gemmShader(spec: GemmSpec, cfg: GemmConfig): string {
+  const { rm, rn } = cfg;
+  // With exactly TILE_N invocations (WG_Y == RN), each invocation loads one element of every B slab row:
+  // k is then the same for the whole workgroup, so the K-index arithmetic of an implicit-GEMM load is
+  // workgroup-uniform (computed once per SIMD group on CPU adapters, by the scalar unit on some GPUs).
+  const uniformBRows = cfg.wgY === cfg.rn;
+  const bindingDecls = spec.bindings
+    .map((b, i) => `@group(0) @binding(${i + 1}) var<storage, ${b.access}> ${b.name}: ${b.type};`)
+    .join('\n');
+  const rm4 = rm / 4;
+  const rn4 = rn / 4;
+  // The rank-1 update of the register tile for one k: a = rows, b = columns (both vec4 chunks).
+  const inner: string[] = [];
+  const vec4At = (arr: string, base: string, q: number) =>
+    `vec4<f32>(${[0, 1, 2, 3].map((j) => `${arr}[${base} + ${q * 4 + j}u]`).join(', ')})`;
+  for (let q = 0; q < rm4; q++) inner.push(`      let a${q} = ${vec4At('As', 'aBase', q)};`);
+  for (let q = 0; q < rn4; q++) inner.push(`      let b${q} = ${vec4At('Bs', 'bBase', q)};`);
+  for (let i = 0; i < rm; i++) {
+    const comp = 'xyzw'[i % 4];
+    for (let q = 0; q < rn4; q++) {
+      inner.push(`      acc${i}_${q} = fma(vec4<f32>(a${Math.floor(i / 4)}.${comp}), b${q}, acc${i}_${q});`);
+    }
+  }
+  // The register tile: one vec4 variable per (row, 4 columns), so no array has to be promoted.
+  const accDecls: string[] = [];
+  for (let i = 0; i < rm; i++) for (let q = 0; q < rn4; q++) accDecls.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
+  const stores: string[] = [];
+  for (let i = 0; i < rm; i++) {
+    stores.push(`  if (row0 + ${i}u < params.M) {`);
+    for (let q = 0; q < rn4; q++) {
+      for (let j = 0; j < 4; j++) {
+        const c = q * 4 + j;
+        stores.push(`    if (col0 + ${c}u < params.N) {\n${indent(spec.storeC(`row0 + ${i}u`, `col0 + ${c}u`, `acc${i}_${q}.${'xyzw'[j]}`), 6)}\n    }`);
+      }
+    }
+    stores.push('  }');
+  }
+
+  const loadA = spec.aVec4
+    ? `
+  // A slab: TILE_M rows × TILE_K/4 vec4s along k; stored transposed (k-major) for the rank-1 updates.
+  for (var i = lid; i < TILE_M * TILE_K / 4u; i += NUM_THREADS) {
+    let r = i / (TILE_K / 4u);
+    let kq = (i % (TILE_K / 4u)) * 4u;
+    let row = tileRow + r;
+    var v = vec4<f32>(0.0);
+    if (row < params.M && kb + kq < params.K) {
+${indent(spec.loadA('row', 'kb + kq'), 6)}
+    }
+    As[aOff + (kq + 0u) * TILE_M + r] = v.x;
+    As[aOff + (kq + 1u) * TILE_M + r] = v.y;
+    As[aOff + (kq + 2u) * TILE_M + r] = v.z;
+    As[aOff + (kq + 3u) * TILE_M + r] = v.w;
+  }`
+    : `
+  // A slab: TILE_M × TILE_K scalars (k fastest across invocations), stored transposed (k-major).
+  for (var i = lid; i < TILE_M * TILE_K; i += NUM_THREADS) {
+    let r = i / TILE_K;
+    let kk = i % TILE_K;
+    let row = tileRow + r;
+    var v = 0.0;
+    if (row < params.M && kb + kk < params.K) {
+${indent(spec.loadA('row', 'kb + kk'), 6)}
+    }
+    As[aOff + kk * TILE_M + r] = v;
+  }`;
+
+  const loadB = spec.bVec4
+    ? `
+  // B slab: TILE_K rows × TILE_N/4 vec4s.
+  for (var i = lid; i < TILE_K * TILE_N4; i += NUM_THREADS) {
+    let kk = i / TILE_N4;
+    let cq = i % TILE_N4;
+    let col = tileCol + cq * 4u;
+    var v = vec4<f32>(0.0);
+    if (col < params.N && kb + kk < params.K) {
+${indent(spec.loadB('kb + kk', 'col'), 6)}
+    }
+    let bi = bOff + kk * TILE_N + cq * 4u;
+    Bs[bi] = v.x;
+    Bs[bi + 1u] = v.y;
+    Bs[bi + 2u] = v.z;
+    Bs[bi + 3u] = v.w;
+  }`
+    : `
+  // B slab: every invocation loads the same column (bCol) of TILE_K / (NUM_THREADS / TILE_N) rows.
+  for (var kk = ${uniformBRows ? '0u' : 'lid / TILE_N'}; kk < TILE_K; kk += ${uniformBRows ? '1u' : 'NUM_THREADS / TILE_N'}) {
+    var v = 0.0;
+    if (bValid && kb + kk < params.K) {
+${indent(spec.loadB('kb + kk', 'tileCol + bCol'), 6)}
+    }
+    Bs[bOff + kk * TILE_N + bCol] = v;
+  }`;
+
+  return /* wgsl */ `// ${spec.name}: register-tiled GEMM (${rm}x${rn} outputs per invocation${uniformBRows ? ', WG_Y == RN' : ''})
+override WG_X: u32 = 16u;
+override WG_Y: u32 = 16u;
+override TILE_K: u32 = 16u;
+const RM: u32 = ${rm}u;
+const RN: u32 = ${rn}u;
+override NUM_THREADS: u32 = WG_X * WG_Y;
+override TILE_M: u32 = WG_Y * RM;
+override TILE_N: u32 = WG_X * RN;
+override TILE_N4: u32 = TILE_N / 4u;
+
+struct Params {
+  M: u32,
+  N: u32,
+  K: u32,
+${spec.paramFields.map((f) => `  ${f}`).join('\n')}
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+${bindingDecls}
+
+// Two buffers per operand: the next slab loads while the current one is consumed (one barrier per slab).
+// (Sized by single override names so that tools which cannot evaluate override expressions in array
+// types, like wgsl_reflect's race detector, can substitute them.)
+override A_LEN: u32 = 2u * TILE_K * TILE_M;
+override B_LEN: u32 = 2u * TILE_K * TILE_N;
+var<workgroup> As: array<f32, A_LEN>;
+var<workgroup> Bs: array<f32, B_LEN>;
+
+${spec.decls}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let z = wid.z;
+${indent(spec.prologue, 2)}
+  let tileRow = wid.y * TILE_M;
+  let tileCol = wid.x * TILE_N;
+  let tx = lid3.x;
+  let ty = lid3.y;
+${spec.bVec4 ? '' : `  let bCol = lid % TILE_N;
+  let bValid = tileCol + bCol < params.N;
+${indent(spec.colSetup?.('tileCol + bCol') ?? '', 2)}`}
+${accDecls.join('\n')}
+
+  // Slab 0 into buffer 0.
+  {
+    let kb = 0u;
+    let aOff = 0u;
+    let bOff = 0u;
+${loadA}
+${loadB}
+  }
+  workgroupBarrier();
+  // Each iteration loads slab t + 1 into buffer (t + 1) % 2 and consumes slab t from buffer t % 2. The
+  // single barrier at its end orders both: every read of buffer t % 2 (it is overwritten by the loads of
+  // iteration t + 1) and every write of buffer (t + 1) % 2 (read in iteration t + 1).
+  var cur = 0u;
+  for (var k0 = 0u; k0 < params.K; k0 += TILE_K) {
+    if (k0 + TILE_K < params.K) {
+      let kb = k0 + TILE_K;
+      let aOff = (1u - cur) * TILE_K * TILE_M;
+      let bOff = (1u - cur) * TILE_K * TILE_N;
+${loadA}
+${loadB}
+    }
+    let aCur = cur * TILE_K * TILE_M + ty * RM;
+    let bCur = cur * TILE_K * TILE_N + tx * RN;
+    for (var kk = 0u; kk < TILE_K; kk++) {
+      let aBase = aCur + kk * TILE_M;
+      let bBase = bCur + kk * TILE_N;
+${inner.join('\n')}
+    }
+    workgroupBarrier();
+    cur = 1u - cur;
+  }
+
+  let row0 = tileRow + ty * RM;
+  let col0 = tileCol + tx * RN;
+${stores.join('\n')}
+}
+`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Batched matmul with numpy batch broadcasting.
+
+/** At most this many batch dimensions survive collapsing (enough for any realistic broadcast). */
+export const MAX_BATCH_DIMS = 4;
+
+/**
+ * Collapses the broadcast batch dimensions of a matmul into at most MAX_BATCH_DIMS dimensions, each with
+ * its size and the element strides of A's and B's matrices (0 where broadcast). Size-1 dimensions are
+ * dropped; neighbours whose strides are contiguous in both operands merge.
+ */
+export function collapseBatch(aShape: Shape, bShape: Shape, outShape: Shape): { dims: number[]; aStrides: number[]; bStrides: number[] } {
+  const r = outShape.length;
+  const m = outShape[r - 2];
+  const n = outShape[r - 1];
+  const k = aShape[aShape.length - 1];
+  const batch = outShape.slice(0, r - 2);
+  const sa = broadcastStrides(aShape.slice(0, -2), batch).map((s) => s * m * k);
+  const sb = broadcastStrides(bShape.slice(0, -2), batch).map((s) => s * k * n);
+  const dims: number[] = [];
+  const aStrides: number[] = [];
+  const bStrides: number[] = [];
+  for (let i = 0; i < batch.length; i++) {
+    if (batch[i] === 1) continue;
+    const last = dims.length - 1;
+    if (last >= 0 && aStrides[last] === sa[i] * batch[i] && bStrides[last] === sb[i] * batch[i]) {
+      dims[last] *= batch[i];
+      aStrides[last] = sa[i];
+      bStrides[last] = sb[i];
+    } else {
+      dims.push(batch[i]);
+      aStrides.push(sa[i]);
+      bStrides.push(sb[i]);
+    }
+  }
+  if (dims.length > MAX_BATCH_DIMS) {
+    throw new Error(`matmul: batch broadcast ${JSON.stringify(aShape)} @ ${JSON.stringify(bShape)} needs ${dims.length} batch dimensions after collapsing; the kernel supports ${MAX_BATCH_DIMS}`);
+  }
+  while (dims.length < MAX_BATCH_DIMS) {
+    dims.unshift(1);
+    aStrides.unshift(0);
+    bStrides.unshift(0);
+  }
+  return { dims, aStrides, bStrides };
+}
+
+function matmulSpec(aVec4: boolean, bVec4: boolean): GemmSpec {
+  return {
+    name: 'matmul',
+    paramFields: ['d0: u32,', 'd1: u32,', 'd2: u32,', 'd3: u32,', 'as0: u32,', 'as1: u32,', 'as2: u32,', 'as3: u32,', 'bs0: u32,', 'bs1: u32,', 'bs2: u32,', 'bs3: u32,'],
+    bindings: [
+      { name: 'a', type: aVec4 ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
+      { name: 'b', type: bVec4 ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
+      { name: 'out', type: 'array<f32>', access: 'read_write' },
+    ],
+    decls: '',
+    // Element offsets of batch z's A and B matrices (z enumerates the output batch, row-major, over the
+    // collapsed batch dims d0..d3) and of its output.
+    prologue: /* wgsl */ `
+      let qi3 = z % params.d3;
+      let qi2 = (z / params.d3) % params.d2;
+      let qi1 = (z / (params.d3 * params.d2)) % params.d1;
+      let qi0 = z / (params.d3 * params.d2 * params.d1);
+      let aBatch = qi0 * params.as0 + qi1 * params.as1 + qi2 * params.as2 + qi3 * params.as3;
+      let bBatch = qi0 * params.bs0 + qi1 * params.bs1 + qi2 * params.bs2 + qi3 * params.bs3;
+      let cBatch = z * params.M * params.N;`,
+    aVec4,
+    loadA: aVec4
+      ? (row, k) => `v = a[(aBatch + (${row}) * params.K + ${k}) / 4u];`
+      : (row, k) => `v = a[aBatch + (${row}) * params.K + ${k}];`,
+    bVec4,
+    loadB: bVec4
+      ? (k, col) => `v = b[(bBatch + (${k}) * params.N + ${col}) / 4u];`
+      : (k, col) => `v = b[bBatch + (${k}) * params.N + ${col}];`,
+    storeC: (row, col, value) => `out[cBatch + (${row}) * params.N + ${col}] = ${value};`,
+  };
+}
+
+const shaderCache = new Map<string, string>();
+
+/** Builds a shader variant once; equal keys return the identical string (the pipeline cache key). */
+export function cachedShader(key: string, build: () => string): string {
+  let code = shaderCache.get(key);
+  if (code === undefined) {
+    code = build();
+    shaderCache.set(key, code);
+  }
+  return code;
+}
+
+/**
+ * Tile configurations (see bench/RESULTS.md for how they measure on lavapipe).
+ *
+ * - `square` is the default: a 64 × 64 workgroup tile, 8 × 8 outputs per invocation, 8 × 8 invocations,
+ *   2 × 4 KiB of workgroup memory per operand (double-buffered) at TILE_K = 16: a sound GPU shape (64
+ *   accumulators per invocation) that also does well on CPU adapters.
+ * - `deep` is used for matmuls with vec4 B loads on CPU adapters (lavapipe): 16 × 8 outputs per
+ *   invocation, 8 × 4 invocations (4 SIMD groups of 8 lanes on a 256-bit CPU), TILE_K = 32 when the device
+ *   allows 32 KiB of workgroup memory. On a CPU every workgroupBarrier is a coroutine switch per SIMD group,
+ *   so fewer, longer-running invocations with more work between barriers pay off there; on GPUs 128
+ *   accumulators per invocation and 32 invocations per workgroup would cost occupancy, so GPUs keep
+ *   `square`.
+ * - `wide` (M ≤ 16) and `tall` (N ≤ 16) waste less of the tile on narrow problems.
+ * - `classic` (4 × 4 per invocation, 16 × 16 invocations) is kept for comparison and tests.
+ */
+export const GEMM_CONFIGS = {
+  square: { rm: 8, rn: 8, wgX: 8, wgY: 8, tileK: 16 },
+  deep: { rm: 16, rn: 8, wgX: 8, wgY: 4, tileK: 32 },
+  deep16: { rm: 16, rn: 8, wgX: 8, wgY: 4, tileK: 16 },
+  wide: { rm: 4, rn: 4, wgX: 16, wgY: 4, tileK: 16 },
+  tall: { rm: 8, rn: 4, wgX: 4, wgY: 16, tileK: 16 },
+  classic: { rm: 4, rn: 4, wgX: 16, wgY: 16, tileK: 16 },
+} satisfies Record<string, GemmConfig>;
+
+/** Bytes of workgroup memory a configuration uses (two buffers per operand). */
+export function gemmSharedBytes(c: GemmConfig): number {
+  return 2 * c.tileK * (c.wgY * c.rm + c.wgX * c.rn) * 4;
+}
+
+let configOverride: GemmConfig | null = null;
+
+/**
+ * Forces one tile configuration for every GEMM it suits (benchmarks and tests; a configuration the
+ * problem's load path cannot use is ignored); null restores the automatic choice.
+ */
+export function setGemmConfig(config: GemmConfig | null): void {
+  configOverride = config;
+}
+
+/** What the configuration choice may depend on besides the problem size. */
+export interface GemmTarget {
+  /** A CPU adapter (lavapipe, SwiftShader…): `isFallbackAdapter` of the device. */
+  cpu: boolean;
+  /** maxComputeWorkgroupStorageSize. */
+  sharedBytes: number;
+}
+
+const DEFAULT_TARGET: GemmTarget = { cpu: false, sharedBytes: 16384 };
+
+/** Chooses a tile configuration for an M × N problem whose B loads are vec4 (`bVec4`) or scalar. */
+export function chooseGemmConfig(m: number, n: number, bVec4: boolean, target: GemmTarget = DEFAULT_TARGET): GemmConfig {
+  if (configOverride && gemmConfigOk(configOverride, bVec4)) return configOverride;
+  if (m <= 16 && n > 16) return GEMM_CONFIGS.wide;
+  if (n <= 16 && m > 16) return GEMM_CONFIGS.tall;
+  // `deep` has fewer invocations than B-tile columns, which only the vec4 B path supports.
+  if (target.cpu && bVec4 && m > 64) {
+    return gemmSharedBytes(GEMM_CONFIGS.deep) <= target.sharedBytes ? GEMM_CONFIGS.deep : GEMM_CONFIGS.deep16;
+  }
+  return GEMM_CONFIGS.square;
+}
+
+/** The target of the backend that owns `storage`. */
+export function targetOf(storage: GpuStorage, limits: GPUSupportedLimits): GemmTarget {
+  return { cpu: storage.backend.ctx.isFallbackAdapter, sharedBytes: limits.maxComputeWorkgroupStorageSize };
+}
+
+/** The WebGPU default limit on workgroups per dimension. */
+export const MAX_WORKGROUPS_PER_DIM = 65535;
+
+export function checkedGrid(label: string, grid: [number, number, number]): [number, number, number] {
+  if (grid.some((g) => g > MAX_WORKGROUPS_PER_DIM)) {
+    throw new Error(`${label}: dispatch ${grid.join('×')} exceeds ${MAX_WORKGROUPS_PER_DIM} workgroups in one dimension`);
+  }
+  return grid;
+}
+
+/** Plans a batched matmul `a [...ba, m, k] @ b [...bb, k, n]` (K ≥ 1). */
+export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, target?: GemmTarget): KernelPlan {
+  const r = p.outShape.length;
+  const M = p.outShape[r - 2];
+  const N = p.outShape[r - 1];
+  const K = p.aShape[p.aShape.length - 1];
+  const batch = sizeOf(p.outShape.slice(0, r - 2));
+  const label = `matmul[${fmt(p.aShape)} @ ${fmt(p.bShape)}]`;
+  const aVec4 = K % 4 === 0;
+  const bVec4 = N % 4 === 0;
+  const cfg = config ?? chooseGemmConfig(M, N, bVec4, target);
+  validateGemmConfig(cfg, bVec4);
+  const { dims, aStrides, bStrides } = collapseBatch(p.aShape, p.bShape, p.outShape);
+  const key = `matmul:${gemmVariant(cfg)}:${aVec4}:${bVec4}`;
+  const code = cachedShader(key, () => gemmShader(matmulSpec(aVec4, bVec4), cfg));
+  const tileM = cfg.wgY * cfg.rm;
+  const tileN = cfg.wgX * cfg.rn;
+  return {
+    label,
+    code,
+    entryPoint: 'main',
+    constants: gemmConstants(cfg),
+    params: {
+      M, N, K,
+      d0: dims[0], d1: dims[1], d2: dims[2], d3: dims[3],
+      as0: aStrides[0], as1: aStrides[1], as2: aStrides[2], as3: aStrides[3],
+      bs0: bStrides[0], bs1: bStrides[1], bs2: bStrides[2], bs3: bStrides[3],
+    },
+    inputs: { a: 0, b: 1 },
+    output: 'out',
+    outputSize: batch * M * N,
+    workgroups: checkedGrid(label, [Math.ceil(N / tileN), Math.ceil(M / tileM), batch]),
+  };
+}
+
+/** Queues a plan on the WebGPU backend and returns its output. */
+export function dispatchPlan(ctx: KernelContext, plan: KernelPlan, inputs: readonly GpuStorage[], outShape: Shape): GpuStorage {
+  const out = ctx.output(plan.outputSize, outShape);
+  if (plan.outputSize === 0) return out;
+  const bindings: Record<string, GpuStorage> = { [plan.output]: out };
+  for (const [name, index] of Object.entries(plan.inputs)) bindings[name] = inputs[index];
+  ctx.dispatch({
+    code: plan.code,
+    entryPoint: plan.entryPoint,
+    constants: plan.constants,
+    uniforms: plan.params,
+    bindings,
+    workgroups: plan.workgroups,
+    label: plan.label,
+  });
+  return out;
+}
+
+/** FLOPs of a matmul: 2·M·N·K per output batch. */
+export function matmulFlops(p: KernelParams['matmul']): number {
+  return 2 * sizeOf(p.outShape) * p.aShape[p.aShape.length - 1];
+}
+
+/** The tiled matmul, registered with the WebGPU backend (replaces the naive kernel of kernels/naive.ts). */
+export const matmulKernels: KernelFamily = {
+  matmul(ctx, inputs, p) {
+    const K = p.aShape[p.aShape.length - 1];
+    if (K === 0 || sizeOf(p.outShape) === 0) return ctx.call('fill', [], { size: sizeOf(p.outShape), value: 0 });
+    return dispatchPlan(ctx, planMatmul(p, undefined, targetOf(inputs[0], ctx.limits)), inputs, p.outShape);
+  },
+};

@@ -1,0 +1,97 @@
+// maxPoolArgmax: the flat index (h · W + w) of each pooling window's maximum within its (n, c) plane.
+//
+// One invocation per output element scans its window in the CPU's order (rows, then columns) with the
+// CPU's rule — a value replaces the best if it is greater, if nothing was taken yet, or if it is NaN — so
+// ties go to the first maximum and the last NaN wins, exactly as in the reference. Padding positions are
+// skipped (they never win); a window made only of padding gives -1. Windows are small (k ≤ 7 or so), so
+// a serial scan per invocation beats any cooperative scheme; adjacent invocations read adjacent columns.
+
+import type { KernelFamily } from '../engine/webgpu/backend.ts';
+import { WGSL_LINEAR } from '../engine/webgpu/pipelines.ts';
+import { fmt, sizeOf } from '../engine/shape.ts';
+import { WGSL_MATH } from './elementwise.ts';
+import { WG, WGSL_MAIN_ARGS } from './layout.ts';
+
+const ARGMAX = /* wgsl */ `
+${WGSL_LINEAR}
+${WGSL_MATH}
+struct U {
+  n: u32,
+  h: u32,
+  w: u32,
+  oh: u32,
+  ow: u32,
+  kh: u32,
+  kw: u32,
+  sh: u32,
+  sw: u32,
+  ph: i32,
+  pw: i32,
+  dh: u32,
+  dw: u32,
+}
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+override WG: u32 = 256;
+@compute @workgroup_size(WG)
+fn main(${WGSL_MAIN_ARGS}) {
+  let i = linear_index(wid, nwg, lid, WG);
+  if (i >= u.n) { return; }
+  let ox = i % u.ow;
+  let oy = (i / u.ow) % u.oh;
+  let plane = i / (u.ow * u.oh);
+  let base = plane * u.h * u.w;
+  var best = -inf_f32();
+  var best_idx = -1;
+  for (var ky = 0u; ky < u.kh; ky++) {
+    let iy = i32(oy * u.sh + ky * u.dh) - u.ph;
+    if (iy < 0 || iy >= i32(u.h)) { continue; }
+    for (var kx = 0u; kx < u.kw; kx++) {
+      let ix = i32(ox * u.sw + kx * u.dw) - u.pw;
+      if (ix < 0 || ix >= i32(u.w)) { continue; }
+      let at = iy * i32(u.w) + ix;
+      let v = x[base + u32(at)];
+      if (v > best || best_idx < 0 || is_nan(v)) {
+        best = v;
+        best_idx = at;
+      }
+    }
+  }
+  out[i] = f32(best_idx);
+}
+`;
+
+export const poolKernels: KernelFamily = {
+  maxPoolArgmax(ctx, [x], p) {
+    if (p.xShape.length !== 4 || p.outShape.length !== 4) throw new Error(`webgpu maxPoolArgmax: expects NCHW, got ${fmt(p.xShape)} → ${fmt(p.outShape)}`);
+    const [, , H, W] = p.xShape;
+    const [, , OH, OW] = p.outShape;
+    if (H * W > 2 ** 24) throw new Error(`webgpu maxPoolArgmax: a ${H}×${W} plane has indices float32 cannot hold exactly`);
+    const n = sizeOf(p.outShape);
+    const out = ctx.output(n, p.outShape);
+    if (n === 0) return out;
+    ctx.dispatch({
+      code: ARGMAX,
+      constants: { WG },
+      uniforms: {
+        n,
+        h: H,
+        w: W,
+        oh: OH,
+        ow: OW,
+        kh: p.kernel[0],
+        kw: p.kernel[1],
+        sh: p.stride[0],
+        sw: p.stride[1],
+        ph: p.padding[0],
+        pw: p.padding[1],
+        dh: p.dilation[0],
+        dw: p.dilation[1],
+      },
+      bindings: { x, out },
+      workgroups: Math.ceil(n / WG),
+    });
+    return out;
+  },
+};

@@ -1,0 +1,229 @@
+// Reductions (sum, max) over any set of axes, without permuting the input first.
+//
+// The input's kept axes and reduced axes are coalesced separately: an output element o has a base
+// offset from the kept dims, and the reduced index space r ∈ [0, R) adds an offset from the reduced dims.
+// Two kernels cover the range of R:
+//
+// - R ≤ 64 (softmax over a few channels, small batch sums): one invocation per output loops over R.
+//   Adjacent invocations are adjacent outputs, so their reads are adjacent too whenever the kept axes are
+//   the inner ones.
+// - R > 64: one workgroup of WG invocations per (output, chunk of 8·WG elements), WG = 256, or the power
+//   of two from 64 up that covers R in one chunk. Each invocation folds 8 elements strided by WG (so a
+//   workgroup reads contiguous runs), then a tree in workgroup memory folds the WG partials. When R spans several chunks, the [O, chunks] partials are reduced again by the same
+//   planner (a second pass), so no invocation ever walks a long serial chain: the longest chain of
+//   additions is 8 + log2(256) = 16 per pass (at most 16 + 64 over two passes), which bounds the float32
+//   error at D·2^-24·Σ|x| with D ≤ 80.
+//
+// max propagates NaN (any NaN in the window gives NaN, like the CPU) and is exact; an empty reduction gives
+// 0 for sum and -∞ for max.
+
+import type { ReduceOp } from '../engine/backend.ts';
+import type { GpuStorage, KernelContext, KernelFamily } from '../engine/webgpu/backend.ts';
+import { WGSL_LINEAR } from '../engine/webgpu/pipelines.ts';
+import { fmt, sizeOf, stridesOf, type Shape } from '../engine/shape.ts';
+import { WGSL_MATH } from './elementwise.ts';
+import { MAX_RANK, WGSL_MAIN_ARGS, coalesce, type Coalesced } from './layout.ts';
+
+/** Largest R reduced by one invocation per output. */
+export const LOOP_MAX = 64;
+/** Tree kernel: invocations per workgroup (a power of two ≤ 256) and elements each folds per chunk. */
+export const TREE_WG = 256;
+export const TREE_PT = 8;
+
+const COMBINE: Record<ReduceOp, { identity: string; combine: (a: string, b: string) => string; fill: number }> = {
+  sum: { identity: '0.0', combine: (a, b) => `${a} + ${b}`, fill: 0 },
+  max: { identity: '-inf_f32()', combine: (a, b) => `max_nan(${a}, ${b})`, fill: -Infinity },
+};
+
+const HEADER = /* wgsl */ `
+${WGSL_LINEAR}
+${WGSL_MATH}
+struct U {
+  n: u32,
+  r: u32,
+  chunks: u32,
+  rank_k: u32,
+  rank_r: u32,
+  shape_k: array<vec4<u32>, 2>,
+  stride_k: array<vec4<i32>, 2>,
+  shape_r: array<vec4<u32>, 2>,
+  stride_r: array<vec4<i32>, 2>,
+}
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+// Offset of output element o's first input element (kept dims).
+fn kept_offset(o: u32) -> i32 {
+  var rem = o;
+  var off = 0;
+  for (var dd = i32(u.rank_k) - 1; dd >= 0; dd--) {
+    let d = u32(dd);
+    let n = u.shape_k[d >> 2u][d & 3u];
+    off += i32(rem % n) * u.stride_k[d >> 2u][d & 3u];
+    rem = rem / n;
+  }
+  return off;
+}
+
+// Offset of the r-th element of the reduced index space, relative to kept_offset.
+fn reduced_offset(r: u32) -> i32 {
+  var rem = r;
+  var off = 0;
+  for (var dd = i32(u.rank_r) - 1; dd >= 0; dd--) {
+    let d = u32(dd);
+    let n = u.shape_r[d >> 2u][d & 3u];
+    off += i32(rem % n) * u.stride_r[d >> 2u][d & 3u];
+    rem = rem / n;
+  }
+  return off;
+}
+`;
+
+function loopSource(op: ReduceOp): string {
+  const c = COMBINE[op];
+  return /* wgsl */ `${HEADER}
+override WG: u32 = 256;
+@compute @workgroup_size(WG)
+fn main(${WGSL_MAIN_ARGS}) {
+  let o = linear_index(wid, nwg, lid, WG);
+  if (o >= u.n) { return; }
+  let base = kept_offset(o);
+  var acc = ${c.identity};
+  for (var r = 0u; r < u.r; r++) {
+    acc = ${c.combine('acc', 'x[base + reduced_offset(r)]')};
+  }
+  out[o] = acc;
+}
+`;
+}
+
+function treeSource(op: ReduceOp): string {
+  const c = COMBINE[op];
+  return /* wgsl */ `${HEADER}
+override WG: u32 = 256; // a power of two, at most 256 (the size of part)
+override PT: u32 = 8;
+// Sized by a literal, not by WG: override-sized workgroup arrays are not supported everywhere (naga,
+// wgsl_reflect's emulator).
+var<workgroup> part: array<f32, 256>;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  // One workgroup per (output, chunk). g is the same for the whole workgroup, so this early exit keeps
+  // the barriers below in uniform control flow.
+  let g = wid.x + wid.y * nwg.x;
+  if (g >= u.n) { return; }
+  let o = g / u.chunks;
+  let start = (g % u.chunks) * WG * PT;
+  let base = kept_offset(o);
+  var acc = ${c.identity};
+  for (var k = 0u; k < PT; k++) {
+    let r = start + k * WG + lid;
+    if (r < u.r) {
+      acc = ${c.combine('acc', 'x[base + reduced_offset(r)]')};
+    }
+  }
+  part[lid] = acc;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      part[lid] = ${c.combine('part[lid]', 'part[lid + s]')};
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    out[g] = part[0];
+  }
+}
+`;
+}
+
+const LOOP_SOURCES: Record<ReduceOp, string> = { sum: loopSource('sum'), max: loopSource('max') };
+const TREE_SOURCES: Record<ReduceOp, string> = { sum: treeSource('sum'), max: treeSource('max') };
+
+/** The reduction split into coalesced kept and reduced index spaces. */
+interface ReducePlan {
+  kept: Coalesced;
+  reduced: Coalesced;
+  outputs: number;
+  length: number;
+}
+
+function planOf(shape: Shape, axes: readonly number[]): ReducePlan {
+  const strides = stridesOf(shape);
+  const isReduced = shape.map((_, d) => axes.includes(d));
+  const keptDims = shape.map((_, d) => d).filter((d) => !isReduced[d]);
+  const redDims = shape.map((_, d) => d).filter((d) => isReduced[d]);
+  const kept = coalesce(keptDims.map((d) => shape[d]), [keptDims.map((d) => strides[d])]);
+  const reduced = coalesce(redDims.map((d) => shape[d]), [redDims.map((d) => strides[d])]);
+  return { kept, reduced, outputs: sizeOf(kept.shape), length: sizeOf(reduced.shape) };
+}
+
+function uniformsOf(p: ReducePlan, n: number, chunks: number) {
+  return {
+    n,
+    r: p.length,
+    chunks,
+    rank_k: p.kept.shape.length,
+    rank_r: p.reduced.shape.length,
+    shape_k: p.kept.shape,
+    stride_k: p.kept.strides[0],
+    shape_r: p.reduced.shape,
+    stride_r: p.reduced.strides[0],
+  };
+}
+
+/** Reduces `x` per `plan` into `out` (O elements), adding passes while R spans several chunks. */
+function reduceInto(ctx: KernelContext, op: ReduceOp, x: GpuStorage, plan: ReducePlan, out: GpuStorage): void {
+  const { outputs, length } = plan;
+  if (length <= LOOP_MAX) {
+    ctx.dispatch({
+      label: `reduce ${op} loop O=${outputs} R=${length}`,
+      code: LOOP_SOURCES[op],
+      constants: { WG: 256 },
+      uniforms: uniformsOf(plan, outputs, 1),
+      bindings: { x, out },
+      workgroups: Math.ceil(outputs / 256),
+    });
+    return;
+  }
+  // A short reduction gets a narrower workgroup (fewer idle invocations and tree levels); 64 keeps a
+  // full SIMD width on real GPUs.
+  const wg = Math.min(TREE_WG, Math.max(64, 2 ** Math.ceil(Math.log2(length / TREE_PT))));
+  const chunks = Math.ceil(length / (wg * TREE_PT));
+  const target = chunks === 1 ? out : ctx.scratch(outputs * chunks, [outputs, chunks]);
+  ctx.dispatch({
+    label: `reduce ${op} tree O=${outputs} R=${length} chunks=${chunks}`,
+    code: TREE_SOURCES[op],
+    constants: { WG: wg, PT: TREE_PT },
+    uniforms: uniformsOf(plan, outputs * chunks, chunks),
+    bindings: { x, out: target },
+    workgroups: outputs * chunks,
+  });
+  if (chunks > 1) {
+    const partials: ReducePlan = {
+      kept: { shape: [outputs], strides: [[chunks]] },
+      reduced: { shape: [chunks], strides: [[1]] },
+      outputs,
+      length: chunks,
+    };
+    reduceInto(ctx, op, target, partials, out);
+  }
+}
+
+export const reduceKernels: KernelFamily = {
+  reduce(ctx, [x], p) {
+    if (!(p.op in COMBINE)) throw new Error(`webgpu reduce: unknown op ${p.op}`);
+    const plan = planOf(p.shape, p.axes);
+    const outShape = p.shape.filter((_, d) => !p.axes.includes(d));
+    if (plan.outputs === 0) return ctx.output(0, outShape);
+    if (plan.length === 0) return ctx.call('fill', [], { size: plan.outputs, value: COMBINE[p.op].fill });
+    for (const c of [plan.kept, plan.reduced]) {
+      if (c.shape.length > MAX_RANK) {
+        throw new Error(`webgpu reduce: ${fmt(p.shape)} over axes ${fmt(p.axes)} has more than ${MAX_RANK} non-mergeable dims`);
+      }
+    }
+    const out = ctx.output(plan.outputs, outShape);
+    reduceInto(ctx, p.op, x, plan, out);
+    return out;
+  },
+};
