@@ -44,7 +44,8 @@ export async function useBackend(name: BackendName): Promise<Backend> {
     current = cpu;
     return cpu;
   }
-  if (!webgpu) {
+  if (!webgpu || (webgpu as { isLost?: boolean }).isLost) {
+    // First use, or the previous device was lost: a lost device never comes back, so make a new one.
     const mod = await import('./webgpu/backend.ts');
     webgpu = await mod.createWebGpuBackend();
   }

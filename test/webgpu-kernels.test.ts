@@ -908,3 +908,19 @@ describeWebGpu('the engine on WebGPU matches the CPU (float32 tolerance)', () =>
     }
   });
 });
+
+describeWebGpu('engine after a lost device', () => {
+  it('fails with a clear error, and useBackend("webgpu") gives a working new backend', async () => {
+    const previous = getBackend();
+    const gpu = (await E.useBackend('webgpu')) as WebGpuBackend;
+    const x = E.tensor([1, 2, 3], [3], gpu);
+    gpu.device.destroy();
+    await gpu.device.lost;
+    await new Promise((r) => setTimeout(r, 0));
+    expect(() => E.exp(x)).toThrow(/webgpu unary: the device was released; call useBackend\('webgpu'\)/);
+    const fresh = await E.useBackend('webgpu');
+    expect(fresh).not.toBe(gpu);
+    expect(await E.mul(E.tensor([1, 2, 3], [3], fresh), 2).data()).toEqual([2, 4, 6]);
+    setBackend(previous ?? cpuBackend());
+  });
+});

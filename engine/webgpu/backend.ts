@@ -282,6 +282,20 @@ export class WebGpuBackend implements Backend {
     this.stagingPool = new BufferPool(this.device, STAGING_USAGE, 'readback', 64 * 1024 * 1024);
     this.uniformAlign = Math.max(16, this.limits.minUniformBufferOffsetAlignment);
     this.kernels = Object.assign({}, ...families) as KernelFamily;
+    // After a loss every call fails with a clear error; useBackend('webgpu') then builds a new backend.
+    this.device.lost.then(
+      (info) => {
+        this.lostReason = info.reason === 'destroyed' ? 'the device was released' : `the device was lost (${info.reason ?? 'unknown'})`;
+      },
+      () => undefined,
+    );
+  }
+
+  /** Set when the device is gone; tensors of this backend can no longer be used. */
+  lostReason: string | null = null;
+
+  get isLost(): boolean {
+    return this.lostReason !== null;
   }
 
   describe(): string {
@@ -357,6 +371,7 @@ export class WebGpuBackend implements Backend {
   // --- kernels --------------------------------------------------------------------------------------
 
   run<K extends KernelName>(kernel: K, inputs: readonly Storage[], params: KernelParams[K]): Storage {
+    if (this.lostReason) throw new Error(`webgpu ${kernel}: ${this.lostReason}; call useBackend('webgpu') for a new device and recreate the tensors`);
     this.raiseFailure();
     const out = this.runKernel(kernel, inputs.map((s, i) => this.checkStorage(s, () => `${kernel} input ${i}`)), params);
     if (this.queue.length >= this.maxBatch) this.autoFlush();
