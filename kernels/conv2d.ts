@@ -17,7 +17,7 @@
 //
 // Batch and space share the column axis, so small feature maps still fill 64-wide tiles. Each invocation
 // loads one fixed B column per slab, so the column's decomposition (n, oy, ox) is computed once per
-// invocation (`colState`), not per element. The kernel geometry (kh, kw, stride, dilation) is passed as
+// invocation (`colSetup`), not per element. The kernel geometry (kh, kw, stride, dilation) is passed as
 // `override` constants: the K-index decompositions inside the tile loads then divide by constants (a
 // multiply and shift) instead of by uniforms (a real division per element, very slow on CPU adapters such
 // as lavapipe); a network has only a handful of distinct kernel geometries. Spatial sizes stay uniforms;

@@ -1,24 +1,25 @@
 // Register-tiled GEMM in WGSL, shared by batched matmul and the implicit-GEMM convolutions.
 //
-// C[z][M×N] = A[z][M×K] · B[z][K×N], with every operand reached through small WGSL hook functions so the
-// same tile loop serves plain matrices (this file) and convolutions whose A/B are im2col views
-// (kernels/conv2d.ts).
+// C[z][M×N] = A[z][M×K] · B[z][K×N]. Operands are reached through WGSL snippets supplied by the client
+// (`GemmSpec`), so the same tile loop serves plain matrices (this file) and convolutions whose A/B are
+// im2col views computed inside the loads (kernels/conv2d.ts).
 //
-// Tiling (all sizes are WGSL `override` constants, fixed when the pipeline is created):
+// Tiling (sizes are WGSL `override` constants fixed when the pipeline is created; the register-tile shape
+// RM × RN is baked into the source, since function-scope arrays and unrolled code need constants):
 //   - a workgroup of WG_X × WG_Y invocations computes a TILE_M × TILE_N block of C, where
-//     TILE_M = WG_Y·RM and TILE_N = WG_X·RN;
-//   - each invocation owns an RM × RN register tile (RM, RN ∈ {4, 8}, baked into the source because
-//     function-scope arrays need const sizes): rows ty·RM…, columns tx·RN…;
-//   - the K loop walks TILE_K-deep slabs: the workgroup stages A[TILE_M × TILE_K] (transposed, k-major)
-//     and B[TILE_K × TILE_N] in workgroup memory, then every invocation does TILE_K rank-1 updates of its
-//     register tile, reading RM/4 + RN/4 vec4s of workgroup memory for RM·RN multiply-adds;
+//     TILE_M = WG_Y·RM and TILE_N = WG_X·RN; invocation (tx, ty) owns rows ty·RM… and columns tx·RN…;
+//   - the K loop walks TILE_K-deep slabs: A[TILE_M × TILE_K] (stored k-major) and B[TILE_K × TILE_N] are
+//     staged in workgroup memory, double-buffered (slab t + 1 loads while slab t is consumed, one barrier
+//     per slab); every invocation does TILE_K rank-1 updates of its register tile (vec4 accumulators),
+//     reading RM/4 + RN/4 vec4s of workgroup memory for RM·RN multiply-adds;
 //   - global loads are vec4 where the layout allows (A along k when K % 4 == 0, B along n when
 //     N % 4 == 0), scalar otherwise; out-of-range elements load as 0, so any M, N, K ≥ 1 works;
-//   - workgroup id z selects a batch (matmul) or a group (conv).
+//   - workgroup id z selects a batch (matmul, numpy batch broadcasting) or a group (conv).
 //
-// A kernel plan (`GemmPlan`) carries the specialised WGSL, the override constants, the uniform values by
-// field name, the storage bindings by WGSL variable name and the dispatch size; the WebGPU backend binds
-// by name (wgsl_reflect), never by index.
+// A kernel plan (`KernelPlan`) carries the specialised WGSL, the override constants, the uniform values by
+// member name, the storage bindings by WGSL variable name and the grid; `dispatchPlan` hands it to the
+// WebGPU backend, which binds by name (wgsl_reflect), never by index. `matmulKernels` registers the
+// matmul with the backend (engine/webgpu/backend.ts loads it as an optional family).
 
 import type { KernelParams } from '../engine/backend.ts';
 import { broadcastStrides, fmt, sizeOf, type Shape } from '../engine/shape.ts';
@@ -33,7 +34,7 @@ export interface KernelPlan {
   entryPoint: string;
   /** Pipeline-overridable constants (`override` declarations). */
   constants: Record<string, number>;
-  /** Fields of the uniform struct bound as `params`; every field is a u32 (i32 values as two's complement). */
+  /** Members of the uniform struct bound as `params`, by name (u32, i32 or f32 as the struct declares). */
   params: Record<string, number>;
   /** Storage bindings read by the kernel: WGSL variable name → index into the kernel's inputs. */
   inputs: Record<string, number>;
@@ -46,7 +47,7 @@ export interface KernelPlan {
 
 /** Register-tile and workgroup shape of one GEMM variant. */
 export interface GemmConfig {
-  /** rows per invocation (4 or 8) */
+  /** rows per invocation (4, 8, 12 or 16) */
   rm: number;
   /** columns per invocation (4 or 8) */
   rn: number;
