@@ -11,7 +11,7 @@
 // costs) and the median of several runs is reported.
 
 import type { KernelName, KernelParams } from '../engine/backend.ts';
-import type { DispatchSpec, GpuStorage, KernelContext, KernelFamily, WebGpuBackend } from '../engine/webgpu/backend.ts';
+import { createWebGpuBackend, type DispatchSpec, type GpuStorage, type KernelContext, type KernelFamily, type WebGpuBackend } from '../engine/webgpu/backend.ts';
 import { packUniforms, reflectShader } from '../engine/webgpu/pipelines.ts';
 import { withErrorScopes } from '../engine/webgpu/errors.ts';
 import { cpuBackend } from '../engine/runtime.ts';
@@ -267,4 +267,26 @@ export function adapterName(backend: WebGpuBackend): string {
 
 export function ratio(a: number, b: number): string {
   return `${(a / b).toFixed(2)}×`;
+}
+
+/** Creates the WebGPU backend and prints the benchmark's header (date, adapter, timing method). */
+export async function startGpuBenchmark(title: string, args: Args, runs: number, warmup: number) {
+  const gpu: WebGpuBackend = await createWebGpuBackend();
+  const timer = makeTimer(gpu, args.flags.has('wall'));
+  const adapter = adapterName(gpu);
+  const date = new Date().toISOString();
+  console.log(`# ${title} benchmark, ${date}`);
+  console.log(`# ${gpu.describe()}`);
+  console.log(`# timing: ${timer.method === 'timestamp' ? 'GPU timestamp queries around the compute pass' : 'wall time, submit → onSubmittedWorkDone'}; median of ${runs} runs after ${warmup} warm-up`);
+  /** n uniform values in [−0.5, 0.5) from a seeded LCG, uploaded to the GPU. */
+  const randomStorage = (n: number, seed: number): GpuStorage => {
+    let s = seed >>> 0;
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      v[i] = s / 2 ** 32 - 0.5;
+    }
+    return gpu.upload(v) as GpuStorage;
+  };
+  return { gpu, timer, adapter, date, randomStorage };
 }

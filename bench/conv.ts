@@ -13,11 +13,11 @@
 import type { ConvGeometry, KernelName } from '../engine/backend.ts';
 import { convGeometry } from '../engine/primitives/linalg.ts';
 import { sizeOf } from '../engine/shape.ts';
-import { createWebGpuBackend, type GpuStorage, type KernelFamily, type WebGpuBackend } from '../engine/webgpu/backend.ts';
+import type { GpuStorage, KernelFamily } from '../engine/webgpu/backend.ts';
 import { releaseDevice } from '../engine/webgpu/device.ts';
 import { conv2dKernels, conv2dRoute, convFlops } from '../kernels/conv2d.ts';
 import { naiveKernels } from '../kernels/naive.ts';
-import { adapterName, capture, cpuBackend, listArg, makeTimer, median, parseArgs, printTable, ratio, timeCpu, type Row } from './common.ts';
+import { capture, cpuBackend, listArg, median, parseArgs, printTable, ratio, startGpuBenchmark, timeCpu, type Row } from './common.ts';
 
 interface Layer {
   /** torchvision module path of the first layer with this shape. */
@@ -92,23 +92,7 @@ const withNaive = !args.flags.has('no-naive');
 const withCpu = !args.flags.has('no-cpu') && !quick;
 const naiveBatch32 = args.flags.has('naive-batch32');
 
-const gpu: WebGpuBackend = await createWebGpuBackend();
-const timer = makeTimer(gpu, args.flags.has('wall'));
-const adapter = adapterName(gpu);
-const date = new Date().toISOString();
-console.log(`# conv benchmark, ${date}`);
-console.log(`# ${gpu.describe()}`);
-console.log(`# timing: ${timer.method === 'timestamp' ? 'GPU timestamp queries around the compute pass' : 'wall time, submit → onSubmittedWorkDone'}; median of ${runs} runs after ${warmup} warm-up`);
-
-function randomStorage(n: number, seed: number): GpuStorage {
-  let s = seed >>> 0;
-  const v = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    v[i] = s / 2 ** 32 - 0.5;
-  }
-  return gpu.upload(v) as GpuStorage;
-}
+const { gpu, timer, adapter, date, randomStorage } = await startGpuBenchmark('conv', args, runs, warmup);
 
 function inputsFor(op: Op, g: ConvGeometry): GpuStorage[] {
   const x = () => randomStorage(sizeOf(g.xShape), 1);

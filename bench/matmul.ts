@@ -8,11 +8,10 @@
 // 2-core lavapipe machine (sizes 256, 512, 1024); 2048 and 4096 take minutes there (naive 4096 is skipped
 // by default: --naive-max).
 
-import { createWebGpuBackend, WebGpuBackend } from '../engine/webgpu/backend.ts';
 import { releaseDevice } from '../engine/webgpu/device.ts';
 import { naiveKernels } from '../kernels/naive.ts';
 import { GEMM_CONFIGS, matmulKernels, setGemmConfig, type GemmConfig } from '../kernels/matmul.ts';
-import { adapterName, capture, cpuBackend, listArg, makeTimer, median, parseArgs, printTable, ratio, timeCpu, type Row } from './common.ts';
+import { capture, cpuBackend, listArg, median, parseArgs, printTable, ratio, startGpuBenchmark, timeCpu, type Row } from './common.ts';
 import type { GpuStorage } from '../engine/webgpu/backend.ts';
 
 const args = parseArgs(process.argv.slice(2));
@@ -29,23 +28,7 @@ if (configName) {
   setGemmConfig(cfg);
 }
 
-const gpu: WebGpuBackend = await createWebGpuBackend();
-const timer = makeTimer(gpu, args.flags.has('wall'));
-const adapter = adapterName(gpu);
-const date = new Date().toISOString();
-console.log(`# matmul benchmark, ${date}`);
-console.log(`# ${gpu.describe()}`);
-console.log(`# timing: ${timer.method === 'timestamp' ? 'GPU timestamp queries around the compute pass' : 'wall time, submit → onSubmittedWorkDone'}; median of ${runs} runs after ${warmup} warm-up`);
-
-function randomStorage(n: number, seed: number): GpuStorage {
-  let s = seed >>> 0;
-  const v = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    v[i] = s / 2 ** 32 - 0.5;
-  }
-  return gpu.upload(v) as GpuStorage;
-}
+const { gpu, timer, adapter, date, randomStorage } = await startGpuBenchmark('matmul', args, runs, warmup);
 
 const rows: Row[] = [];
 for (const n of sizes) {
