@@ -28,6 +28,7 @@ import { readDataset, type DatasetItem } from '../dataset.ts';
 import { adccMetrics, curveInputs, datasetAdcc, multiplyByMap, relevanceOrder, trapezoidAuc, type AdccMetrics } from '../metrics.ts';
 import { ROAD_PERCENTAGES, roadCombined, roadInputs } from '../road.ts';
 import { barChart, lineChart } from '../plots.ts';
+import { Progress } from '../progress.ts';
 
 export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --weights FILE.safetensors) --data DIR --out DIR
                      [--methods NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--layer PATH]…
@@ -125,59 +126,6 @@ function hash32(s: string): number {
 
 export function imageSeed(seed: number, file: string, method: string): number {
   return hash32(`${seed}|${file}|${method}`);
-}
-
-/** A progress bar with rate and ETA on stderr (redrawn in place on a terminal, a line every ~10% otherwise). */
-class Progress {
-  private readonly start = performance.now();
-  private done = 0;
-  private lastLine = 0;
-  private lastDraw = 0;
-  constructor(
-    private readonly total: number,
-    private readonly skipped: number,
-    private readonly enabled: boolean,
-  ) {
-    this.draw(true);
-  }
-
-  private line(): string {
-    const n = this.skipped + this.done;
-    const width = 28;
-    const filled = this.total ? Math.round((n / this.total) * width) : width;
-    const secs = (performance.now() - this.start) / 1000;
-    const rate = this.done > 0 && secs > 0 ? this.done / secs : 0;
-    const eta = rate > 0 ? (this.total - n) / rate : NaN;
-    const fmt = (s: number) => (Number.isFinite(s) ? `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}` : '--:--');
-    const pct = this.total ? Math.floor((100 * n) / this.total) : 100;
-    return `eval [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${pct}% ${n}/${this.total} images | ${rate.toFixed(2)} img/s | elapsed ${fmt(secs)} | ETA ${fmt(eta)}`;
-  }
-
-  private draw(force = false): void {
-    if (!this.enabled) return;
-    const now = performance.now();
-    if (process.stderr.isTTY) {
-      if (!force && now - this.lastDraw < 100) return;
-      this.lastDraw = now;
-      process.stderr.write(`\r${this.line()}\x1b[K`);
-    } else {
-      const n = this.skipped + this.done;
-      const step = Math.max(1, Math.ceil(this.total / 10));
-      if (force || n - this.lastLine >= step || n === this.total) {
-        this.lastLine = n;
-        process.stderr.write(`${this.line()}\n`);
-      }
-    }
-  }
-
-  tick(): void {
-    this.done++;
-    this.draw(this.skipped + this.done === this.total);
-  }
-
-  stop(): void {
-    if (this.enabled && process.stderr.isTTY) process.stderr.write('\n');
-  }
 }
 
 /** Softmax probability of `classes[i]` for each CHW row, in forward passes of at most SCORE_CHUNK. */
