@@ -2,6 +2,7 @@
 // scores, insertion/deletion curves, optionally ROAD) on the shipped CIFAR-10 ResNet-20, per method and
 // backend. WebGPU is skipped when no adapter (or no backend) is available.
 //   npx tsx bench/eval.ts [--backend cpu,webgpu] [--methods gradcam,shapleycam] [--limit 8] [--steps 16] [--road]
+//                         [--arch resnet50]   (an ImageNet architecture with random weights, 224×224 inputs)
 // Prints a markdown table (for bench/RESULTS.md, section "eval") and one JSON line per configuration:
 //   {"bench":"eval","backend":…,"adapter":…,"method":…,"images":…,"seconds":…,"images_per_second":…}
 
@@ -12,6 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as E from '../engine/index.ts';
 import { runEvalCommand } from '../cam/commands/eval.ts';
+import { getArchitecture } from '../models/registry.ts';
+import { randomStateDict } from '../models/init.ts';
+import { writeSafetensors } from '../models/safetensors.ts';
+import '../models/archs/index.ts';
 
 const { values } = parseArgs({
   options: {
@@ -21,8 +26,21 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '16' },
     road: { type: 'boolean', default: false },
     data: { type: 'string' },
+    arch: { type: 'string' },
   },
 });
+
+/** --model for the shipped ResNet-20, or --arch with a random-weights file for an ImageNet network. */
+async function modelArgs(): Promise<string[]> {
+  if (!values.arch) return ['--model', 'resnet20_cifar10'];
+  const module = getArchitecture(values.arch).build();
+  const state = randomStateDict(module, 1);
+  const tensors = Object.fromEntries(state.names().map((n) => [n, { dtype: 'F32' as const, shape: [...state.shape(n)], data: state.values(n) }]));
+  const file = join(mkdtempSync(join(tmpdir(), 'bench-weights-')), `${values.arch}.safetensors`);
+  await writeSafetensors(file, tensors);
+  return ['--arch', values.arch, '--weights', file];
+}
+const model = await modelArgs();
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const shared = join(here, '../../shared/data/cifar10-sample');
@@ -31,7 +49,7 @@ const quietLog = () => {};
 
 async function timeEval(backend: string, method: string, limit: string): Promise<number> {
   const out = mkdtempSync(join(tmpdir(), 'bench-eval-'));
-  const args = ['--model', 'resnet20_cifar10', '--data', data, '--methods', method, '--limit', limit, '--steps', values.steps!, '--backend', backend, '--batch', '8', '--out', out, '--quiet'];
+  const args = [...model, '--data', data, '--methods', method, '--limit', limit, '--steps', values.steps!, '--backend', backend, '--batch', '8', '--out', out, '--quiet'];
   if (values.road) args.push('--road');
   const t = performance.now();
   const code = await runEvalCommand(args, quietLog);
@@ -66,7 +84,7 @@ for (const backend of values.backend!.split(',')) {
 }
 
 const date = new Date().toISOString().slice(0, 10);
-console.log(`\n${date}, ${cpus()[0]?.model ?? 'unknown CPU'} (${availableParallelism()} cores), Node ${process.version}; resnet20_cifar10, data ${data.includes('cifar10-sample') ? 'shared/data/cifar10-sample' : 'test/fixtures/eval-sample'}, ${values.steps} insertion/deletion steps${values.road ? ', ROAD' : ', no ROAD'}\n`);
+console.log(`\n${date}, ${cpus()[0]?.model ?? 'unknown CPU'} (${availableParallelism()} cores), Node ${process.version}; ${values.arch ? `${values.arch} (random weights, 224×224)` : 'resnet20_cifar10'}, data ${data.includes('cifar10-sample') ? 'shared/data/cifar10-sample' : 'test/fixtures/eval-sample'}, ${values.steps} insertion/deletion steps${values.road ? ', ROAD' : ', no ROAD'}\n`);
 console.log('| backend | adapter | method | images | seconds | images/s | s/image |');
 console.log('|---|---|---|---:|---:|---:|---:|');
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);
