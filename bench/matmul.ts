@@ -12,7 +12,6 @@ import { releaseDevice } from '../engine/webgpu/device.ts';
 import { naiveKernels } from '../kernels/naive.ts';
 import { GEMM_CONFIGS, matmulKernels, setGemmConfig, type GemmConfig } from '../kernels/matmul.ts';
 import { capture, cpuBackend, listArg, median, parseArgs, printTable, ratio, startGpuBenchmark, timeCpu, type Row } from './common.ts';
-import type { GpuStorage } from '../engine/webgpu/backend.ts';
 
 const args = parseArgs(process.argv.slice(2));
 const quick = args.flags.has('quick');

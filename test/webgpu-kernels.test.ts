@@ -17,7 +17,7 @@
 //   D = L + 1 for the products' own rounding).
 
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Backend, BinaryOp, ConvGeometry, KernelName, KernelParams, Storage, UnaryOp } from '../engine/backend.ts';
+import type { Backend, BinaryOp, ConvGeometry, KernelName, KernelParams, UnaryOp } from '../engine/backend.ts';
 import * as E from '../engine/index.ts';
 import { cpuBackend, getBackend, setBackend } from '../engine/runtime.ts';
 import { broadcastShapes, sizeOf, stridesOf, type Shape } from '../engine/shape.ts';
@@ -64,7 +64,7 @@ function pick(n: number, seed: number, values: readonly number[]): Float64Array 
 /** Allowed |gpu − cpu| for element i whose CPU value is c. */
 type Tol = (i: number, c: number) => number;
 const exact: Tol = () => 0;
-const ulps = (k: number): Tol => (_i, c) => k * U * Math.abs(c);
+
 
 function assertClose(label: string, got: Float64Array, want: Float64Array, tol: Tol): void {
   expect(got.length, `${label}: length`).toBe(want.length);
