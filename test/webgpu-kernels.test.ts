@@ -24,6 +24,7 @@ import { broadcastShapes, sizeOf, stridesOf, type Shape } from '../engine/shape.
 import { GpuError } from '../engine/webgpu/errors.ts';
 import { WebGpuBackend, type DispatchRecord, type KernelFamily } from '../engine/webgpu/backend.ts';
 import { reflectShader } from '../engine/webgpu/pipelines.ts';
+import { BufferPool } from '../engine/webgpu/buffers.ts';
 import { TREE_PT, TREE_WG } from '../kernels/reduce.ts';
 import { naiveKernels } from '../kernels/naive.ts';
 import { elementwiseKernels } from '../kernels/elementwise.ts';
@@ -922,5 +923,22 @@ describeWebGpu('engine after a lost device', () => {
     expect(fresh).not.toBe(gpu);
     expect(await E.mul(E.tensor([1, 2, 3], [3], fresh), 2).data()).toEqual([2, 4, 6]);
     setBackend(previous ?? cpuBackend());
+  });
+});
+
+describeWebGpu('allocation failures', () => {
+  it('a buffer creation the device rejects is reported through the pool (error scopes), not ignored', async () => {
+    const gpu = await webgpuBackend();
+    const failures: string[] = [];
+    // MAP_READ may only be combined with COPY_DST: Dawn rejects this buffer asynchronously.
+    const pool = new BufferPool(gpu.device, GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE, 'bad', undefined, (label, kind) => failures.push(`${kind} ${label}`));
+    pool.acquire(64);
+    await Promise.all([...pool.pendingChecks]);
+    expect(failures).toEqual(['validation bad[64 bytes]']);
+    // A good pool reports nothing.
+    const good = new BufferPool(gpu.device, GPUBufferUsage.STORAGE, 'good', undefined, (label) => failures.push(label));
+    good.acquire(64);
+    await Promise.all([...good.pendingChecks]);
+    expect(failures).toHaveLength(1);
   });
 });

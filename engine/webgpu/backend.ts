@@ -82,7 +82,7 @@ import type { Backend, KernelName, KernelParams, MemoryStats, Storage } from '..
 import { fmt, type Shape } from '../shape.ts';
 import { BufferPool, type PoolStats } from './buffers.ts';
 import { describeAdapter, getDevice, type GpuContext } from './device.ts';
-import { withErrorScopes } from './errors.ts';
+import { GpuError, withErrorScopes } from './errors.ts';
 import {
   BindGroupCache,
   PipelineCache,
@@ -278,8 +278,12 @@ export class WebGpuBackend implements Backend {
     this.limits = ctx.limits;
     this.pipelines = new PipelineCache(this.device);
     this.bindGroups = new BindGroupCache(this.device);
-    this.pool = new BufferPool(this.device, STORAGE_USAGE, 'tensor');
-    this.stagingPool = new BufferPool(this.device, STAGING_USAGE, 'readback', 64 * 1024 * 1024);
+    // A failed allocation is raised by the next run or read, so no result computed with it is returned.
+    const onCreateError = (label: string, kind: 'validation' | 'out-of-memory', e: GPUError) => {
+      this.failure ??= new GpuError(`allocation of ${label}`, kind, e.message);
+    };
+    this.pool = new BufferPool(this.device, STORAGE_USAGE, 'tensor', undefined, onCreateError);
+    this.stagingPool = new BufferPool(this.device, STAGING_USAGE, 'readback', 64 * 1024 * 1024, onCreateError);
     this.uniformAlign = Math.max(16, this.limits.minUniformBufferOffsetAlignment);
     this.kernels = Object.assign({}, ...families) as KernelFamily;
     // After a loss every call fails with a clear error; useBackend('webgpu') then builds a new backend.
@@ -579,6 +583,7 @@ export class WebGpuBackend implements Backend {
   async read(storage: Storage): Promise<Float64Array> {
     this.checkStorage(storage, () => 'read');
     await this.flush();
+    await Promise.all([...this.pool.pendingChecks]);
     this.raiseFailure();
     const s = this.checkStorage(storage, () => 'read'); // freed while we waited?
     if (s.size === 0) return new Float64Array(0);

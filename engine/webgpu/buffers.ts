@@ -48,7 +48,12 @@ export class BufferPool {
     private readonly label: string,
     /** Idle bytes above this are destroyed instead of pooled. */
     public maxIdleBytes = 512 * 1024 * 1024,
+    /** Told about a buffer creation that failed (out of memory, validation): reported asynchronously. */
+    private readonly onCreateError: (label: string, kind: 'validation' | 'out-of-memory', error: GPUError) => void = () => undefined,
   ) {}
+
+  /** Error scopes around buffer creation not yet popped; readers await them before trusting results. */
+  readonly pendingChecks = new Set<Promise<void>>();
 
   /**
    * A buffer of at least `bytes` (≥ 16) bytes. Safe to writeBuffer into unless `gpuWriteOnly`, which
@@ -67,7 +72,21 @@ export class BufferPool {
       this.deferredCount--;
       return parked;
     }
-    const buffer = this.device.createBuffer({ size: cls, usage: this.usage, label: `${this.label}[${cls}]` });
+    // createBuffer never throws for lack of memory: the error surfaces through an error scope.
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    const label = `${this.label}[${cls} bytes]`;
+    const buffer = this.device.createBuffer({ size: cls, usage: this.usage, label });
+    const check = Promise.all([this.device.popErrorScope(), this.device.popErrorScope()]).then(
+      ([validation, oom]) => {
+        // Scopes pop in reverse order of pushing: validation first, then out-of-memory.
+        if (oom) this.onCreateError(label, 'out-of-memory', oom);
+        else if (validation) this.onCreateError(label, 'validation', validation);
+      },
+      () => undefined,
+    );
+    this.pendingChecks.add(check);
+    void check.finally(() => this.pendingChecks.delete(check));
     this.gpuBuffers++;
     this.gpuBytes += cls;
     this.created++;
