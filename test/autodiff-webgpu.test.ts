@@ -6,6 +6,7 @@ import { expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
 import type { Backend, Tensor } from '../engine/index.ts';
 import { distinct, uniform, uniformAvoiding } from './helpers/random.ts';
+import { relErr } from './helpers/fixtures.ts';
 import { describeWebGpu, webgpuBackend } from './helpers/webgpu.ts';
 
 type Data = { values: Float64Array; shape: number[] };
@@ -73,15 +74,6 @@ async function derivatives(c: Case, backend: Backend) {
   return Promise.all([value, jv, jtw, second].map((t) => t.values()));
 }
 
-function relErr(a: Float64Array, b: Float64Array): number {
-  let num = 0;
-  let den = 1e-30;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-}
 
 describeWebGpu('derivatives on WebGPU against the CPU reference', () => {
   for (const c of cases) {

@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
+import { relErr } from './helpers/fixtures.ts';
 import { describeWebGpu } from './helpers/webgpu.ts';
 
 async function compute(backend: E.Backend) {
@@ -21,15 +22,6 @@ async function compute(backend: E.Backend) {
   return { forward: await a.values(), grad: await r.grad.values(), hvp: await r.hvp.values() };
 }
 
-const relErr = (a: number[], b: ArrayLike<number>) => {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / den;
-};
 
 describeWebGpu('Deno', () => {
   it('forward pass and HVP of a small conv net on WebGPU under Deno match Node (Dawn) and the CPU reference', async () => {
