@@ -7,3 +7,10 @@ export class UsageError extends Error {
 export class InputError extends Error {
   override name = 'InputError';
 }
+
+/** A non-negative integer flag value ≥ min, or a UsageError naming the flag. */
+export function parseIntFlag(name: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isInteger(n) || n < min) throw new UsageError(`--${name}: expected an integer ≥ ${min}, got "${value}"`);
+  return n;
+}

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { rngFor } from '../cam/random.ts';
 import {
   DTYPE_SIZE,
   SafetensorsError,
@@ -21,22 +22,11 @@ const SEED = Number(process.env['SAFETENSORS_FUZZ_SEED'] ?? 0x5afe7e45);
 const ITERATIONS = Number(process.env['SAFETENSORS_FUZZ_ITERATIONS'] ?? 3000);
 const FILE = 'fuzz.safetensors';
 
-/** mulberry32: a small 32-bit seeded PRNG. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Rng {
   readonly next: () => number;
   constructor(seed: number) {
-    this.next = mulberry32(seed);
+    this.next = rngFor(seed);
   }
   int(n: number): number {
     return Math.floor(this.next() * n);

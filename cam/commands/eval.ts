@@ -19,7 +19,7 @@ import { METHOD_NAMES } from '../methods/index.ts';
 import { TARGETS, softmaxRow, type TargetName } from '../targets.ts';
 import { loadExplainedModel } from '../inputs.ts';
 import { decodeImage, ImageError, preprocess, writePng } from '../image.ts';
-import { InputError, UsageError } from '../errors.ts';
+import { InputError, UsageError, parseIntFlag } from '../errors.ts';
 import { ModelError } from '../../models/module.ts';
 import type { LoadedModel } from '../../models/zoo.ts';
 import { selectBackend } from '../runtime.ts';
@@ -109,12 +109,6 @@ function parseFlags(argv: string[]) {
   } catch (e) {
     throw new UsageError((e as Error).message.split('\n')[0]);
   }
-}
-
-function parseIntFlag(name: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!/^\s*\d+\s*$/.test(value) || !Number.isInteger(n) || n < min) throw new UsageError(`--${name}: expected an integer ≥ ${min}, got "${value}"`);
-  return n;
 }
 
 /** 32-bit FNV-1a of a string: per-image seeds. */

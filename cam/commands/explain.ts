@@ -6,7 +6,7 @@ import { METHOD_NAMES } from '../methods/index.ts';
 import { TARGETS, type TargetName } from '../targets.ts';
 import { loadExplainedModel, loadInputs } from '../inputs.ts';
 import { writeExplainOutputs } from '../outputs.ts';
-import { UsageError, InputError } from '../errors.ts';
+import { UsageError, InputError, parseIntFlag } from '../errors.ts';
 import { ModelError } from '../../models/module.ts';
 import { selectBackend, type CommonFlags } from '../runtime.ts';
 
@@ -35,12 +35,6 @@ function parseMethods(values: string[]): string[] {
   const list = (values.length ? values : ['shapleycam']).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
   for (const m of list) if (!METHOD_NAMES.includes(m)) throw new UsageError(`--method: unknown method "${m}"; choose from ${METHOD_NAMES.join(' ')}`);
   return [...new Set(list)];
-}
-
-function parseIntFlag(name: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name}: expected an integer ≥ ${min}, got "${value}"`);
-  return n;
 }
 
 export async function runExplain(flags: ExplainFlags, log: (line: string) => void): Promise<void> {

@@ -369,8 +369,8 @@ function convForward(x: Float64Array, w: Float64Array, g: ConvGeometry): Float64
 
 /**
  * Walks every (input, weight, output) triple of a grouped, strided, dilated, padded convolution and
- * applies one of the backward updates: x += y·w (backward-input) or w += x·y (backward-filter). The valid output column range of each tap is computed up front so the
- * innermost loop has no bounds checks.
+ * applies one of the backward updates: x += y·w (backward-input) or w += x·y (backward-filter). The
+ * valid output column range of each tap is computed up front so the innermost loop has no bounds checks.
  */
 function convLoop(g: ConvGeometry, mode: 'input' | 'filter', x: Float64Array, w: Float64Array, y: Float64Array): void {
   const [N, C, H, W] = g.xShape;
