@@ -22,7 +22,7 @@ export interface ExplainOptions {
   /** Layout of a layer's output (transformers give NHWC). */
   layout?: (layer: string) => 'NCHW' | 'NHWC';
   seed?: number;
-  /** Keep A, G and H·A as host arrays in the result (for terms.safetensors). */
+  /** Compute G and H·A whatever the methods need, and keep A, G and H·A as host arrays (terms.safetensors). */
   keepTerms?: boolean;
 }
 
@@ -82,8 +82,9 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
   const { module, input } = opts;
   if (input.rank !== 4) throw new Error(`input must be [B, C, H, W], got ${JSON.stringify(input.shape)}`);
   const [B, , H, W] = input.shape;
-  const needsGrad = methods.some((m) => m.needsGradient);
-  const needsHvp = methods.some((m) => m.needsHvp);
+  // Kept terms always include G and H·A (terms.safetensors promises both, whatever the methods need).
+  const needsGrad = !!opts.keepTerms || methods.some((m) => m.needsGradient);
+  const needsHvp = !!opts.keepTerms || methods.some((m) => m.needsHvp);
 
   if (opts.layers.length === 0) throw new Error('explain: no target layer given');
   // The first layer's capture pass also gives the logits: the network runs once per layer, no more.

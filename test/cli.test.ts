@@ -49,6 +49,14 @@ describe('explain', () => {
     expect(Object.keys(summary.methods)).toEqual(['shapleycam', 'gradcam']);
   });
 
+  it('writes gradients and H·A to terms.safetensors even when no method needs them', async () => {
+    const out = tmp();
+    expect(await main(['explain', '--image', images[0], '--method', 'gradcam,eigencam', '--out', out]), stderr.join('')).toBe(0);
+    const terms = parseSafetensors(new Uint8Array(readFileSync(join(out, 'terms.safetensors'))));
+    expect(terms.entry('hvp/layer3').shape).toEqual([1, 64, 8, 8]);
+    expect(Array.from(terms.float32('hvp/layer3')).some((v) => v !== 0)).toBe(true);
+  });
+
   it('reports a structurally zero H·A under the logit utility, and ShapleyCAM then equals GradCAM', async () => {
     const out = tmp();
     expect(await main(['explain', '--image', images[0], '--method', 'shapleycam,gradcam', '--target', 'logit', '--out', out])).toBe(0);
