@@ -102,7 +102,9 @@ export const WGSL_MAIN_ARGS = '@builtin(workgroup_id) wid: vec3<u32>, @builtin(n
 // ---------------------------------------------------------------------------------------------------
 // Gather-form copy: out[i] = x[offset(i)] over out's (coalesced) shape. expand, transpose and slice.
 
-const GATHER_COPY = /* wgsl */ `
+/** A copy over n elements with one strided side; `assign` moves element i (gather or scatter form). */
+function stridedCopy(assign: string): string {
+  return /* wgsl */ `
 ${WGSL_LINEAR}
 struct U {
   ${wgslStridedMembers(1)}
@@ -116,9 +118,12 @@ ${wgslStridedOffsets(1)}
 fn main(${WGSL_MAIN_ARGS}) {
   let i = linear_index(wid, nwg, lid, WG);
   if (i >= u.n) { return; }
-  out[i] = x[strided_offsets(i).x];
+  ${assign}
 }
 `;
+}
+
+const GATHER_COPY = stridedCopy('out[i] = x[strided_offsets(i).x];');
 
 /** out (contiguous, `outShape`) = x read through `strides` from element `base`. */
 function gatherCopy(ctx: KernelContext, x: GpuStorage, outShape: Shape, strides: readonly number[], base: number, what: string): GpuStorage {
@@ -139,23 +144,7 @@ function gatherCopy(ctx: KernelContext, x: GpuStorage, outShape: Shape, strides:
 // ---------------------------------------------------------------------------------------------------
 // Scatter-form copy: out[offset(i)] = x[i] over x's shape. concat (one dispatch per input).
 
-const SCATTER_COPY = /* wgsl */ `
-${WGSL_LINEAR}
-struct U {
-  ${wgslStridedMembers(1)}
-}
-@group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-override WG: u32 = 256;
-${wgslStridedOffsets(1)}
-@compute @workgroup_size(WG)
-fn main(${WGSL_MAIN_ARGS}) {
-  let i = linear_index(wid, nwg, lid, WG);
-  if (i >= u.n) { return; }
-  out[strided_offsets(i).x] = x[i];
-}
-`;
+const SCATTER_COPY = stridedCopy('out[strided_offsets(i).x] = x[i];');
 
 // ---------------------------------------------------------------------------------------------------
 // Pad: one thread per OUTPUT element, which is either the pad value or one input element, so every
