@@ -43,6 +43,8 @@ export function withForwardHooks<T>(hooks: ReadonlyMap<string, OutputHook>, fn: 
  */
 export class ForwardReplay {
   private readonly memo = new Map<string, Tensor>();
+  /** The memo as it stood when the target's (last) output appeared: what later passes may reuse. */
+  private frozen = new Map<string, Tensor>();
   private recording = true;
   targetCall = 0;
   captured: Tensor | null = null;
@@ -64,8 +66,6 @@ export class ForwardReplay {
     this.memo.set(key, output);
   }
 
-  private frozen = new Map<string, Tensor>();
-
   finishRecording(): void {
     if (!this.captured) throw new ModelError(`layer "${this.targetPath}" was not called during the forward pass`);
     this.recording = false;
@@ -77,11 +77,6 @@ export class ForwardReplay {
 
   lookup(key: string): Tensor | undefined {
     return this.frozen.get(key);
-  }
-
-  /** The memoised tensors (so a caller can dispose them when done). */
-  memoised(): Tensor[] {
-    return [...this.memo.values()];
   }
 }
 
