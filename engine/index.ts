@@ -17,3 +17,4 @@ export {
   reshape, transpose, permute, slice, concat, pad, flatten, expand, broadcastTo, squeeze, unsqueeze, gather, scatterAdd,
   type TensorLike, type Conv2dOptions, type Pool2dOptions, type BatchNormParams,
 } from './ops.ts';
+export { resizeBilinear, type ResizeOptions } from './ops.ts';

@@ -427,6 +427,53 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: number | [number, numbe
   return matmul(matmul(adaptivePoolMatrix(H, oh, x.backend), x), transpose(adaptivePoolMatrix(W, ow, x.backend)));
 }
 
+export interface ResizeOptions {
+  /** torch's align_corners: corner pixels' centres map onto each other (default false: half-pixel centres). */
+  alignCorners?: boolean;
+}
+
+/**
+ * The interpolation matrix of one axis, resizing n positions to m as torch's upsample_bilinear2d does:
+ * output i reads source position `scale·(i + ½) − ½` clamped at 0 (align_corners: `i·(n − 1)/(m − 1)`),
+ * i.e. its floor and the next index (the last one repeated at the edge), weighted by the fractional part.
+ * `outputsFirst` gives the (m × n) matrix, otherwise its transpose (n × m).
+ */
+function bilinearMatrix(n: number, m: number, alignCorners: boolean, outputsFirst: boolean, backend: Backend): Tensor {
+  const values = new Float64Array(n * m);
+  const at = (out: number, src: number) => (outputsFirst ? out * n + src : src * m + out);
+  const scale = alignCorners ? (m > 1 ? (n - 1) / (m - 1) : 0) : n / m;
+  for (let i = 0; i < m; i++) {
+    const src = alignCorners ? scale * i : Math.max(0, scale * (i + 0.5) - 0.5);
+    const i0 = Math.min(Math.floor(src), n - 1);
+    const i1 = i0 < n - 1 ? i0 + 1 : i0;
+    const frac = Math.min(Math.max(src - i0, 0), 1);
+    values[at(i, i0)] += 1 - frac;
+    values[at(i, i1)] += frac;
+  }
+  return tensor(values, outputsFirst ? [m, n] : [n, m], backend);
+}
+
+/**
+ * Bilinear resizing of the last two axes to `size` ([h, w] or one number for both), with torch's
+ * `F.interpolate(mode='bilinear')` semantics (no antialiasing). It is linear and separable, so it is two
+ * matrix products with constant interpolation matrices, Mh·X·Mwᵀ: every backend runs it and
+ * its derivatives of every order are those of matmul (the second derivative is structurally zero).
+ */
+export function resizeBilinear(x: Tensor, size: number | readonly [number, number], opts: ResizeOptions = {}): Tensor {
+  if (x.rank < 2) throw new ShapeError(`resizeBilinear: needs rank ≥ 2 (resizes the last two axes), got ${fmt(x.shape)}`);
+  const [oh, ow] = pair(size, 'resizeBilinear', 'size');
+  if (![oh, ow].every((v) => Number.isInteger(v) && v >= 1)) throw new ShapeError(`resizeBilinear: size must be positive integers, got [${oh}, ${ow}]`);
+  const H = x.shape[x.rank - 2];
+  const W = x.shape[x.rank - 1];
+  if (H === 0 || W === 0) throw new ShapeError(`resizeBilinear: cannot resize an empty ${fmt(x.shape)}`);
+  const alignCorners = opts.alignCorners ?? false;
+  let y = x;
+  // Equal sizes give the identity under both conventions (scale 1, integer source positions).
+  if (ow !== W) y = matmul(y, bilinearMatrix(W, ow, alignCorners, false, x.backend));
+  if (oh !== H) y = matmul(bilinearMatrix(H, oh, alignCorners, true, x.backend), y);
+  return y;
+}
+
 export interface BatchNormParams {
   mean: Tensor;
   var: Tensor;
