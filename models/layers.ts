@@ -2,7 +2,7 @@
 
 import * as E from '../engine/ops.ts';
 import type { Tensor } from '../engine/tensor.ts';
-import { Module } from './module.ts';
+import { Module, ModelError } from './module.ts';
 
 type Pair = number | [number, number];
 const pairOf = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
@@ -101,16 +101,52 @@ export const AvgPool2d = (kernel: Pair, stride?: Pair, padding: Pair = 0) =>
   new Lambda((x) => E.avgPool2d(x, { kernel, stride: stride ?? kernel, padding }), 'AvgPool2d');
 export const AdaptiveAvgPool2d = (size: Pair) => new Lambda((x) => E.adaptiveAvgPool2d(x, size), 'AdaptiveAvgPool2d');
 
-/** Children named "0", "1", … run in order, as torch.nn.Sequential. */
-export class Sequential extends Module {
+/** Children run in order under the given names, as torch.nn.Sequential(OrderedDict(…)). */
+export class NamedSequential extends Module {
   readonly layers: Module[];
-  constructor(...layers: Module[]) {
+  readonly names: string[];
+  constructor(entries: readonly (readonly [string, Module])[]) {
     super();
-    this.layers = layers;
-    layers.forEach((m, i) => this.add(i, m));
+    this.names = entries.map(([name]) => name);
+    this.layers = entries.map(([name, m]) => this.add(name, m));
   }
   forward(x: Tensor): Tensor {
     for (const m of this.layers) x = m.call(x);
     return x;
+  }
+  /**
+   * Runs the children in order up to the last of `taps` and returns the outputs of the named children, in
+   * the order asked (torchvision's IntermediateLayerGetter).
+   */
+  taps(x: Tensor, taps: readonly string[]): Tensor[] {
+    const wanted = taps.map((t) => this.names.indexOf(t));
+    const missing = taps.find((_, i) => wanted[i] < 0);
+    if (missing !== undefined) throw new ModelError(`${this.path || '<root>'}: no child "${missing}" to take features from`);
+    const outputs = new Map<number, Tensor>();
+    const last = Math.max(...wanted);
+    for (let i = 0; i <= last; i++) {
+      x = this.layers[i].call(x);
+      outputs.set(i, x);
+    }
+    return wanted.map((i) => outputs.get(i)!);
+  }
+}
+
+/** Children named "0", "1", … run in order, as torch.nn.Sequential. */
+export class Sequential extends NamedSequential {
+  constructor(...layers: Module[]) {
+    super(layers.map((m, i) => [String(i), m] as const));
+  }
+}
+
+/** Children named "0", "1", … that the parent calls itself, as torch.nn.ModuleList (no forward of its own). */
+export class ModuleList extends Module {
+  readonly items: Module[];
+  constructor(items: readonly Module[]) {
+    super();
+    this.items = items.map((m, i) => this.add(i, m));
+  }
+  forward(): Tensor {
+    throw new ModelError(`${this.path}: a ModuleList is not called; its parent calls its items`);
   }
 }

@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import type { Backend } from '../engine/backend.ts';
 import { getBackend } from '../engine/runtime.ts';
 import { readSafetensors, SafetensorsError, type SafetensorsFile } from './safetensors.ts';
-import { ModelError, type Module, type StateDictSource } from './module.ts';
-import { getArchitecture, type Architecture } from './registry.ts';
+import { ModelError, type StateDictSource } from './module.ts';
+import { getArchitecture, type Architecture, type Network } from './registry.ts';
 import './archs/index.ts';
 
 export interface ZooEntry {
@@ -46,15 +46,20 @@ export function stateDictFromSafetensors(file: SafetensorsFile): StateDictSource
 
 export interface LoadedModel {
   name: string;
+  /** The registered architecture, with the settings that depend on these weights applied (see Architecture.specialise). */
   arch: Architecture;
-  module: Module;
+  module: Network;
   numClasses: number;
+  inChannels: number;
   labels: readonly string[];
 }
 
-/** Builds an architecture and loads a safetensors weights file into it (strict names and shapes). */
+/**
+ * Builds an architecture with the shape hyper-parameters of a safetensors weights file (input channels,
+ * widths, classes, a ViT's depth and sizes) and loads the weights into it (strict names and shapes).
+ */
 export async function loadModel(archName: string, weightsPath: string, backend: Backend = getBackend()): Promise<LoadedModel> {
-  const arch = getArchitecture(archName);
+  const base = getArchitecture(archName);
   let file: SafetensorsFile;
   try {
     file = await readSafetensors(weightsPath);
@@ -62,19 +67,19 @@ export async function loadModel(archName: string, weightsPath: string, backend: 
     if (e instanceof SafetensorsError) throw e;
     throw new ModelError(`${weightsPath}: cannot read weights (${(e as Error).message})`);
   }
-  const numClasses = inferNumClasses(file) ?? undefined;
-  const module = arch.build(numClasses);
-  module.loadStateDict(stateDictFromSafetensors(file), { backend, sourceName: weightsPath });
-  const n = numClasses ?? arch.labels.length;
-  const labels = n === arch.labels.length ? arch.labels : Array.from({ length: n }, (_, i) => `class ${i}`);
-  return { name: archName, arch, module, numClasses: n, labels };
-}
-
-/** The number of classes, read from the classifier's bias/weight (the last 1-D or 2-D float tensor named like a head). */
-function inferNumClasses(file: SafetensorsFile): number | null {
-  const heads = ['linear.weight', 'fc.weight', 'classifier.weight', 'classifier.1.weight', 'classifier.6.weight', 'classifier.2.weight', 'head.weight', 'head.fc.weight', 'heads.head.weight'];
-  for (const h of heads) if (file.has(h)) return file.entry(h).shape[0];
-  return null;
+  const source = stateDictFromSafetensors(file);
+  let module: Network;
+  try {
+    module = base.build(undefined, source);
+  } catch (e) {
+    if (e instanceof ModelError) throw new ModelError(`${weightsPath}: ${e.message}`);
+    throw e;
+  }
+  module.loadStateDict(source, { backend, sourceName: weightsPath });
+  const arch = base.specialise ? { ...base, ...base.specialise(module) } : base;
+  const n = module.numClasses;
+  const labels = n === base.labels.length ? base.labels : Array.from({ length: n }, (_, i) => `class ${i}`);
+  return { name: archName, arch, module, numClasses: n, inChannels: module.inChannels, labels };
 }
 
 /** Loads a zoo model with its shipped weights. */

@@ -6,13 +6,15 @@
 // the parameter `layer_scale` of shape [C, 1, 1], `stochastic_depth` (identity in eval):
 // out = layer_scale · block(x) + x. Head: avgpool, classifier.0 LayerNorm2d, classifier.1 Flatten,
 // classifier.2 Linear. LayerNorm2d normalises over channels by permuting to channels-last and back.
-// The block settings are configurable (CNBlockConfig list), as torchvision's constructor.
+// The block settings are configurable (CNBlockConfig list), as torchvision's constructor; stage widths,
+// input channels and classes can be read from a weights file (`convnextSetting`).
 
 import * as E from '../../engine/ops.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { AdaptiveAvgPool2d, Conv2d, Flatten, GELU, Identity, LayerNorm, Linear, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
-import { registerArchitecture } from '../registry.ts';
+import { registerArchitecture, type WeightShapes } from '../registry.ts';
+import { ShapeReader } from './shapes.ts';
 import { IMAGENET_CLASSES, imagenetPreprocessing, Permute } from './imagenet.ts';
 import { conv2dNormActivation } from './mobilenet_v2.ts';
 
@@ -72,11 +74,11 @@ export class ConvNeXt extends Module {
   private readonly avgpool: Module;
   private readonly classifier: Sequential;
 
-  constructor(blockSetting: readonly CNBlockConfig[], numClasses = 1000) {
+  constructor(blockSetting: readonly CNBlockConfig[], readonly numClasses = 1000, readonly inChannels = 3) {
     super();
     if (blockSetting.length === 0) throw new ModelError('The block_setting should not be empty');
     const first = blockSetting[0].inputChannels;
-    const layers: Module[] = [conv2dNormActivation(3, first, 4, { stride: 4, padding: 0, norm: (c) => new LayerNorm2d(c), activation: null, bias: true })];
+    const layers: Module[] = [conv2dNormActivation(inChannels, first, 4, { stride: 4, padding: 0, norm: (c) => new LayerNorm2d(c), activation: null, bias: true })];
     for (const cnf of blockSetting) {
       layers.push(new Sequential(...Array.from({ length: cnf.numLayers }, () => new CNBlock(cnf.inputChannels))));
       if (cnf.outChannels !== null) {
@@ -101,9 +103,20 @@ export function convnextLayout(path: string): 'NCHW' | 'NHWC' {
   return /\.block\.[1-5]$/.test(path) ? 'NHWC' : 'NCHW';
 }
 
+/** A named block setting with the stage widths of a weights file (stage s's blocks are features.{2s+1}). */
+export function convnextSetting(named: readonly CNBlockConfig[], weights: WeightShapes | undefined): CNBlockConfig[] {
+  const w = new ShapeReader(weights);
+  const widths = named.map((cnf, s) => w.dim(`features.${2 * s + 1}.0.block.0.weight`, 4, 0, cnf.inputChannels));
+  return named.map((cnf, s) => ({ ...cnf, inputChannels: widths[s], outChannels: cnf.outChannels === null ? null : widths[s + 1] }));
+}
+
 registerArchitecture({
   name: 'convnext_tiny',
-  build: (numClasses = 1000) => new ConvNeXt(CONVNEXT_TINY_SETTING, numClasses),
+  build: (numClasses, weights) => {
+    const w = new ShapeReader(weights);
+    const setting = convnextSetting(CONVNEXT_TINY_SETTING, weights);
+    return new ConvNeXt(setting, numClasses ?? w.dim('classifier.2.weight', 2, 0, 1000), w.dim('features.0.0.weight', 4, 1, 3));
+  },
   defaultLayer: 'features.7',
   preprocessing: imagenetPreprocessing(236, 224),
   labels: IMAGENET_CLASSES,

@@ -6,38 +6,19 @@
 // activation; `stochastic_depth` (identity in eval) before the residual add; features.8 = 1×1
 // Conv2dNormActivation to 4 × the last stage's channels; avgpool; classifier.0 Dropout, classifier.1 Linear.
 // BatchNorm eps is torch's default 1e-5 (torchvision passes no norm_layer for B0).
-// width_mult / depth_mult follow `_efficientnet_conf("efficientnet_b…", width_mult, depth_mult)`.
+// width_mult / depth_mult follow `_efficientnet_conf("efficientnet_b…", width_mult, depth_mult)`; the stem,
+// stage and last widths, input channels and classes can be read from a weights file (`efficientnetConfig`);
+// expanded and squeeze widths then follow torchvision's formulas from those.
 
 import * as E from '../../engine/ops.ts';
 import type { Tensor } from '../../engine/tensor.ts';
-import { AdaptiveAvgPool2d, Conv2d, Identity, Linear, Sequential, Sigmoid, SiLU } from '../layers.ts';
+import { AdaptiveAvgPool2d, Identity, Linear, Sequential, SiLU } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
-import { registerArchitecture } from '../registry.ts';
+import { registerArchitecture, type WeightShapes } from '../registry.ts';
+import { invertedBlockWidths, SqueezeExcitation } from './blocks.ts';
+import { ShapeReader } from './shapes.ts';
 import { IMAGENET_CLASSES, imagenetPreprocessing, makeDivisible } from './imagenet.ts';
 import { conv2dNormActivation } from './mobilenet_v2.ts';
-
-/** torchvision.ops.misc.SqueezeExcitation with SiLU / Sigmoid, as MBConv uses it. */
-export class SqueezeExcitation extends Module {
-  private readonly avgpool: Module;
-  private readonly fc1: Conv2d;
-  private readonly fc2: Conv2d;
-  private readonly activation: Module;
-  private readonly scaleActivation: Module;
-
-  constructor(inputChannels: number, squeezeChannels: number) {
-    super();
-    this.avgpool = this.add('avgpool', AdaptiveAvgPool2d(1));
-    this.fc1 = this.add('fc1', new Conv2d(inputChannels, squeezeChannels, 1));
-    this.fc2 = this.add('fc2', new Conv2d(squeezeChannels, inputChannels, 1));
-    this.activation = this.add('activation', SiLU());
-    this.scaleActivation = this.add('scale_activation', Sigmoid());
-  }
-
-  forward(x: Tensor): Tensor {
-    const s = this.scaleActivation.call(this.fc2.call(this.activation.call(this.fc1.call(this.avgpool.call(x)))));
-    return E.mul(s, x);
-  }
-}
 
 /** One row of torchvision's MBConvConfig, after width/depth adjustment. */
 export interface MBConvConfig {
@@ -80,6 +61,11 @@ export interface EfficientNetConfig {
   numClasses?: number;
   widthMult?: number;
   depthMult?: number;
+  inChannels?: number;
+  /** Explicit stage settings (with widths read from a weights file); overrides widthMult / depthMult. */
+  setting?: readonly MBConvConfig[];
+  /** Output width of the last 1×1 conv (torchvision: 4 × the last stage's). */
+  lastChannels?: number;
 }
 
 /** torchvision `_efficientnet_conf("efficientnet_b*", width_mult, depth_mult)`. */
@@ -107,11 +93,15 @@ export class EfficientNet extends Module {
   private readonly features: Sequential;
   private readonly avgpool: Module;
   private readonly classifier: Sequential;
+  readonly numClasses: number;
+  readonly inChannels: number;
 
   constructor(cfg: EfficientNetConfig = {}) {
     super();
-    const setting = efficientnetBConf(cfg.widthMult ?? 1, cfg.depthMult ?? 1);
-    const layers: Module[] = [conv2dNormActivation(3, setting[0].inputChannels, 3, { stride: 2, activation: SiLU })];
+    const setting = cfg.setting ?? efficientnetBConf(cfg.widthMult ?? 1, cfg.depthMult ?? 1);
+    this.numClasses = cfg.numClasses ?? 1000;
+    this.inChannels = cfg.inChannels ?? 3;
+    const layers: Module[] = [conv2dNormActivation(this.inChannels, setting[0].inputChannels, 3, { stride: 2, activation: SiLU })];
     for (const cnf of setting) {
       const stage: Module[] = [];
       for (let i = 0; i < cnf.numLayers; i++) {
@@ -120,11 +110,11 @@ export class EfficientNet extends Module {
       layers.push(new Sequential(...stage));
     }
     const lastIn = setting[setting.length - 1].outChannels;
-    const lastOut = 4 * lastIn;
+    const lastOut = cfg.lastChannels ?? 4 * lastIn;
     layers.push(conv2dNormActivation(lastIn, lastOut, 1, { activation: SiLU }));
     this.features = this.add('features', new Sequential(...layers));
     this.avgpool = this.add('avgpool', AdaptiveAvgPool2d(1));
-    this.classifier = this.add('classifier', new Sequential(Identity('Dropout'), new Linear(lastOut, cfg.numClasses ?? 1000)));
+    this.classifier = this.add('classifier', new Sequential(Identity('Dropout'), new Linear(lastOut, this.numClasses)));
     this.finalize();
   }
 
@@ -133,9 +123,30 @@ export class EfficientNet extends Module {
   }
 }
 
+/** EfficientNet-B0 with the widths, input channels and classes of a weights file. */
+export function efficientnetConfig(weights: WeightShapes | undefined): EfficientNetConfig {
+  const w = new ShapeReader(weights);
+  let input = w.dim('features.0.0.weight', 4, 0, efficientnetBConf()[0].inputChannels);
+  const setting = efficientnetBConf().map((cnf, s) => {
+    const out = invertedBlockWidths(w.under(`features.${s + 1}.0.block.`), true).out ?? cnf.outChannels;
+    const row = { ...cnf, inputChannels: input, outChannels: out };
+    input = out;
+    return row;
+  });
+  return {
+    setting,
+    inChannels: w.dim('features.0.0.weight', 4, 1, 3),
+    lastChannels: w.dim('features.8.0.weight', 4, 0, 4 * input),
+    numClasses: w.dim('classifier.1.weight', 2, 0, 1000),
+  };
+}
+
 registerArchitecture({
   name: 'efficientnet_b0',
-  build: (numClasses = 1000) => new EfficientNet({ numClasses }),
+  build: (numClasses, weights) => {
+    const cfg = efficientnetConfig(weights);
+    return new EfficientNet({ ...cfg, numClasses: numClasses ?? cfg.numClasses });
+  },
   defaultLayer: 'features.8',
   // torchvision's EfficientNet_B0_Weights.IMAGENET1K_V1: resize 256 (bicubic), crop 224; see imagenet.ts.
   preprocessing: imagenetPreprocessing(256, 224),

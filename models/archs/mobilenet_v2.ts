@@ -3,13 +3,16 @@
 // `conv` Sequential holds [expand Conv2dNormActivation (if t ≠ 1)], depthwise Conv2dNormActivation, the
 // 1×1 projection Conv2d and its BatchNorm2d; features.18 = 1×1 Conv2dNormActivation to last_channel;
 // then functional adaptive average pooling (no module), flatten, classifier.0 Dropout, classifier.1 Linear.
-// width_mult and the inverted-residual setting are configurable, as torchvision's constructor.
+// width_mult and the inverted-residual setting are configurable, as torchvision's constructor, and the
+// widths (stem, each setting row's output, last conv), input channels and classes can be read from a
+// weights file (`mobilenetV2Config`).
 
 import * as E from '../../engine/ops.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { BatchNorm2d, Conv2d, Identity, Linear, ReLU6, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
-import { registerArchitecture } from '../registry.ts';
+import { registerArchitecture, type WeightShapes } from '../registry.ts';
+import { ShapeReader } from './shapes.ts';
 import { IMAGENET_CLASSES, imagenetPreprocessing, makeDivisible } from './imagenet.ts';
 
 export interface ConvNormActOptions {
@@ -23,14 +26,15 @@ export interface ConvNormActOptions {
   padding?: number;
   /** Norm layer factory (default BatchNorm2d). */
   norm?: ((channels: number) => Module) | null;
+  dilation?: number;
 }
 
 /** torchvision.ops.misc.Conv2dNormActivation: Sequential(Conv2d, norm, activation) named 0, 1, 2. */
 export function conv2dNormActivation(inC: number, outC: number, kernel: number, o: ConvNormActOptions = {}): Sequential {
   const norm = o.norm === undefined ? (c: number) => new BatchNorm2d(c) : o.norm;
-  const layers: Module[] = [
-    new Conv2d(inC, outC, kernel, { stride: o.stride ?? 1, padding: o.padding ?? Math.floor((kernel - 1) / 2), groups: o.groups ?? 1, bias: o.bias ?? norm === null }),
-  ];
+  const dilation = o.dilation ?? 1;
+  const padding = o.padding ?? Math.floor((kernel - 1) / 2) * dilation;
+  const layers: Module[] = [new Conv2d(inC, outC, kernel, { stride: o.stride ?? 1, padding, dilation, groups: o.groups ?? 1, bias: o.bias ?? norm === null })];
   if (norm) layers.push(norm(outC));
   const act = o.activation === undefined ? ReLU6 : o.activation;
   if (act) layers.push(act());
@@ -59,15 +63,21 @@ export class InvertedResidual extends Module {
   }
 }
 
+/** Rows [t (expansion), c (output width), n (blocks), s (first block's stride)]. */
+export type InvertedResidualSetting = readonly (readonly [number, number, number, number])[];
+
 export interface MobileNetV2Config {
   numClasses?: number;
   widthMult?: number;
   /** Rows [t, c, n, s]; torchvision's default when omitted. */
-  invertedResidualSetting?: readonly (readonly [number, number, number, number])[];
+  invertedResidualSetting?: InvertedResidualSetting;
   roundNearest?: number;
+  inChannels?: number;
+  /** Explicit widths (read from a weights file): the stem conv's, each setting row's output, the last conv's. */
+  widths?: { stem: number; stages: readonly number[]; last: number };
 }
 
-export const MOBILENET_V2_SETTING: readonly (readonly [number, number, number, number])[] = [
+export const MOBILENET_V2_SETTING: InvertedResidualSetting = [
   [1, 16, 1, 1],
   [6, 24, 2, 2],
   [6, 32, 3, 2],
@@ -81,17 +91,20 @@ export class MobileNetV2 extends Module {
   private readonly features: Sequential;
   private readonly classifier: Sequential;
   readonly lastChannel: number;
+  readonly numClasses: number;
+  readonly inChannels: number;
 
   constructor(cfg: MobileNetV2Config = {}) {
     super();
-    const width = cfg.widthMult ?? 1;
-    const round = cfg.roundNearest ?? 8;
     const setting = cfg.invertedResidualSetting ?? MOBILENET_V2_SETTING;
-    let input = makeDivisible(32 * width, round);
-    this.lastChannel = makeDivisible(1280 * Math.max(1, width), round);
-    const features: Module[] = [conv2dNormActivation(3, input, 3, { stride: 2 })];
-    for (const [t, c, n, s] of setting) {
-      const output = makeDivisible(c * width, round);
+    const widths = cfg.widths ?? mobilenetV2Widths(setting, cfg.widthMult ?? 1, cfg.roundNearest ?? 8);
+    let input = widths.stem;
+    this.lastChannel = widths.last;
+    this.numClasses = cfg.numClasses ?? 1000;
+    this.inChannels = cfg.inChannels ?? 3;
+    const features: Module[] = [conv2dNormActivation(this.inChannels, input, 3, { stride: 2 })];
+    for (const [row, [t, , n, s]] of setting.entries()) {
+      const output = widths.stages[row];
       for (let i = 0; i < n; i++) {
         features.push(new InvertedResidual(input, output, i === 0 ? s : 1, t));
         input = output;
@@ -99,7 +112,7 @@ export class MobileNetV2 extends Module {
     }
     features.push(conv2dNormActivation(input, this.lastChannel, 1));
     this.features = this.add('features', new Sequential(...features));
-    this.classifier = this.add('classifier', new Sequential(Identity('Dropout'), new Linear(this.lastChannel, cfg.numClasses ?? 1000)));
+    this.classifier = this.add('classifier', new Sequential(Identity('Dropout'), new Linear(this.lastChannel, this.numClasses)));
     this.finalize();
   }
 
@@ -109,9 +122,41 @@ export class MobileNetV2 extends Module {
   }
 }
 
+/** torchvision's widths for a width multiplier. */
+function mobilenetV2Widths(setting: InvertedResidualSetting, width: number, round: number) {
+  return {
+    stem: makeDivisible(32 * width, round),
+    stages: setting.map(([, c]) => makeDivisible(c * width, round)),
+    last: makeDivisible(1280 * Math.max(1, width), round),
+  };
+}
+
+/** torchvision's MobileNetV2 with the widths, input channels and classes of a weights file. */
+export function mobilenetV2Config(weights: WeightShapes | undefined): MobileNetV2Config {
+  const w = new ShapeReader(weights);
+  const named = mobilenetV2Widths(MOBILENET_V2_SETTING, 1, 8);
+  let block = 1;
+  const stages = MOBILENET_V2_SETTING.map(([t, , n], row) => {
+    // The row's first block: `conv` is [expand (t ≠ 1), depthwise, project conv, BN]; a depthwise weight is [C, 1, k, k].
+    const first = w.shape(`features.${block}.conv.0.0.weight`, 4);
+    const project = (first ? first[1] !== 1 : t !== 1) ? 2 : 1;
+    const out = w.dim(`features.${block}.conv.${project}.weight`, 4, 0, named.stages[row]);
+    block += n;
+    return out;
+  });
+  return {
+    inChannels: w.dim('features.0.0.weight', 4, 1, 3),
+    widths: { stem: w.dim('features.0.0.weight', 4, 0, named.stem), stages, last: w.dim(`features.${block}.0.weight`, 4, 0, named.last) },
+    numClasses: w.dim('classifier.1.weight', 2, 0, 1000),
+  };
+}
+
 registerArchitecture({
   name: 'mobilenet_v2',
-  build: (numClasses = 1000) => new MobileNetV2({ numClasses }),
+  build: (numClasses, weights) => {
+    const cfg = mobilenetV2Config(weights);
+    return new MobileNetV2({ ...cfg, numClasses: numClasses ?? cfg.numClasses });
+  },
   defaultLayer: 'features.18',
   preprocessing: imagenetPreprocessing(256, 224),
   labels: IMAGENET_CLASSES,

@@ -5,13 +5,17 @@
 // called twice (hooks on "layer1.0.relu" see call 1 and call 2).
 //
 // `ResNetConfig` exposes what the registered names fix: stage planes and stem width (for reduced test
-// models such as the case-2 fixture's "resnet18 at base width 16"), groups and width per group (ResNeXt).
+// models such as the case-2 fixture's "resnet18 at base width 16"), groups and width per group (ResNeXt),
+// input channels, and torchvision's replace_stride_with_dilation (the segmentation backbones). `resnetConfig`
+// reads the widths, input channels and classes of a weights file onto a named configuration; the number
+// of blocks per stage stays the name's.
 
 import * as E from '../../engine/ops.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
-import { registerArchitecture } from '../registry.ts';
+import { registerArchitecture, type WeightShapes } from '../registry.ts';
+import { ShapeReader } from './shapes.ts';
 import { IMAGENET_CLASSES, imagenetPreprocessing } from './imagenet.ts';
 
 export interface ResNetConfig {
@@ -27,9 +31,14 @@ export interface ResNetConfig {
   planes?: readonly number[];
   /** Output channels of the stem conv (torchvision: 64, which is also layer1's inplanes). */
   stemWidth?: number;
+  /** Input channels of conv1 (torchvision: 3). */
+  inChannels?: number;
+  /** torchvision's replace_stride_with_dilation for layer2…layer4. */
+  replaceStrideWithDilation?: readonly [boolean, boolean, boolean];
 }
 
-const conv3x3 = (inp: number, out: number, stride = 1, groups = 1) => new Conv2d(inp, out, 3, { stride, padding: 1, groups, bias: false });
+const conv3x3 = (inp: number, out: number, stride = 1, groups = 1, dilation = 1) =>
+  new Conv2d(inp, out, 3, { stride, padding: dilation, groups, dilation, bias: false });
 const conv1x1 = (inp: number, out: number, stride = 1) => new Conv2d(inp, out, 1, { stride, bias: false });
 
 export class BasicBlock extends Module {
@@ -41,8 +50,9 @@ export class BasicBlock extends Module {
   private readonly bn2: BatchNorm2d;
   private readonly downsample: Sequential | null;
 
-  constructor(inplanes: number, planes: number, stride: number, downsample: Sequential | null) {
+  constructor(inplanes: number, planes: number, stride: number, downsample: Sequential | null, dilation: number) {
     super();
+    if (dilation > 1) throw new ModelError('Dilation > 1 not supported in BasicBlock'); // as torchvision
     this.conv1 = this.add('conv1', conv3x3(inplanes, planes, stride));
     this.bn1 = this.add('bn1', new BatchNorm2d(planes));
     this.relu = this.add('relu', ReLU());
@@ -70,12 +80,12 @@ export class Bottleneck extends Module {
   private readonly relu: Module;
   private readonly downsample: Sequential | null;
 
-  constructor(inplanes: number, planes: number, stride: number, downsample: Sequential | null, groups: number, baseWidth: number) {
+  constructor(inplanes: number, planes: number, stride: number, downsample: Sequential | null, groups: number, baseWidth: number, dilation: number) {
     super();
     const width = Math.trunc(planes * (baseWidth / 64)) * groups;
     this.conv1 = this.add('conv1', conv1x1(inplanes, width));
     this.bn1 = this.add('bn1', new BatchNorm2d(width));
-    this.conv2 = this.add('conv2', conv3x3(width, width, stride, groups));
+    this.conv2 = this.add('conv2', conv3x3(width, width, stride, groups, dilation));
     this.bn2 = this.add('bn2', new BatchNorm2d(width));
     this.conv3 = this.add('conv3', conv1x1(width, planes * Bottleneck.expansion));
     this.bn3 = this.add('bn3', new BatchNorm2d(planes * Bottleneck.expansion));
@@ -92,54 +102,101 @@ export class Bottleneck extends Module {
   }
 }
 
+/**
+ * The stem and the four stages as torchvision's children, in call order: conv1, bn1, relu, maxpool,
+ * layer1…layer4 (what torchvision's IntermediateLayerGetter keeps of a ResNet for segmentation).
+ */
+export function resnetFeatures(cfg: ResNetConfig): { layers: [string, Module][]; outChannels: number } {
+  const groups = cfg.groups ?? 1;
+  const baseWidth = cfg.widthPerGroup ?? 64;
+  const planes = cfg.planes ?? [64, 128, 256, 512];
+  const dilate = cfg.replaceStrideWithDilation ?? [false, false, false];
+  if (cfg.layers.length !== 4 || planes.length !== 4) throw new ModelError('ResNet: layers and planes need four stages');
+  if (cfg.block === 'basic' && (groups !== 1 || baseWidth !== 64)) {
+    throw new ModelError('BasicBlock only supports groups=1 and base_width=64'); // as torchvision
+  }
+  const expansion = cfg.block === 'basic' ? BasicBlock.expansion : Bottleneck.expansion;
+  let inplanes = cfg.stemWidth ?? 64;
+  let dilation = 1;
+  const layers: [string, Module][] = [
+    ['conv1', new Conv2d(cfg.inChannels ?? 3, inplanes, 7, { stride: 2, padding: 3, bias: false })],
+    ['bn1', new BatchNorm2d(inplanes)],
+    ['relu', ReLU()],
+    ['maxpool', MaxPool2d(3, 2, 1)],
+  ];
+  planes.forEach((p, s) => {
+    // torchvision _make_layer: a dilated stage trades its stride for dilation; its first block keeps the
+    // previous dilation.
+    let stride = s === 0 ? 1 : 2;
+    const previousDilation = dilation;
+    if (s > 0 && dilate[s - 1]) {
+      dilation *= stride;
+      stride = 1;
+    }
+    const blocks: Module[] = [];
+    for (let i = 0; i < cfg.layers[s]; i++) {
+      const st = i === 0 ? stride : 1;
+      const d = i === 0 ? previousDilation : dilation;
+      let downsample: Sequential | null = null;
+      if (i === 0 && (st !== 1 || inplanes !== p * expansion)) {
+        downsample = new Sequential(conv1x1(inplanes, p * expansion, st), new BatchNorm2d(p * expansion));
+      }
+      blocks.push(cfg.block === 'basic' ? new BasicBlock(inplanes, p, st, downsample, d) : new Bottleneck(inplanes, p, st, downsample, groups, baseWidth, d));
+      inplanes = p * expansion;
+    }
+    layers.push([`layer${s + 1}`, new Sequential(...blocks)]);
+  });
+  return { layers, outChannels: inplanes };
+}
+
 export class ResNet extends Module {
-  private readonly conv1: Conv2d;
-  private readonly bn1: BatchNorm2d;
-  private readonly relu: Module;
-  private readonly maxpool: Module;
-  private readonly stages: Sequential[];
+  private readonly features: Module[];
   private readonly avgpool: Module;
   private readonly fc: Linear;
+  readonly numClasses: number;
+  readonly inChannels: number;
 
   constructor(cfg: ResNetConfig) {
     super();
-    const groups = cfg.groups ?? 1;
-    const baseWidth = cfg.widthPerGroup ?? 64;
-    const planes = cfg.planes ?? [64, 128, 256, 512];
-    if (cfg.layers.length !== 4 || planes.length !== 4) throw new ModelError('ResNet: layers and planes need four stages');
-    if (cfg.block === 'basic' && (groups !== 1 || baseWidth !== 64)) {
-      throw new ModelError('BasicBlock only supports groups=1 and base_width=64'); // as torchvision
-    }
-    const expansion = cfg.block === 'basic' ? BasicBlock.expansion : Bottleneck.expansion;
-    let inplanes = cfg.stemWidth ?? 64;
-    this.conv1 = this.add('conv1', new Conv2d(3, inplanes, 7, { stride: 2, padding: 3, bias: false }));
-    this.bn1 = this.add('bn1', new BatchNorm2d(inplanes));
-    this.relu = this.add('relu', ReLU());
-    this.maxpool = this.add('maxpool', MaxPool2d(3, 2, 1));
-    this.stages = planes.map((p, s) => {
-      const stride = s === 0 ? 1 : 2;
-      const blocks: Module[] = [];
-      for (let i = 0; i < cfg.layers[s]; i++) {
-        const st = i === 0 ? stride : 1;
-        let downsample: Sequential | null = null;
-        if (i === 0 && (st !== 1 || inplanes !== p * expansion)) {
-          downsample = new Sequential(conv1x1(inplanes, p * expansion, st), new BatchNorm2d(p * expansion));
-        }
-        blocks.push(cfg.block === 'basic' ? new BasicBlock(inplanes, p, st, downsample) : new Bottleneck(inplanes, p, st, downsample, groups, baseWidth));
-        inplanes = p * expansion;
-      }
-      return this.add(`layer${s + 1}`, new Sequential(...blocks));
-    });
+    const { layers, outChannels } = resnetFeatures(cfg);
+    this.features = layers.map(([name, m]) => this.add(name, m));
     this.avgpool = this.add('avgpool', AdaptiveAvgPool2d(1));
-    this.fc = this.add('fc', new Linear(inplanes, cfg.numClasses ?? 1000));
+    this.numClasses = cfg.numClasses ?? 1000;
+    this.inChannels = cfg.inChannels ?? 3;
+    this.fc = this.add('fc', new Linear(outChannels, this.numClasses));
     this.finalize();
   }
 
   forward(x: Tensor): Tensor {
-    let out = this.maxpool.call(this.relu.call(this.bn1.call(this.conv1.call(x))));
-    for (const stage of this.stages) out = stage.call(out);
-    return this.fc.call(E.flatten(this.avgpool.call(out), 1));
+    for (const m of this.features) x = m.call(x);
+    return this.fc.call(E.flatten(this.avgpool.call(x), 1));
   }
+}
+
+/**
+ * A named configuration with the input channels, stem width, stage planes, ResNeXt group width and classes
+ * of a weights file whose names start with `prefix` (e.g. "backbone." for a segmentation backbone).
+ */
+export function resnetConfig(named: ResNetConfig, weights: WeightShapes | undefined, prefix = ''): ResNetConfig {
+  const w = new ShapeReader(weights, prefix);
+  const planes = named.planes ?? [64, 128, 256, 512];
+  const bottleneck = named.block === 'bottleneck';
+  const cfg: ResNetConfig = {
+    ...named,
+    inChannels: w.dim('conv1.weight', 4, 1, named.inChannels ?? 3),
+    stemWidth: w.dim('conv1.weight', 4, 0, named.stemWidth ?? 64),
+    // A stage's output is conv3's (Bottleneck, planes·4) or conv1's (BasicBlock, planes) width.
+    planes: planes.map((p, s) => (bottleneck ? w.dim(`layer${s + 1}.0.conv3.weight`, 4, 0, 4 * p) / 4 : w.dim(`layer${s + 1}.0.conv1.weight`, 4, 0, p))),
+    numClasses: w.dim('fc.weight', 2, 0, named.numClasses ?? 1000),
+  };
+  const conv2 = w.shape('layer1.0.conv2.weight', 4);
+  if (bottleneck && conv2) {
+    // width = planes · (width_per_group / 64) · groups; the 3×3 conv's weight is [width, width / groups, 3, 3].
+    const groups = conv2[0] / conv2[1];
+    const widthPerGroup = (conv2[0] / groups) * (64 / cfg.planes![0]);
+    if (Number.isInteger(groups) && Number.isInteger(widthPerGroup)) Object.assign(cfg, { groups, widthPerGroup });
+  }
+  return cfg;
 }
 
 /** The torchvision builders' configurations. */
@@ -155,7 +212,10 @@ export const RESNET_CONFIGS: Readonly<Record<string, ResNetConfig>> = Object.fre
 for (const [name, cfg] of Object.entries(RESNET_CONFIGS)) {
   registerArchitecture({
     name,
-    build: (numClasses = 1000) => new ResNet({ ...cfg, numClasses }),
+    build: (numClasses, weights) => {
+      const c = resnetConfig(cfg, weights);
+      return new ResNet({ ...c, numClasses: numClasses ?? c.numClasses });
+    },
     defaultLayer: 'layer4',
     preprocessing: imagenetPreprocessing(256, 224),
     labels: IMAGENET_CLASSES,

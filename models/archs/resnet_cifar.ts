@@ -1,11 +1,13 @@
 // CIFAR-10 ResNet-20/32/44/56 (He et al. 2016, §4.2) with option-A shortcuts, with the parameter names of
-// akamaster/pytorch_resnet_cifar10, whose pretrained weights the project ships.
+// akamaster/pytorch_resnet_cifar10, whose pretrained weights the project ships. Input channels, the base
+// width (16: stages of w, 2w, 4w) and the classes can be read from a weights file.
 
 import * as E from '../../engine/ops.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { BatchNorm2d, Conv2d, Linear, Sequential } from '../layers.ts';
 import { Module } from '../module.ts';
-import { IMAGENET_MEAN, IMAGENET_STD, registerArchitecture } from '../registry.ts';
+import { IMAGENET_MEAN, IMAGENET_STD, registerArchitecture, type WeightShapes } from '../registry.ts';
+import { ShapeReader } from './shapes.ts';
 import { CIFAR10_CLASSES } from '../labels.ts';
 
 class BasicBlockA extends Module {
@@ -43,13 +45,13 @@ export class CifarResNet extends Module {
   private readonly stages: Sequential[];
   private readonly linear: Linear;
 
-  constructor(depth: number, numClasses = 10) {
+  constructor(depth: number, readonly numClasses = 10, readonly inChannels = 3, width = 16) {
     super();
     if ((depth - 2) % 6 !== 0) throw new Error(`CIFAR ResNet depth must be 6n + 2, got ${depth}`);
     const n = (depth - 2) / 6;
-    this.stem = [this.add('conv1', new Conv2d(3, 16, 3, { padding: 1, bias: false })), this.add('bn1', new BatchNorm2d(16))];
-    let inPlanes = 16;
-    this.stages = [16, 32, 64].map((planes, s) => {
+    this.stem = [this.add('conv1', new Conv2d(inChannels, width, 3, { padding: 1, bias: false })), this.add('bn1', new BatchNorm2d(width))];
+    let inPlanes = width;
+    this.stages = [width, 2 * width, 4 * width].map((planes, s) => {
       const blocks = Array.from({ length: n }, (_, i) => {
         const block = new BasicBlockA(inPlanes, planes, s > 0 && i === 0 ? 2 : 1);
         inPlanes = planes;
@@ -57,7 +59,7 @@ export class CifarResNet extends Module {
       });
       return this.add(`layer${s + 1}`, new Sequential(...blocks));
     });
-    this.linear = this.add('linear', new Linear(64, numClasses));
+    this.linear = this.add('linear', new Linear(4 * width, numClasses));
     this.finalize();
   }
 
@@ -74,7 +76,11 @@ export class CifarResNet extends Module {
 for (const depth of [20, 32, 44, 56]) {
   registerArchitecture({
     name: `resnet${depth}`,
-    build: (numClasses = 10) => new CifarResNet(depth, numClasses),
+    build: (numClasses?: number, weights?: WeightShapes) => {
+      const w = new ShapeReader(weights);
+      const stem = (axis: number, fallback: number) => w.dim('conv1.weight', 4, axis, fallback);
+      return new CifarResNet(depth, numClasses ?? w.dim('linear.weight', 2, 0, 10), stem(1, 3), stem(0, 16));
+    },
     defaultLayer: 'layer3',
     preprocessing: { mean: IMAGENET_MEAN, std: IMAGENET_STD, inputSize: [32, 32] },
     labels: CIFAR10_CLASSES,

@@ -42,7 +42,8 @@ import type { Backend } from '../../engine/backend.ts';
 import { keep } from '../../engine/memory.ts';
 import { Conv2d, GELU, Identity, Lambda, LayerNorm, Linear, Sequential } from '../layers.ts';
 import { Module, ModelError, type StateDictSource } from '../module.ts';
-import { registerArchitecture } from '../registry.ts';
+import { registerArchitecture, type WeightShapes } from '../registry.ts';
+import { ShapeReader } from './shapes.ts';
 import { IMAGENET_CLASSES, imagenetPreprocessing, Permute, timmPreprocessing } from './imagenet.ts';
 
 export type SwinNaming = 'torchvision' | 'timm';
@@ -58,6 +59,7 @@ export interface SwinConfig {
   numClasses?: number;
   /** timm only: the fixed input size (default 224); per-stage windows are clamped to its feature sizes. */
   imgSize?: number;
+  inChannels?: number;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -399,9 +401,9 @@ class TimmPatchEmbed extends Module {
   private readonly proj: Conv2d;
   private readonly norm: LayerNorm;
 
-  constructor(patch: number, embedDim: number, readonly imgSize: number) {
+  constructor(patch: number, embedDim: number, readonly imgSize: number, inChannels: number) {
     super();
-    this.proj = this.add('proj', new Conv2d(3, embedDim, patch, { stride: patch }));
+    this.proj = this.add('proj', new Conv2d(inChannels, embedDim, patch, { stride: patch }));
     this.norm = this.add('norm', new LayerNorm([embedDim], 1e-5));
   }
 
@@ -451,19 +453,22 @@ class TimmClassifierHead extends Module {
 export class SwinTransformer extends Module {
   private readonly run: (x: Tensor) => Tensor;
   readonly naming: SwinNaming;
+  readonly numClasses: number;
+  readonly inChannels: number;
 
   constructor(cfg: SwinConfig) {
     super();
     const { patchSize, embedDim, depths, numHeads, windowSize } = cfg;
     const mlpRatio = cfg.mlpRatio ?? 4;
-    const numClasses = cfg.numClasses ?? 1000;
+    const numClasses = (this.numClasses = cfg.numClasses ?? 1000);
+    const inChannels = (this.inChannels = cfg.inChannels ?? 3);
     if (depths.length !== numHeads.length) throw new ModelError('Swin: depths and numHeads differ in length');
     const numFeatures = embedDim * 2 ** (depths.length - 1);
     this.naming = cfg.naming;
     const shiftOf = (i: number) => (i % 2 === 0 ? 0 : Math.floor(windowSize / 2));
 
     if (cfg.naming === 'torchvision') {
-      const layers: Module[] = [new Sequential(new Conv2d(3, embedDim, patchSize, { stride: patchSize }), Permute([0, 2, 3, 1]), new LayerNorm([embedDim], 1e-5))];
+      const layers: Module[] = [new Sequential(new Conv2d(inChannels, embedDim, patchSize, { stride: patchSize }), Permute([0, 2, 3, 1]), new LayerNorm([embedDim], 1e-5))];
       depths.forEach((depth, s) => {
         const dim = embedDim * 2 ** s;
         layers.push(new Sequential(...Array.from({ length: depth }, (_, i) => new TvSwinBlock(dim, numHeads[s], windowSize, shiftOf(i), mlpRatio))));
@@ -479,7 +484,7 @@ export class SwinTransformer extends Module {
     } else {
       const imgSize = cfg.imgSize ?? 224;
       const grid = Math.floor(imgSize / patchSize);
-      const patchEmbed = this.add('patch_embed', new TimmPatchEmbed(patchSize, embedDim, imgSize));
+      const patchEmbed = this.add('patch_embed', new TimmPatchEmbed(patchSize, embedDim, imgSize, inChannels));
       let res = grid;
       const stages = depths.map((depth, s) => {
         const dim = embedDim * 2 ** s;
@@ -578,11 +583,42 @@ const SIZES: Record<'t' | 's' | 'b' | 'l', SwinSize> = {
   l: { embedDim: 192, depths: [2, 2, 18, 2], numHeads: [6, 12, 24, 48] },
 };
 
+/**
+ * The patch size, embedding width, window, MLP ratio, input channels and classes of a weights file; the
+ * depths and heads stay the named model's (heads cannot be read from weights).
+ */
+export function swinConfig(named: SwinConfig, weights: WeightShapes | undefined): SwinConfig {
+  const w = new ShapeReader(weights);
+  const tv = named.naming === 'torchvision';
+  const embed = w.shape(tv ? 'features.0.0.weight' : 'patch_embed.proj.weight', 4);
+  const table = w.shape(tv ? 'features.1.0.attn.relative_position_bias_table' : 'layers.0.blocks.0.attn.relative_position_bias_table', 2);
+  const mlp = w.shape(tv ? 'features.1.0.mlp.0.weight' : 'layers.0.blocks.0.mlp.fc1.weight', 2);
+  const embedDim = embed?.[0] ?? named.embedDim;
+  // The bias table has (2·window − 1)² rows.
+  const window = table ? (Math.sqrt(table[0]) + 1) / 2 : named.windowSize;
+  return {
+    ...named,
+    embedDim,
+    inChannels: embed?.[1] ?? named.inChannels,
+    patchSize: embed?.[2] ?? named.patchSize,
+    windowSize: Number.isInteger(window) ? window : named.windowSize,
+    mlpRatio: mlp ? mlp[0] / embedDim : named.mlpRatio,
+    numClasses: w.dim(tv ? 'head.weight' : 'head.fc.weight', 2, 0, named.numClasses ?? 1000),
+  };
+}
+
+function buildSwin(named: SwinConfig) {
+  return (numClasses?: number, weights?: WeightShapes) => {
+    const cfg = swinConfig(named, weights);
+    return new SwinTransformer({ ...cfg, numClasses: numClasses ?? cfg.numClasses });
+  };
+}
+
 // torchvision: Swin_{T,S,B}_Weights.IMAGENET1K_V1 resize 232 / 246 / 238 (bicubic), crop 224.
 for (const [name, size, resize] of [['swin_t', SIZES.t, 232], ['swin_s', SIZES.s, 246], ['swin_b', SIZES.b, 238]] as const) {
   registerArchitecture({
     name,
-    build: (numClasses = 1000) => new SwinTransformer({ naming: 'torchvision', patchSize: 4, windowSize: 7, ...size, numClasses }),
+    build: buildSwin({ naming: 'torchvision', patchSize: 4, windowSize: 7, ...size }),
     defaultLayer: 'norm',
     preprocessing: imagenetPreprocessing(resize, 224),
     labels: IMAGENET_CLASSES,
@@ -599,7 +635,7 @@ for (const [name, size] of [
 ] as const) {
   registerArchitecture({
     name,
-    build: (numClasses = 1000) => new SwinTransformer({ naming: 'timm', patchSize: 4, windowSize: 7, imgSize: 224, ...size, numClasses }),
+    build: buildSwin({ naming: 'timm', patchSize: 4, windowSize: 7, imgSize: 224, ...size }),
     defaultLayer: 'norm',
     preprocessing: timmPreprocessing(224, 0.9),
     labels: IMAGENET_CLASSES,

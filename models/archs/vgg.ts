@@ -4,13 +4,15 @@
 // Linear (parameters at classifier.0/3/6; dropout is the identity in eval mode).
 //
 // `VggConfig` takes any cfg list and the classifier's hidden width, so reduced models built with
-// torchvision's own `VGG(make_layers(cfg, bn))` (and a smaller classifier of the same structure) load too.
+// torchvision's own `VGG(make_layers(cfg, bn))` (and a smaller classifier of the same structure) load too;
+// `vggConfig` reads the conv widths, input channels, hidden width and classes of a weights file.
 
 import * as E from '../../engine/ops.ts';
 import type { Tensor } from '../../engine/tensor.ts';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, ReLU, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
-import { registerArchitecture } from '../registry.ts';
+import { registerArchitecture, type WeightShapes } from '../registry.ts';
+import { ShapeReader } from './shapes.ts';
 import { IMAGENET_CLASSES, imagenetPreprocessing } from './imagenet.ts';
 
 export type VggCfg = readonly (number | 'M')[];
@@ -29,12 +31,13 @@ export interface VggConfig {
   numClasses?: number;
   /** Width of the two hidden classifier layers (torchvision: 4096). */
   hidden?: number;
+  /** Input channels of the first conv (torchvision: 3). */
+  inChannels?: number;
 }
 
 /** torchvision.models.vgg.make_layers. */
-export function makeLayers(cfg: VggCfg, batchNorm: boolean): Sequential {
+export function makeLayers(cfg: VggCfg, batchNorm: boolean, inChannels = 3): Sequential {
   const layers: Module[] = [];
-  let inChannels = 3;
   for (const v of cfg) {
     if (v === 'M') {
       layers.push(MaxPool2d(2, 2));
@@ -64,13 +67,17 @@ export class VGG extends Module {
   private readonly features: Sequential;
   private readonly avgpool: Module;
   private readonly classifier: Sequential;
+  readonly numClasses: number;
+  readonly inChannels: number;
 
   constructor(cfg: VggConfig) {
     super();
     const channels = [...cfg.cfg].reverse().find((v): v is number => v !== 'M');
     if (channels === undefined) throw new ModelError('VGG cfg has no conv layer');
     const hidden = cfg.hidden ?? 4096;
-    this.features = this.add('features', makeLayers(cfg.cfg, cfg.batchNorm));
+    this.numClasses = cfg.numClasses ?? 1000;
+    this.inChannels = cfg.inChannels ?? 3;
+    this.features = this.add('features', makeLayers(cfg.cfg, cfg.batchNorm, this.inChannels));
     this.avgpool = this.add('avgpool', AdaptiveAvgPool2d(7));
     this.classifier = this.add(
       'classifier',
@@ -81,7 +88,7 @@ export class VGG extends Module {
         new Linear(hidden, hidden),
         ReLU(),
         Identity('Dropout'),
-        new Linear(hidden, cfg.numClasses ?? 1000),
+        new Linear(hidden, this.numClasses),
       ),
     );
     this.finalize();
@@ -92,6 +99,28 @@ export class VGG extends Module {
   }
 }
 
+/** A named configuration with the widths, input channels, hidden width and classes of a weights file. */
+export function vggConfig(named: VggConfig, weights: WeightShapes | undefined): VggConfig {
+  const w = new ShapeReader(weights);
+  let index = 0;
+  const cfg = named.cfg.map((v) => {
+    if (v === 'M') {
+      index += 1;
+      return v;
+    }
+    const width = w.dim(`features.${index}.weight`, 4, 0, v);
+    index += named.batchNorm ? 3 : 2;
+    return width;
+  });
+  return {
+    ...named,
+    cfg,
+    inChannels: w.dim('features.0.weight', 4, 1, named.inChannels ?? 3),
+    hidden: w.dim('classifier.0.weight', 2, 0, named.hidden ?? 4096),
+    numClasses: w.dim('classifier.6.weight', 2, 0, named.numClasses ?? 1000),
+  };
+}
+
 const VARIANTS: [string, keyof typeof VGG_CFGS][] = [['vgg11', 'A'], ['vgg13', 'B'], ['vgg16', 'D'], ['vgg19', 'E']];
 
 for (const [base, key] of VARIANTS) {
@@ -99,7 +128,10 @@ for (const [base, key] of VARIANTS) {
     const cfg = VGG_CFGS[key];
     registerArchitecture({
       name: batchNorm ? `${base}_bn` : base,
-      build: (numClasses = 1000) => new VGG({ cfg, batchNorm, numClasses }),
+      build: (numClasses, weights) => {
+        const c = vggConfig({ cfg, batchNorm }, weights);
+        return new VGG({ ...c, numClasses: numClasses ?? c.numClasses });
+      },
       defaultLayer: `features.${lastPoolIndex(cfg, batchNorm)}`,
       preprocessing: imagenetPreprocessing(256, 224),
       labels: IMAGENET_CLASSES,
