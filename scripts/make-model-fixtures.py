@@ -387,12 +387,14 @@ def write_json(name, obj):
 # The fixtures
 
 def make_mobilenet_v3():
+    torch.manual_seed(4001)  # torchvision's own init draws from the global generator
     setting, last = _mobilenet_v3_conf('mobilenet_v3_large', width_mult=0.125)
     make_fixture(
         'mobilenet_v3_large', MobileNetV3(setting, last, num_classes=10), (2, 3, 64, 64),
         ['features.16', 'features.13', 'features.4.block.2'], 4001,
         "torchvision MobileNetV3(*_mobilenet_v3_conf('mobilenet_v3_large', width_mult=0.125), num_classes=10)",
         {'arch': 'mobilenet_v3_large', 'widthMult': 0.125, 'numClasses': 10}, ['classifier.3'])
+    torch.manual_seed(4002)
     setting, last = _mobilenet_v3_conf('mobilenet_v3_small', width_mult=0.25)
     make_fixture(
         'mobilenet_v3_small', MobileNetV3(setting, last, num_classes=10), (2, 3, 72, 56),
@@ -403,6 +405,7 @@ def make_mobilenet_v3():
 
 def make_segmentation():
     classes = 6  # not 21: the class count comes from the weights, and the references stay small
+    torch.manual_seed(4003)
     features, stages = mobilenet_v3_features(0.125, dilated=True)
     low, high = stages[-4], stages[-1]
     backbone = IntermediateLayerGetter(features, return_layers={str(low): 'low', str(high): 'high'})
@@ -413,6 +416,7 @@ def make_segmentation():
         f"{{low: block {low}, high: block {high}}}), inter_channels=16, {classes} classes; output model(x)['out'] (upsampled to the input)",
         {'arch': 'lraspp_mobilenet_v3_large', 'numClasses': classes}, ['classifier.low_classifier', 'classifier.high_classifier'], forward=segment)
 
+    torch.manual_seed(4004)
     resnet = reduced_resnet50_dilated()
     model = DeepLabV3(IntermediateLayerGetter(resnet, return_layers={'layer4': 'out', 'layer3': 'aux'}),
                       deeplab_head(64, classes, 8), FCNHead(32, classes))
@@ -423,6 +427,7 @@ def make_segmentation():
         "(its weights are in the file; the output is model(x)['out'])",
         {'arch': 'deeplabv3_resnet50', 'numClasses': classes, 'aux': True}, ['classifier.4'], forward=segment)
 
+    torch.manual_seed(4005)
     features, stages = mobilenet_v3_features(0.125, dilated=True)
     model = DeepLabV3(IntermediateLayerGetter(features, return_layers={str(stages[-1]): 'out'}),
                       deeplab_head(features[stages[-1]].out_channels, classes, 8), None)
@@ -431,6 +436,7 @@ def make_segmentation():
         f'torchvision DeepLabV3 over mobilenet_v3_large(width_mult=0.125, dilated=True).features with DeepLabHead at ASPP width 8, {classes} classes, no aux',
         {'arch': 'deeplabv3_mobilenet_v3_large', 'numClasses': classes, 'aux': False}, ['classifier.4'], forward=segment)
 
+    torch.manual_seed(4006)
     resnet = reduced_resnet50_dilated()
     model = FCN(IntermediateLayerGetter(resnet, return_layers={'layer4': 'out', 'layer3': 'aux'}), FCNHead(64, classes), FCNHead(32, classes))
     make_fixture(
@@ -440,6 +446,7 @@ def make_segmentation():
 
 
 def make_vit():
+    torch.manual_seed(4007)
     tv = make_fixture(
         'vit_b16', VisionTransformer(image_size=64, patch_size=16, num_layers=3, num_heads=12, hidden_dim=36, mlp_dim=72, num_classes=10),
         (2, 3, 64, 64),
@@ -459,6 +466,7 @@ def make_vit():
     assert d < 1e-12 and tv(x).abs().max().item() > 0.1, d
     print(f'timm ViT transcription vs torchvision (mapped names): max |diff| = {d:.2e}')
 
+    torch.manual_seed(4008)
     make_fixture(
         'deit_distilled_timm', TimmViT(img_size=64, patch_size=16, num_classes=10, embed_dim=24, depth=2, num_heads=3, distilled=True),
         (2, 3, 64, 64), ['blocks.1.norm1', 'blocks.0', 'norm'], 4008,
@@ -470,6 +478,7 @@ def make_vit():
 
 
 def make_one_channel_resnet():
+    torch.manual_seed(4009)
     make_fixture(
         'resnet18_1ch', ReducedResNet(BasicBlock, [2, 2, 2, 2], planes=[4, 8, 16, 32], stem_width=4, num_classes=10, in_channels=1),
         (2, 1, 64, 64), ['layer4', 'layer4.0', 'conv1'], 4009,

@@ -34,8 +34,8 @@ export class SqueezeExcitation extends Module {
 }
 
 export interface InvertedBlockWidths {
-  /** Output of the 1×1 expansion (absent: no expansion, the depthwise conv takes the input). */
-  expanded: number | null;
+  /** Output of the 1×1 expansion, or the input width when there is none (the depthwise conv's channels). */
+  expanded: number;
   squeeze: number | null;
   out: number | null;
 }
@@ -43,16 +43,15 @@ export interface InvertedBlockWidths {
 /**
  * The widths in a torchvision inverted-residual `block` Sequential — [expand (1×1)?, depthwise, SE?,
  * project], each conv the first child of a Conv2dNormActivation — found in a weights file (`w` reads
- * under the block's prefix, e.g. "features.3.block."). A depthwise weight is [C, 1, k, k]; null where
- * the file lacks the tensor.
+ * under the block's prefix, e.g. "features.3.block."); null when the file lacks the block. A depthwise
+ * weight is [C, 1, k, k], which tells it from an expansion.
  */
-export function invertedBlockWidths(w: ShapeReader, hasSe: boolean): InvertedBlockWidths {
+export function invertedBlockWidths(w: ShapeReader, hasSe: boolean): InvertedBlockWidths | null {
   const first = w.shape('0.0.weight', 4);
-  if (!first) return { expanded: null, squeeze: null, out: null };
-  const expands = first[1] !== 1;
-  const dw = expands ? 1 : 0;
+  if (!first) return null;
+  const dw = first[1] !== 1 ? 1 : 0;
   return {
-    expanded: expands ? first[0] : null,
+    expanded: first[0],
     squeeze: hasSe ? (w.shape(`${dw + 1}.fc1.weight`, 4)?.[0] ?? null) : null,
     out: w.shape(`${dw + (hasSe ? 2 : 1)}.0.weight`, 4)?.[0] ?? null,
   };

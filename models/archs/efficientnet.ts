@@ -128,7 +128,7 @@ export function efficientnetConfig(weights: WeightShapes | undefined): Efficient
   const w = new ShapeReader(weights);
   let input = w.dim('features.0.0.weight', 4, 0, efficientnetBConf()[0].inputChannels);
   const setting = efficientnetBConf().map((cnf, s) => {
-    const out = invertedBlockWidths(w.under(`features.${s + 1}.0.block.`), true).out ?? cnf.outChannels;
+    const out = invertedBlockWidths(w.under(`features.${s + 1}.0.block.`), true)?.out ?? cnf.outChannels;
     const row = { ...cnf, inputChannels: input, outChannels: out };
     input = out;
     return row;

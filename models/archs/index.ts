@@ -7,3 +7,6 @@ import './mobilenet_v2.ts';
 import './efficientnet.ts';
 import './convnext.ts';
 import './swin.ts';
+import './mobilenet_v3.ts';
+import './segmentation.ts';
+import './vit.ts';
