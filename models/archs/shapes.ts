@@ -13,10 +13,6 @@ export class ShapeReader {
     return new ShapeReader(this.weights, this.prefix + prefix);
   }
 
-  get present(): boolean {
-    return this.weights !== undefined;
-  }
-
   has(name: string): boolean {
     return this.weights?.has(this.prefix + name) ?? false;
   }
