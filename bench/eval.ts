@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as E from '../engine/index.ts';
-import { runEvalCommand } from '../cam/commands/eval.ts';
+import { runEvalCommand } from '../cam/cli/commands/eval.ts';
 import { getArchitecture } from '../models/registry.ts';
 import { randomStateDict } from '../models/init.ts';
 import { writeSafetensors } from '../models/safetensors.ts';

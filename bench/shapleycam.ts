@@ -5,7 +5,7 @@
 
 import { parseArgs } from 'node:util';
 import * as E from '../engine/index.ts';
-import { explain } from '../cam/explain.ts';
+import { explain } from '../cam/algorithm/explain.ts';
 import { getArchitecture, architectureNames } from '../models/registry.ts';
 import { loadZooModel } from '../models/zoo.ts';
 import { initializeRandom } from '../models/init.ts';

@@ -3,11 +3,11 @@
 // usage, 1 bad input. Errors are one line on stderr; --verbose adds the stack.
 
 import { parseArgs } from 'node:util';
-import { EXPLAIN_USAGE, runExplain, type ExplainFlags } from './commands/explain.ts';
-import { InputError, UsageError } from './errors.ts';
+import { EXPLAIN_USAGE, runExplain, type ExplainFlags } from './cli/commands/explain.ts';
+import { InputError, UsageError } from './cli/errors.ts';
 import { SafetensorsError } from '../models/safetensors.ts';
 import { ModelError } from '../models/module.ts';
-import { ImageError } from './image.ts';
+import { ImageError } from './rendering/image.ts';
 
 const USAGE = `usage: cam/cli.ts <command> [flags]
 commands:
@@ -92,7 +92,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === 'eval') {
-      const { runEvalCommand } = await import('./commands/eval.ts');
+      const { runEvalCommand } = await import('./cli/commands/eval.ts');
       return await runEvalCommand(rest, log);
     }
     throw new UsageError(`unknown command "${command}"\n${USAGE}`);

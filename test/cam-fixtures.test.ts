@@ -5,11 +5,11 @@
 
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
-import { explain, type Explanation } from '../cam/explain.ts';
-import { METHODS } from '../cam/methods/index.ts';
-import { aggregateLayers, scaleCamImage } from '../cam/postprocess.ts';
-import { captureForward, headUtility, layerTerms } from '../cam/terms.ts';
-import type { TargetName } from '../cam/targets.ts';
+import { explain, type Explanation } from '../cam/algorithm/explain.ts';
+import { METHODS } from '../cam/algorithm/methods/index.ts';
+import { aggregateLayers, scaleCamImage } from '../cam/algorithm/postprocess.ts';
+import { captureForward, headUtility, layerTerms } from '../cam/algorithm/terms.ts';
+import type { TargetName } from '../cam/algorithm/targets.ts';
 import { loadZooModel, stateDictFromSafetensors } from '../models/zoo.ts';
 import type { Module } from '../models/module.ts';
 import { absErr, fixture, relErr, weightsFile, type Fixture } from './helpers/fixtures.ts';

@@ -3,8 +3,8 @@
 
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
-import { explain } from '../cam/explain.ts';
-import { captureForward, layerTerms } from '../cam/terms.ts';
+import { explain } from '../cam/algorithm/explain.ts';
+import { captureForward, layerTerms } from '../cam/algorithm/terms.ts';
 import { loadZooModel } from '../models/zoo.ts';
 import { fixture } from './helpers/fixtures.ts';
 

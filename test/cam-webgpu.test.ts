@@ -3,8 +3,8 @@
 
 import { expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
-import { explain, type Explanation } from '../cam/explain.ts';
-import { captureForward, layerTerms } from '../cam/terms.ts';
+import { explain, type Explanation } from '../cam/algorithm/explain.ts';
+import { captureForward, layerTerms } from '../cam/algorithm/terms.ts';
 import { loadZooModel } from '../models/zoo.ts';
 import { absErr, fixture, relErr } from './helpers/fixtures.ts';
 import { describeWebGpu, webgpuBackend } from './helpers/webgpu.ts';

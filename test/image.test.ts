@@ -15,10 +15,10 @@ import {
   toNormalizedCHW,
   writePng,
   type RgbImage,
-} from '../cam/image.ts';
-import { aggregateLayers, minMaxNormalize, relu, resizeBilinear, scaleCamImage } from '../cam/postprocess.ts';
-import { JET_LUT_RGB, jetColormap, jetLutEntry, quantizeMask, showCamOnImage } from '../cam/colormap.ts';
-import { comparisonSheet, drawText, textWidth } from '../cam/sheet.ts';
+} from '../cam/rendering/image.ts';
+import { aggregateLayers, minMaxNormalize, relu, resizeBilinear, scaleCamImage } from '../cam/algorithm/postprocess.ts';
+import { JET_LUT_RGB, jetColormap, jetLutEntry, quantizeMask, showCamOnImage } from '../cam/rendering/colormap.ts';
+import { comparisonSheet, drawText, textWidth } from '../cam/rendering/sheet.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const IMAGES = join(FIXTURES, 'images');

@@ -5,15 +5,15 @@
 
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
-import { explain, type Explanation } from '../cam/explain.ts';
-import { softmaxRow } from '../cam/targets.ts';
+import { explain, type Explanation } from '../cam/algorithm/explain.ts';
+import { softmaxRow } from '../cam/algorithm/targets.ts';
 import { loadZooModel, type LoadedModel } from '../models/zoo.ts';
 import {
   adcc, adccMetrics, averageDrop, averageDropInDeletion, coherency, complexity, curveInputs, datasetAdcc,
   increaseInConfidence, multiplyByMap, pearson, percentile, relevanceOrder, stepCount, trapezoidAuc, type AdccMetrics,
-} from '../cam/metrics.ts';
-import { imputationSystem, noisyLinearImpute, roadCombined, roadInputs, roadMask, solveImputation, ROAD_PERCENTAGES } from '../cam/road.ts';
-import { rngFor } from '../cam/random.ts';
+} from '../cam/evaluation/metrics.ts';
+import { imputationSystem, noisyLinearImpute, roadCombined, roadInputs, roadMask, solveImputation, ROAD_PERCENTAGES } from '../cam/evaluation/road.ts';
+import { rngFor } from '../cam/algorithm/random.ts';
 import { absErr, fixture } from './helpers/fixtures.ts';
 
 const fx = fixture('case4_adcc_resnet20_public');

@@ -3,11 +3,11 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import { writeSafetensors, type TensorToWrite } from '../models/safetensors.ts';
-import { showCamOnImage } from './colormap.ts';
-import type { Explanation } from './explain.ts';
-import { writePng, type RgbImage } from './image.ts';
-import { comparisonSheet } from './sheet.ts';
+import { writeSafetensors, type TensorToWrite } from '../../models/safetensors.ts';
+import { showCamOnImage } from '../rendering/colormap.ts';
+import type { Explanation } from '../algorithm/explain.ts';
+import { writePng, type RgbImage } from '../rendering/image.ts';
+import { comparisonSheet } from '../rendering/sheet.ts';
 
 export interface ExplainRun {
   explanations: Explanation[];

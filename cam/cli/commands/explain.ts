@@ -1,14 +1,14 @@
 // `explain`: CAM maps, derivative terms, overlays and a comparison sheet for images or an input tensor.
 
-import * as E from '../../engine/index.ts';
-import { explain, type Explanation } from '../explain.ts';
-import { METHOD_NAMES } from '../methods/index.ts';
-import { TARGETS, type TargetName } from '../targets.ts';
+import * as E from '../../../engine/index.ts';
+import { explain, type Explanation } from '../../algorithm/explain.ts';
+import { METHOD_NAMES } from '../../algorithm/methods/index.ts';
+import { TARGETS, type TargetName } from '../../algorithm/targets.ts';
 import { loadExplainedModel, loadInputs } from '../inputs.ts';
 import { writeExplainOutputs } from '../outputs.ts';
 import { UsageError, InputError, parseIntFlag } from '../errors.ts';
-import { ModelError } from '../../models/module.ts';
-import { selectBackend, type CommonFlags } from '../runtime.ts';
+import { ModelError } from '../../../models/module.ts';
+import { selectBackend, type CommonFlags } from '../backend-flag.ts';
 
 export interface ExplainFlags extends CommonFlags {
   model?: string;

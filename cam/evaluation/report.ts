@@ -2,7 +2,7 @@
 // summary in percent as the paper's tables, and its markdown, CSV and PNG renderings.
 
 import { join } from 'node:path';
-import { writePng } from './image.ts';
+import { writePng } from '../rendering/image.ts';
 import type { DatasetItem } from './dataset.ts';
 import { datasetAdcc, type AdccMetrics } from './metrics.ts';
 import { ROAD_PERCENTAGES } from './road.ts';

@@ -9,7 +9,7 @@
 
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
-import { InputError } from './errors.ts';
+import { InputError } from '../cli/errors.ts';
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
 

@@ -1,7 +1,7 @@
 // Backend selection for the commands: --backend, else ENGINE_BACKEND, else the CPU.
 
-import * as E from '../engine/index.ts';
-import type { Backend } from '../engine/index.ts';
+import * as E from '../../engine/index.ts';
+import type { Backend } from '../../engine/index.ts';
 import { InputError, UsageError } from './errors.ts';
 
 export interface CommonFlags {

@@ -1,8 +1,8 @@
 // EigenCAM and EigenGradCAM: the projection of (A, or A ⊙ G) on its first principal component, per image.
 
-import * as E from '../../engine/index.ts';
-import type { Tensor } from '../../engine/index.ts';
-import { firstComponentProjection } from '../linalg.ts';
+import * as E from '../../../engine/index.ts';
+import type { Tensor } from '../../../engine/index.ts';
+import { firstComponentProjection } from '../principal-component.ts';
 import type { CamMethod } from './types.ts';
 
 /** [B, K, h, w] → [B, h, w] first-principal-component projections (NaN treated as 0, as the reference). */

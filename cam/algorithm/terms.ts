@@ -5,9 +5,9 @@
 // recorded) and memoises every module output finished before the layer; the second pass substitutes the
 // watched A for the layer's output and replays only what follows it. No weight gradients are formed.
 
-import * as E from '../engine/index.ts';
-import type { Tensor } from '../engine/index.ts';
-import { ForwardReplay, withForwardHooks, type Module } from '../models/module.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
+import { ForwardReplay, withForwardHooks, type Module } from '../../models/module.ts';
 import { utility, type TargetName } from './targets.ts';
 
 export interface ForwardCapture {

@@ -1,7 +1,7 @@
 // What a CAM method sees and returns. Methods are small functions from the layer terms (A, G, H·A) and,
 // for score-based methods, access to the model, to a raw (pre-ReLU) map per image.
 
-import type { Tensor } from '../../engine/index.ts';
+import type { Tensor } from '../../../engine/index.ts';
 import type { LayerTerms } from '../terms.ts';
 import type { TargetName } from '../targets.ts';
 

@@ -1,8 +1,8 @@
 // Gradient-based methods, all small formulas over A, G and (ShapleyCAM) H·A. Shapes: A, G, H·A are
 // [B, K, h, w]; weights are [B, K]; raw maps are [B, h, w].
 
-import * as E from '../../engine/index.ts';
-import type { Tensor } from '../../engine/index.ts';
+import * as E from '../../../engine/index.ts';
+import type { Tensor } from '../../../engine/index.ts';
 import type { CamMethod, MethodContext, MethodResult } from './types.ts';
 
 const SPATIAL = [2, 3];

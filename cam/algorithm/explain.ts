@@ -2,9 +2,9 @@
 // the head (G, and H·A when a method needs it), apply each method, then ReLU, min-max, resize to the
 // input and aggregate the layers, as the reference implementation does.
 
-import * as E from '../engine/index.ts';
-import type { Tensor } from '../engine/index.ts';
-import type { Module } from '../models/module.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
+import type { Module } from '../../models/module.ts';
 import { getMethod, type CamMethod, type MethodContext } from './methods/index.ts';
 import { aggregateLayers, scaleCamImage } from './postprocess.ts';
 import { argmaxRows, softmaxRow, utility, utilityValue, type TargetName } from './targets.ts';

@@ -3,13 +3,13 @@
 
 import { access } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import * as E from '../engine/index.ts';
-import type { Backend } from '../engine/index.ts';
-import { readSafetensors, SafetensorsError } from '../models/safetensors.ts';
-import { ModelError } from '../models/module.ts';
-import { getZooEntry, loadModel, loadZooModel, type LoadedModel } from '../models/zoo.ts';
-import { getArchitecture } from '../models/registry.ts';
-import { decodeImage, ImageError, preprocess, resizeImage, centerCrop, type RgbImage } from './image.ts';
+import * as E from '../../engine/index.ts';
+import type { Backend } from '../../engine/index.ts';
+import { readSafetensors, SafetensorsError } from '../../models/safetensors.ts';
+import { ModelError } from '../../models/module.ts';
+import { getZooEntry, loadModel, loadZooModel, type LoadedModel } from '../../models/zoo.ts';
+import { getArchitecture } from '../../models/registry.ts';
+import { decodeImage, ImageError, preprocess, resizeImage, centerCrop, type RgbImage } from '../rendering/image.ts';
 import { InputError, UsageError } from './errors.ts';
 
 export async function ensureFile(path: string, what: string): Promise<void> {

@@ -2,8 +2,8 @@
 // image's class, and the batch utility is their sum (images are independent in inference mode, so the
 // cross-image Hessian blocks are zero). The softmax is never detached: ReST's curvature comes from it.
 
-import * as E from '../engine/index.ts';
-import type { Tensor } from '../engine/index.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 
 export const TARGETS = ['rest', 'logit', 'softmax', 'logsoftmax'] as const;
 export type TargetName = (typeof TARGETS)[number];

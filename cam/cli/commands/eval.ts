@@ -12,23 +12,23 @@
 import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import * as E from '../../engine/index.ts';
-import type { Backend } from '../../engine/index.ts';
-import { explain } from '../explain.ts';
-import { METHOD_NAMES } from '../methods/index.ts';
-import { TARGETS, softmaxRow, type TargetName } from '../targets.ts';
+import * as E from '../../../engine/index.ts';
+import type { Backend } from '../../../engine/index.ts';
+import { explain } from '../../algorithm/explain.ts';
+import { METHOD_NAMES } from '../../algorithm/methods/index.ts';
+import { TARGETS, softmaxRow, type TargetName } from '../../algorithm/targets.ts';
 import { loadExplainedModel } from '../inputs.ts';
-import { decodeImage, ImageError, preprocess } from '../image.ts';
+import { decodeImage, ImageError, preprocess } from '../../rendering/image.ts';
 import { InputError, UsageError, parseIntFlag } from '../errors.ts';
-import { ModelError } from '../../models/module.ts';
-import type { LoadedModel } from '../../models/zoo.ts';
-import { selectBackend } from '../runtime.ts';
-import { rngFor } from '../random.ts';
-import { readDataset, type DatasetItem } from '../dataset.ts';
-import { adccMetrics, curveInputs, multiplyByMap, relevanceOrder, trapezoidAuc } from '../metrics.ts';
-import { roadCombined, roadInputs } from '../road.ts';
+import { ModelError } from '../../../models/module.ts';
+import type { LoadedModel } from '../../../models/zoo.ts';
+import { selectBackend } from '../backend-flag.ts';
+import { rngFor } from '../../algorithm/random.ts';
+import { readDataset, type DatasetItem } from '../../evaluation/dataset.ts';
+import { adccMetrics, curveInputs, multiplyByMap, relevanceOrder, trapezoidAuc } from '../../evaluation/metrics.ts';
+import { roadCombined, roadInputs } from '../../evaluation/road.ts';
 import { Progress } from '../progress.ts';
-import { resultsCsv, resultsMarkdown, summarise, writePlots, type EvalSettings, type ImageRecord } from '../eval-report.ts';
+import { resultsCsv, resultsMarkdown, summarise, writePlots, type EvalSettings, type ImageRecord } from '../../evaluation/report.ts';
 
 export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --weights FILE.safetensors) --data DIR --out DIR
                      [--methods NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--layer PATH]…

@@ -1,7 +1,7 @@
 // Methods that score perturbed copies with the model: ScoreCAM (masked inputs) and AblationCAM (ablated
 // channels), plus RandomCAM, the baseline with random channel weights.
 
-import * as E from '../../engine/index.ts';
+import * as E from '../../../engine/index.ts';
 import { resizeBilinear } from '../postprocess.ts';
 import { weightedSum } from './gradient.ts';
 import type { CamMethod } from './types.ts';
