@@ -23,15 +23,15 @@ const { values } = parseArgs({
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function buildModel(name: string, backend: E.Backend): Promise<{ module: Module; size: number; layer: string } | null> {
+async function buildModel(name: string): Promise<{ module: Module; size: number; layer: string } | null> {
   if (name === 'resnet20') {
-    const m = await loadZooModel('resnet20_cifar10', backend);
+    const m = await loadZooModel('resnet20_cifar10');
     return { module: m.module, size: 32, layer: 'layer3' };
   }
   if (!architectureNames().includes(name)) return null;
   const arch = getArchitecture(name);
   const module = arch.build();
-  initializeRandom(module, 1, backend);
+  initializeRandom(module, 1);
   return { module, size: 224, layer: arch.defaultLayer };
 }
 
@@ -57,13 +57,13 @@ for (const backendName of values.backend!.split(',') as ('cpu' | 'webgpu')[]) {
     continue;
   }
   for (const name of values.models!.split(',')) {
-    const model = await buildModel(name, backend);
+    const model = await buildModel(name);
     if (!model) {
       console.error(`skipping ${name}: architecture not registered`);
       continue;
     }
     for (const batch of values.batches!.split(',').map(Number)) {
-      const input = E.tensor(Float32Array.from({ length: batch * 3 * model.size * model.size }, (_, i) => Math.sin(i * 0.37)), [batch, 3, model.size, model.size], backend);
+      const input = E.tensor(Float32Array.from({ length: batch * 3 * model.size * model.size }, (_, i) => Math.sin(i * 0.37)), [batch, 3, model.size, model.size]);
       const repeat = Number(values.repeat);
       const shapley = await timeMethod(model.module, input, model.layer, 'shapleycam', repeat);
       const gradcam = await timeMethod(model.module, input, model.layer, 'gradcam', repeat);

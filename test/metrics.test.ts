@@ -68,7 +68,7 @@ describe('ADCC family end to end with our explain() on the fixture input (CPU, f
   let e: Explanation;
   const x = Float64Array.from(f.float32('input'));
   const images = Array.from({ length: B }, (_, b) => x.subarray(b * 3 * HW, (b + 1) * 3 * HW));
-  const getModel = async () => (model ??= await loadZooModel('resnet20_cifar10', cpu));
+  const getModel = async () => (model ??= await loadZooModel('resnet20_cifar10'));
   const probs = async (inputs: Float64Array[], classes: number[]) => {
     const flat = new Float64Array(inputs.length * 3 * HW);
     inputs.forEach((r, i) => flat.set(r, i * 3 * HW));

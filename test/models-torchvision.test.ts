@@ -71,7 +71,7 @@ function renamed(source: StateDictSource, rename: (n: string) => string | null):
 function load(model: Module, weights: string, rename?: (n: string) => string | null): Module {
   let source = stateDictFromSafetensors(weightsFile(weights));
   if (rename) source = renamed(source, rename);
-  model.loadStateDict(source, { backend: cpu, sourceName: weights }); // strict: every name and shape must match
+  model.loadStateDict(source, { sourceName: weights }); // strict: every name and shape must match
   return model;
 }
 
@@ -101,7 +101,7 @@ describe('case 2 fixtures (torchvision models at reduced width)', () => {
   }
 
   it('loadModel with the full-size registered resnet18 rejects the width-16 weights by shape (strict loading)', async () => {
-    await expect(loadModel('resnet18', `${FIXTURES}case2_resnet18_w16_public.weights.safetensors`, cpu)).rejects.toThrow(/mis-shaped/);
+    await expect(loadModel('resnet18', `${FIXTURES}case2_resnet18_w16_public.weights.safetensors`)).rejects.toThrow(/mis-shaped/);
   });
 });
 

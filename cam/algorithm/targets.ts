@@ -12,7 +12,7 @@ export type TargetName = (typeof TARGETS)[number];
 export function utility(target: TargetName, logits: Tensor, classes: readonly number[]): Tensor {
   const B = logits.shape[0];
   if (classes.length !== B) throw new Error(`utility: ${classes.length} classes for a batch of ${B}`);
-  const idx = E.tensor(classes.map((c) => [c]), [B, 1], logits.backend);
+  const idx = E.tensor(classes.map((c) => [c]), [B, 1]);
   const pick = (t: Tensor) => E.reshape(E.gather(t, idx, 1), [B]);
   switch (target) {
     case 'logit':

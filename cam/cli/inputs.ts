@@ -4,7 +4,6 @@
 import { access } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import * as E from '../../engine/index.ts';
-import type { Backend } from '../../engine/index.ts';
 import { readSafetensors, SafetensorsError } from '../../models/safetensors.ts';
 import { ModelError } from '../../models/module.ts';
 import { getZooEntry, loadModel, loadZooModel, type LoadedModel } from '../../models/zoo.ts';
@@ -21,7 +20,7 @@ export async function ensureFile(path: string, what: string): Promise<void> {
 }
 
 /** A zoo model by name, or an architecture with a weights file; user mistakes become clear errors. */
-export async function loadExplainedModel(opts: { model?: string; arch?: string; weights?: string }, backend: Backend): Promise<LoadedModel> {
+export async function loadExplainedModel(opts: { model?: string; arch?: string; weights?: string }): Promise<LoadedModel> {
   if (opts.arch || opts.weights) {
     if (!opts.arch || !opts.weights) throw new UsageError('--arch and --weights go together');
     if (opts.model) throw new UsageError('give either --model or --arch with --weights, not both');
@@ -32,7 +31,7 @@ export async function loadExplainedModel(opts: { model?: string; arch?: string; 
     }
     await ensureFile(opts.weights, 'weights file');
     try {
-      return await loadModel(opts.arch, opts.weights, backend);
+      return await loadModel(opts.arch, opts.weights);
     } catch (e) {
       if (e instanceof SafetensorsError || e instanceof ModelError) throw new InputError(e.message);
       throw e;
@@ -44,7 +43,7 @@ export async function loadExplainedModel(opts: { model?: string; arch?: string; 
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  return loadZooModel(name, backend);
+  return loadZooModel(name);
 }
 
 export interface InputBatch {
@@ -67,7 +66,7 @@ function pictureOf(data: Float64Array | Float32Array, H: number, W: number, mean
   return { width: W, height: H, data: out };
 }
 
-export async function loadInputs(model: LoadedModel, images: string[], inputFile: string | undefined, backend: Backend): Promise<InputBatch> {
+export async function loadInputs(model: LoadedModel, images: string[], inputFile: string | undefined): Promise<InputBatch> {
   const pre = model.arch.preprocessing;
   const rows: Float32Array[] = [];
   const sources: string[] = [];
@@ -117,5 +116,5 @@ export async function loadInputs(model: LoadedModel, images: string[], inputFile
   const [C, H, W] = shape!;
   const flat = new Float32Array(rows.length * C * H * W);
   rows.forEach((r, b) => flat.set(r, b * C * H * W));
-  return { tensor: E.tensor(flat, [rows.length, C, H, W], backend), sources, pictures };
+  return { tensor: E.tensor(flat, [rows.length, C, H, W]), sources, pictures };
 }

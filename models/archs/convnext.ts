@@ -8,8 +8,8 @@
 // classifier.2 Linear. LayerNorm2d normalises over channels by permuting to channels-last and back.
 // The block settings are configurable (CNBlockConfig list), as torchvision's constructor.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { AdaptiveAvgPool2d, Conv2d, Flatten, GELU, Identity, LayerNorm, Linear, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
 import { registerArchitecture } from '../registry.ts';

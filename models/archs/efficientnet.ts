@@ -8,8 +8,8 @@
 // BatchNorm eps is torch's default 1e-5 (torchvision passes no norm_layer for B0).
 // width_mult / depth_mult follow `_efficientnet_conf("efficientnet_b…", width_mult, depth_mult)`.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { AdaptiveAvgPool2d, Conv2d, Identity, Linear, Sequential, Sigmoid, SiLU } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
 import { registerArchitecture } from '../registry.ts';

@@ -20,8 +20,8 @@
 // pipeline (a few grey levels at edges), which changes logits a little but not the architecture's math.
 // The reference interpolation is recorded in REFERENCE_INTERPOLATION for callers that want to report it.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { Lambda } from '../layers.ts';
 import { IMAGENET_MEAN, IMAGENET_STD, type Preprocessing } from '../registry.ts';
 

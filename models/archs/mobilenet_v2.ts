@@ -5,8 +5,8 @@
 // then functional adaptive average pooling (no module), flatten, classifier.0 Dropout, classifier.1 Linear.
 // width_mult and the inverted-residual setting are configurable, as torchvision's constructor.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { BatchNorm2d, Conv2d, Identity, Linear, ReLU6, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
 import { registerArchitecture } from '../registry.ts';

@@ -7,8 +7,8 @@
 // `ResNetConfig` exposes what the registered names fix: stage planes and stem width (for reduced test
 // models such as the case-2 fixture's "resnet18 at base width 16"), groups and width per group (ResNeXt).
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
 import { registerArchitecture } from '../registry.ts';

@@ -1,8 +1,8 @@
 // CIFAR-10 ResNet-20/32/44/56 (He et al. 2016, §4.2) with option-A shortcuts, with the parameter names of
 // akamaster/pytorch_resnet_cifar10, whose pretrained weights the project ships.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { BatchNorm2d, Conv2d, Linear, Sequential } from '../layers.ts';
 import { Module } from '../module.ts';
 import { IMAGENET_MEAN, IMAGENET_STD, registerArchitecture } from '../registry.ts';

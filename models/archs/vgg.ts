@@ -6,8 +6,8 @@
 // `VggConfig` takes any cfg list and the classifier's hidden width, so reduced models built with
 // torchvision's own `VGG(make_layers(cfg, bn))` (and a smaller classifier of the same structure) load too.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, ReLU, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
 import { registerArchitecture } from '../registry.ts';

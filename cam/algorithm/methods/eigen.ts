@@ -22,7 +22,7 @@ export async function principalProjection(t: Tensor): Promise<Tensor> {
     }
     out.set(firstComponentProjection(m, n, K), b * n);
   }
-  return E.tensor(out, [B, h, w], t.backend);
+  return E.tensor(out, [B, h, w]);
 }
 
 export const eigencam: CamMethod = {

@@ -45,7 +45,7 @@ export const scorecam: CamMethod = {
             for (let i = 0; i < H * W; i++) batch[((j * C + c) * H * W) + i] = x[(b * C + c) * H * W + i] * ((up[i] - lo) / (hi - lo + 1e-8));
           }
         }
-        const masked = E.tensor(batch, [m, C, H, W], ctx.input.backend);
+        const masked = E.tensor(batch, [m, C, H, W]);
         scores.set(await ctx.scoreInputs(masked, new Array(m).fill(ctx.classes[b])), k0);
         masked.dispose();
       }
@@ -54,7 +54,7 @@ export const scorecam: CamMethod = {
       const total = e.reduce((p, q) => p + q, 0);
       e.forEach((v, k) => (weights[b * K + k] = v / total));
     }
-    const wt = E.tensor(weights, [B, K], A.backend);
+    const wt = E.tensor(weights, [B, K]);
     return { raw: weightedSum(wt, A), weights: wt };
   },
 };
@@ -77,7 +77,7 @@ export const ablationcam: CamMethod = {
     const weights = new Float64Array(B * K);
     for (let b = 0; b < B; b++) {
       const image = a.subarray(b * K * h * w, (b + 1) * K * h * w);
-      const original = E.tensor(image, [1, K, h, w], A.backend);
+      const original = E.tensor(image, [1, K, h, w]);
       const y = (await ctx.scoreWithActivations(b, original))[0];
       original.dispose();
       let min = Infinity;
@@ -91,13 +91,13 @@ export const ablationcam: CamMethod = {
           if (min !== 0) fill = Math.fround(fill - 1e7);
           batch.fill(min === 0 ? 0 : fill, (i * K + k0 + i) * h * w, (i * K + k0 + i + 1) * h * w);
         }
-        const ablated = E.tensor(batch, [m, K, h, w], A.backend);
+        const ablated = E.tensor(batch, [m, K, h, w]);
         const scores = await ctx.scoreWithActivations(b, ablated);
         ablated.dispose();
         for (let i = 0; i < m; i++) weights[b * K + k0 + i] = (y - scores[i]) / y;
       }
     }
-    const wt = E.tensor(weights, [B, K], A.backend);
+    const wt = E.tensor(weights, [B, K]);
     return { raw: weightedSum(wt, A), weights: wt };
   },
 };
@@ -111,7 +111,7 @@ export const randomcam: CamMethod = {
   compute: (ctx) => {
     const [B, K] = ctx.terms.A.shape;
     const r = rngFor(ctx.seed);
-    const wt = E.tensor(Float64Array.from({ length: B * K }, () => r() * 2 - 1), [B, K], ctx.terms.A.backend);
+    const wt = E.tensor(Float64Array.from({ length: B * K }, () => r() * 2 - 1), [B, K]);
     return { raw: weightedSum(wt, ctx.terms.A), weights: wt };
   },
 };

@@ -13,7 +13,6 @@ import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync, mk
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as E from '../../../engine/index.ts';
-import type { Backend } from '../../../engine/index.ts';
 import { explain } from '../../algorithm/explain.ts';
 import { METHOD_NAMES } from '../../algorithm/methods/index.ts';
 import { TARGETS, softmaxRow, type TargetName } from '../../algorithm/targets.ts';
@@ -93,14 +92,14 @@ export function imageSeed(seed: number, file: string, method: string): number {
 }
 
 /** Softmax probability of `classes[i]` for each CHW row, in forward passes of at most SCORE_CHUNK. */
-async function classProbabilities(model: LoadedModel, backend: Backend, rows: Float64Array[], shape: number[], classes: readonly number[]): Promise<number[]> {
+async function classProbabilities(model: LoadedModel, rows: Float64Array[], shape: number[], classes: readonly number[]): Promise<number[]> {
   const out: number[] = [];
   const n = shape.reduce((a, b) => a * b, 1);
   for (let s = 0; s < rows.length; s += SCORE_CHUNK) {
     const part = rows.slice(s, s + SCORE_CHUNK);
     const flat = new Float64Array(part.length * n);
     part.forEach((r, i) => flat.set(r, i * n));
-    const x = E.tensor(flat, [part.length, ...shape], backend);
+    const x = E.tensor(flat, [part.length, ...shape]);
     const y = E.tidy(() => model.module.call(x));
     const logits = await y.values();
     y.dispose();
@@ -198,7 +197,6 @@ async function loadImages(items: DatasetItem[], model: LoadedModel, expected: nu
 
 interface Context {
   model: LoadedModel;
-  backend: Backend;
   settings: EvalSettings;
   target: TargetName;
   /** Softmax of the all-zero (baseline) input. */
@@ -207,12 +205,12 @@ interface Context {
 
 /** Final maps of `methods` for a batch, with randomised methods run per image with their own seed. */
 async function camMaps(ctx: Context, rows: Float64Array[], shape: number[], files: string[], methods: string[], classes?: number[]): Promise<{ maps: Map<string, Float64Array[]>; classes: number[] }> {
-  const { model, backend, settings } = ctx;
+  const { model, settings } = ctx;
   const n = shape.reduce((a, b) => a * b, 1);
   const stack = (rs: Float64Array[]) => {
     const flat = new Float64Array(rs.length * n);
     rs.forEach((r, i) => flat.set(r, i * n));
-    return E.tensor(flat, [rs.length, ...shape], backend);
+    return E.tensor(flat, [rs.length, ...shape]);
   };
   const maps = new Map<string, Float64Array[]>();
   const batched = methods.filter((m) => !RANDOMISED.has(m));
@@ -240,20 +238,20 @@ async function camMaps(ctx: Context, rows: Float64Array[], shape: number[], file
 
 /** Evaluates one batch of images; calls `finished` with the records of each image as soon as it is done. */
 async function evaluateBatch(ctx: Context, items: DatasetItem[], rows: Float64Array[], shape: [number, number, number], finished: (records: ImageRecord[]) => void): Promise<void> {
-  const { model, backend, settings } = ctx;
+  const { model, settings } = ctx;
   const [, H, W] = shape;
   const files = items.map((i) => i.file);
   const { maps, classes } = await camMaps(ctx, rows, shape, files, settings.methods);
   const Y = classes.map(() => 0);
   const perMethod = new Map<string, { O: number[]; D: number[]; recomputed: Float64Array[] }>();
   // Y from the logits of the clean images (one pass shared by all methods).
-  const clean = await classProbabilities(model, backend, rows, shape, classes);
+  const clean = await classProbabilities(model, rows, shape, classes);
   clean.forEach((p, b) => (Y[b] = p));
   for (const m of settings.methods) {
     const mm = maps.get(m)!;
     const kept = rows.map((x, b) => multiplyByMap(x, mm[b]));
     const removed = rows.map((x, b) => multiplyByMap(x, mm[b], true));
-    const scores = await classProbabilities(model, backend, [...kept, ...removed], shape, [...classes, ...classes]);
+    const scores = await classProbabilities(model, [...kept, ...removed], shape, [...classes, ...classes]);
     // Coherency: the same method, same target and classes, on x ⊙ m.
     const again = await camMaps(ctx, kept, shape, files, [m], classes);
     perMethod.set(m, { O: scores.slice(0, rows.length), D: scores.slice(rows.length), recomputed: again.maps.get(m)! });
@@ -272,7 +270,7 @@ async function evaluateBatch(ctx: Context, items: DatasetItem[], rows: Float64Ar
       const del = curveInputs(rows[b], order, S, 'deletion');
       const road = settings.road ? roadInputs(rows[b], map, H, W, rng) : null;
       const batch = [...ins, ...del, ...(road ? [...road.morf, ...road.lerf] : [])];
-      const scores = await classProbabilities(model, backend, batch, shape, batch.map(() => classes[b]));
+      const scores = await classProbabilities(model, batch, shape, batch.map(() => classes[b]));
       const insertion = [p0, ...scores.slice(0, S - 1), Y[b]];
       const deletion = [Y[b], ...scores.slice(S - 1, 2 * (S - 1)), p0];
       const record: ImageRecord = {
@@ -320,7 +318,7 @@ export async function runEvalCommand(argv: string[], log: (line: string) => void
   const limit = v.limit === undefined ? Infinity : parseIntFlag('limit', v.limit, 1);
 
   const backend = await selectBackend({ backend: v.backend, verbose: v.verbose });
-  const model = await loadExplainedModel({ model: v.model, arch: v.arch, weights: v.weights }, backend);
+  const model = await loadExplainedModel({ model: v.model, arch: v.arch, weights: v.weights });
   const layers = v.layer?.length ? v.layer : [model.arch.defaultLayer];
   for (const layer of layers) {
     try {
@@ -376,12 +374,12 @@ export async function runEvalCommand(argv: string[], log: (line: string) => void
   if (pending.length) {
     const first = await loadImages(pending.slice(0, 1), model, null);
     const shape = first.shape;
-    const zeros = E.tensor(new Float64Array(shape[0] * shape[1] * shape[2]), [1, ...shape], backend);
+    const zeros = E.tensor(new Float64Array(shape[0] * shape[1] * shape[2]), [1, ...shape]);
     const z = E.tidy(() => model.module.call(zeros));
     const baseline = softmaxRow(await z.values());
     z.dispose();
     zeros.dispose();
-    const ctx: Context = { model, backend, settings, target, baseline };
+    const ctx: Context = { model, settings, target, baseline };
     const progress = new Progress(items.length, skipped, !v.quiet);
     try {
       for (let s = 0; s < pending.length; s += batchSize) {

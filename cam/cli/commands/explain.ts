@@ -46,7 +46,7 @@ export async function runExplain(flags: ExplainFlags, log: (line: string) => voi
   const seed = parseIntFlag('seed', flags.seed, 0);
   const backend = await selectBackend(flags);
 
-  const model = await loadExplainedModel(flags, backend);
+  const model = await loadExplainedModel(flags);
   const layers = flags.layer.length ? flags.layer : [model.arch.defaultLayer];
   for (const layer of layers) {
     try {
@@ -61,7 +61,7 @@ export async function runExplain(flags: ExplainFlags, log: (line: string) => voi
     cls = parseIntFlag('class', flags.class, 0);
     if (cls >= model.numClasses) throw new UsageError(`--class: ${cls} is outside 0…${model.numClasses - 1} for this model`);
   }
-  const batch = await loadInputs(model, flags.image, flags.input, backend);
+  const batch = await loadInputs(model, flags.image, flags.input);
   const B = batch.tensor.shape[0];
   const explanations: Explanation[] = [];
   for (let start = 0; start < B; start += batchSize) {
