@@ -111,15 +111,15 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
         terms = layerTerms(module, input, capture, target, classes, needsHvp, layout);
       } else {
         const A = layout === 'NHWC' ? E.permute(capture.activation, [0, 3, 1, 2]) : capture.activation;
-        terms = { layer, A, G: E.zerosLike(A), HA: null, hvpStructurallyZero: false };
+        terms = { layer, A, G: null, HA: null, hvpStructurallyZero: false };
       }
       const [, , h, w] = terms.A.shape;
       const report: LayerReport = { layer, shape: [...terms.A.shape], hvpComputed: !!terms.HA, hvpStructurallyZero: terms.hvpStructurallyZero, termsMs: 0 };
       // These small readbacks also wait for the derivatives, so the time below includes them.
-      if (needsGrad) report.firstOrder = await E.sum(E.mul(terms.A, terms.G), 1).values();
+      if (terms.G) report.firstOrder = await E.sum(E.mul(terms.A, terms.G), 1).values();
       if (terms.HA) report.secondOrder = await E.sum(E.mul(E.mul(terms.A, terms.HA), -0.5), 1).values();
       if (opts.keepTerms) {
-        report.terms = { A: await terms.A.values(), G: await terms.G.values(), HA: terms.HA ? await terms.HA.values() : null };
+        report.terms = { A: await terms.A.values(), G: terms.G ? await terms.G.values() : null, HA: terms.HA ? await terms.HA.values() : null };
       }
       report.termsMs = performance.now() - t0;
       layerReports.push(report);

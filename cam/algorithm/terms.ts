@@ -40,7 +40,8 @@ export interface LayerTerms {
   layer: string;
   /** [B, K, h, w], NCHW. */
   A: Tensor;
-  G: Tensor;
+  /** Present when some method needs it (or the terms are kept). */
+  G: Tensor | null;
   /** Present when asked for. */
   HA: Tensor | null;
   /** True when H·A is zero by the structure of the head (e.g. piecewise-linear head, logit utility). */
@@ -61,7 +62,7 @@ export function layerTerms(
   classes: readonly number[],
   withHvp: boolean,
   layout: 'NCHW' | 'NHWC' = 'NCHW',
-): LayerTerms {
+): LayerTerms & { G: Tensor } {
   const head = headUtility(module, input, capture, target, classes);
   const total = (a: Tensor) => E.sum(head(a));
   const A = capture.activation;

@@ -3,6 +3,7 @@
 import * as E from '../../../engine/index.ts';
 import type { Tensor } from '../../../engine/index.ts';
 import { firstComponentProjection } from '../principal-component.ts';
+import { gradientOf } from './gradient.ts';
 import type { CamMethod } from './types.ts';
 
 /** [B, K, h, w] → [B, h, w] first-principal-component projections (NaN treated as 0, as the reference). */
@@ -30,6 +31,7 @@ export const eigencam: CamMethod = {
   referenceName: 'EigenCAM',
   needsGradient: false,
   needsHvp: false,
+  randomised: false,
   compute: async (ctx) => ({ raw: await principalProjection(ctx.terms.A) }),
 };
 
@@ -38,5 +40,6 @@ export const eigengradcam: CamMethod = {
   referenceName: 'EigenGradCAM',
   needsGradient: true,
   needsHvp: false,
-  compute: async (ctx) => ({ raw: await principalProjection(E.mul(ctx.terms.A, ctx.terms.G)) }),
+  randomised: false,
+  compute: async (ctx) => ({ raw: await principalProjection(E.mul(ctx.terms.A, gradientOf(ctx))) }),
 };

@@ -17,26 +17,32 @@ function byWeights(weights: Tensor, A: Tensor): MethodResult {
   return { raw: weightedSum(weights, A), weights };
 }
 
+/** G, which every method declaring `needsGradient` gets. */
+export function gradientOf(ctx: MethodContext): Tensor {
+  if (!ctx.terms.G) throw new Error('internal: a gradient method ran without G');
+  return ctx.terms.G;
+}
+
 /** W = G − ½·H·A: the Shapley weight of the second-order expansion of the "keep these activations" game. */
 export function shapleyWeight(ctx: MethodContext): Tensor {
-  const { G, HA } = ctx.terms;
+  const { HA } = ctx.terms;
   if (!HA) throw new Error('ShapleyCAM needs H·A');
-  return E.sub(G, E.mul(HA, 0.5));
+  return E.sub(gradientOf(ctx), E.mul(HA, 0.5));
 }
 
 function gradientMethod(
   name: string,
   referenceName: string,
   compute: (ctx: MethodContext, A: Tensor, G: Tensor) => MethodResult,
-  opts: { needsHvp?: boolean; secondOrder?: boolean } = {},
+  opts: { needsHvp?: boolean } = {},
 ): CamMethod {
   return {
     name,
     referenceName,
     needsGradient: true,
     needsHvp: opts.needsHvp ?? false,
-    secondOrder: opts.secondOrder,
-    compute: (ctx) => compute(ctx, ctx.terms.A, ctx.terms.G),
+    randomised: false,
+    compute: (ctx) => compute(ctx, ctx.terms.A, gradientOf(ctx)),
   };
 }
 
@@ -62,19 +68,13 @@ export const xgradcam = gradientMethod('xgradcam', 'XGradCAM', (_c, A, G) => {
 
 export const layercam = gradientMethod('layercam', 'LayerCAM', (_c, A, G) => ({ raw: E.sum(E.mul(E.relu(G), A), 1) }));
 
-export const shapleycam = gradientMethod('shapleycam', 'ShapleyCAM_mean', (c, A) => byWeights(E.mean(shapleyWeight(c), SPATIAL), A), {
-  needsHvp: true,
-  secondOrder: true,
-});
+export const shapleycam = gradientMethod('shapleycam', 'ShapleyCAM_mean', (c, A) => byWeights(E.mean(shapleyWeight(c), SPATIAL), A), { needsHvp: true });
 
-export const shapleycamHires = gradientMethod('shapleycam-h', 'ShapleyCAM_hires', (c, A) => ({ raw: E.sum(E.mul(shapleyWeight(c), A), 1) }), {
-  needsHvp: true,
-  secondOrder: true,
-});
+export const shapleycamHires = gradientMethod('shapleycam-h', 'ShapleyCAM_hires', (c, A) => ({ raw: E.sum(E.mul(shapleyWeight(c), A), 1) }), { needsHvp: true });
 
 export const shapleycamElementwise = gradientMethod(
   'shapleycam-e',
   'ShapleyCAM_E',
   (c, A) => ({ raw: E.sum(E.relu(E.mul(shapleyWeight(c), A)), 1) }),
-  { needsHvp: true, secondOrder: true },
+  { needsHvp: true },
 );

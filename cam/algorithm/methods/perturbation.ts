@@ -20,6 +20,7 @@ export const scorecam: CamMethod = {
   referenceName: 'ScoreCAM',
   needsGradient: false,
   needsHvp: false,
+  randomised: false,
   compute: async (ctx) => {
     const A = ctx.terms.A;
     const [B, K, h, w] = A.shape;
@@ -70,6 +71,7 @@ export const ablationcam: CamMethod = {
   referenceName: 'AblationCAM',
   needsGradient: false,
   needsHvp: false,
+  randomised: false,
   compute: async (ctx) => {
     const A = ctx.terms.A;
     const [B, K, h, w] = A.shape;
@@ -108,6 +110,7 @@ export const randomcam: CamMethod = {
   referenceName: 'RandomCAM',
   needsGradient: false,
   needsHvp: false,
+  randomised: true,
   compute: (ctx) => {
     const [B, K] = ctx.terms.A.shape;
     const r = rngFor(ctx.seed);

@@ -31,9 +31,11 @@ export interface CamMethod {
   readonly name: string;
   /** The name used in the reference implementation and the fixtures. */
   readonly referenceName: string;
+  /** Needs G (the pipeline computes it only when some method does). */
   readonly needsGradient: boolean;
+  /** Needs H·A (forward-over-reverse; only then is it computed). */
   readonly needsHvp: boolean;
-  /** The ShapleyCAM family, whose first- and second-order terms are reported separately. */
-  readonly secondOrder?: boolean;
+  /** The map depends on the seed: evaluation computes it per image, with a seed of that image's own. */
+  readonly randomised: boolean;
   compute(ctx: MethodContext): Promise<MethodResult> | MethodResult;
 }
