@@ -1,5 +1,6 @@
 // ShapleyCAM against GradCAM, per image, end to end (forward, derivatives, map, post-processing).
-//   npx tsx bench/shapleycam.ts [--backend cpu,webgpu] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3]
+//   npx tsx bench/shapleycam.ts [--backend auto|cpu,webgpu] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3]
+// (auto, the default: WebGPU when an adapter is there, else the CPU)
 // Prints a table and one JSON line per configuration:
 //   {"bench":"shapleycam","model":…,"batch":…,"backend":…,"adapter":…,"ms_per_image":…,"gradcam_ms_per_image":…}
 
@@ -14,7 +15,7 @@ import '../models/archs/index.ts';
 
 const { values } = parseArgs({
   options: {
-    backend: { type: 'string', default: 'cpu' },
+    backend: { type: 'string', default: 'auto' },
     models: { type: 'string', default: 'resnet20,resnet18,resnet50' },
     batches: { type: 'string', default: '1,8' },
     repeat: { type: 'string', default: '3' },
@@ -48,12 +49,14 @@ async function timeMethod(module: Module, input: E.Tensor, layer: string, method
 }
 
 const rows: string[][] = [];
-for (const backendName of values.backend!.split(',') as ('cpu' | 'webgpu')[]) {
+for (const choice of values.backend!.split(',') as E.BackendChoice[]) {
   let backend: E.Backend;
   try {
-    backend = await E.useBackend(backendName);
+    const chosen = await E.chooseBackend(choice);
+    console.error(E.describeChoice(chosen));
+    backend = chosen.backend;
   } catch (e) {
-    console.error(`skipping backend ${backendName}: ${(e as Error).message}`);
+    console.error(`skipping backend ${choice}: ${(e as Error).message}`);
     continue;
   }
   for (const name of values.models!.split(',')) {

@@ -1,14 +1,16 @@
-// Loading what the CLI explains: a model (zoo name or architecture + weights) and a batch of inputs
-// (image files preprocessed as the model expects, and/or an already normalised tensor file).
+// What the commands work on: a model (zoo name or architecture + weights) and a batch of inputs (image
+// files preprocessed as the model expects, and/or an already normalised tensor file). Both are checked
+// before any backend starts — names and files first, weights read later — so a mistake is reported at
+// once, as the first line on stderr.
 
 import { access } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import * as E from '../../engine/index.ts';
 import { readSafetensors, SafetensorsError } from '../../models/safetensors.ts';
 import { ModelError } from '../../models/module.ts';
 import { getZooEntry, loadModel, loadZooModel, type LoadedModel } from '../../models/zoo.ts';
-import { getArchitecture } from '../../models/registry.ts';
-import { decodeImage, ImageError, preprocess, resizeImage, centerCrop, type RgbImage } from '../rendering/image.ts';
+import { getArchitecture, type Architecture, type Preprocessing } from '../../models/registry.ts';
+import { decodeImage } from '../rendering/codec.ts';
+import { preprocess, type RgbImage } from '../rendering/image.ts';
 import { InputError, UsageError } from './errors.ts';
 
 export async function ensureFile(path: string, what: string): Promise<void> {
@@ -19,35 +21,53 @@ export async function ensureFile(path: string, what: string): Promise<void> {
   }
 }
 
+export interface ModelFlags {
+  model?: string;
+  arch?: string;
+  weights?: string;
+}
+
+/** A model named and checked (unknown names are usage errors, a missing weights file bad input), not yet loaded. */
+export interface ModelSource {
+  arch: Architecture;
+  /** Reads the weights onto the current backend. */
+  load(): Promise<LoadedModel>;
+}
+
 /** A zoo model by name, or an architecture with a weights file; user mistakes become clear errors. */
-export async function loadExplainedModel(opts: { model?: string; arch?: string; weights?: string }): Promise<LoadedModel> {
-  if (opts.arch || opts.weights) {
-    if (!opts.arch || !opts.weights) throw new UsageError('--arch and --weights go together');
-    if (opts.model) throw new UsageError('give either --model or --arch with --weights, not both');
+export async function resolveModel(opts: ModelFlags): Promise<ModelSource> {
+  const usage = <T>(f: () => T): T => {
     try {
-      getArchitecture(opts.arch);
+      return f();
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    await ensureFile(opts.weights, 'weights file');
-    try {
-      return await loadModel(opts.arch, opts.weights);
-    } catch (e) {
-      if (e instanceof SafetensorsError || e instanceof ModelError) throw new InputError(e.message);
-      throw e;
-    }
+  };
+  if (opts.arch || opts.weights) {
+    if (!opts.arch || !opts.weights) throw new UsageError('--arch and --weights go together');
+    if (opts.model) throw new UsageError('give either --model or --arch with --weights, not both');
+    const { arch: name, weights } = opts;
+    const arch = usage(() => getArchitecture(name));
+    await ensureFile(weights, 'weights file');
+    const load = async () => {
+      try {
+        return await loadModel(name, weights);
+      } catch (e) {
+        if (e instanceof SafetensorsError || e instanceof ModelError) throw new InputError(e.message);
+        throw e;
+      }
+    };
+    return { arch, load };
   }
   const name = opts.model ?? 'resnet20_cifar10';
-  try {
-    getZooEntry(name);
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  return loadZooModel(name);
+  const entry = usage(() => getZooEntry(name));
+  return { arch: getArchitecture(entry.arch), load: () => loadZooModel(name) };
 }
 
+/** Inputs as host data, [N, 3, H, W] float32, ready to become one tensor. */
 export interface InputBatch {
-  tensor: E.Tensor;
+  data: Float32Array;
+  shape: [number, number, number, number];
   /** What each row came from (file name, or "<file>[i]"). */
   sources: string[];
   /** The RGB picture of each row at input resolution, for overlays. */
@@ -66,8 +86,8 @@ function pictureOf(data: Float64Array | Float32Array, H: number, W: number, mean
   return { width: W, height: H, data: out };
 }
 
-export async function loadInputs(model: LoadedModel, images: string[], inputFile: string | undefined): Promise<InputBatch> {
-  const pre = model.arch.preprocessing;
+/** The images (preprocessed as `pre` says; none over `maxPixels`) and/or the rows of an input file. */
+export async function loadInputs(pre: Preprocessing, images: string[], inputFile: string | undefined, maxPixels: number): Promise<InputBatch> {
   const rows: Float32Array[] = [];
   const sources: string[] = [];
   const pictures: RgbImage[] = [];
@@ -80,18 +100,9 @@ export async function loadInputs(model: LoadedModel, images: string[], inputFile
   };
   for (const path of images) {
     await ensureFile(path, 'image');
-    let img: RgbImage;
-    try {
-      img = await decodeImage(path);
-    } catch (e) {
-      if (e instanceof ImageError) throw new InputError(e.message);
-      throw new InputError(`${path}: cannot read image (${(e as Error).message})`);
-    }
-    const p = preprocess(img, { resize: pre.resize, crop: pre.crop, mean: pre.mean, std: pre.std });
-    let shown = pre.resize !== undefined ? resizeImage(img, pre.resize) : img;
-    if (pre.crop) shown = centerCrop(shown, pre.crop[0], pre.crop[1]);
+    const p = preprocess(await decodeImage(path, { maxPixels }), pre);
     addRow(p.data, p.shape, path);
-    pictures.push(shown);
+    pictures.push(p.picture);
   }
   if (inputFile) {
     await ensureFile(inputFile, 'input file');
@@ -116,5 +127,5 @@ export async function loadInputs(model: LoadedModel, images: string[], inputFile
   const [C, H, W] = shape!;
   const flat = new Float32Array(rows.length * C * H * W);
   rows.forEach((r, b) => flat.set(r, b * C * H * W));
-  return { tensor: E.tensor(flat, [rows.length, C, H, W]), sources, pictures };
+  return { data: flat, shape: [rows.length, C, H, W], sources, pictures };
 }

@@ -6,7 +6,8 @@ import { basename, extname, join } from 'node:path';
 import { writeSafetensors, type TensorToWrite } from '../../models/safetensors.ts';
 import { showCamOnImage } from '../rendering/colormap.ts';
 import type { Explanation } from '../algorithm/explain.ts';
-import { writePng, type RgbImage } from '../rendering/image.ts';
+import { writePng } from '../rendering/codec.ts';
+import type { RgbImage } from '../rendering/image.ts';
 import { comparisonSheet } from '../rendering/sheet.ts';
 
 export interface ExplainRun {

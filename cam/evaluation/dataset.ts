@@ -9,7 +9,11 @@
 
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
-import { InputError } from '../cli/errors.ts';
+
+/** A data folder that cannot be read as a labelled dataset; the message is one line naming the file. */
+export class DatasetError extends Error {
+  override name = 'DatasetError';
+}
 
 export const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
 
@@ -44,7 +48,7 @@ async function readJson(path: string): Promise<unknown> {
   try {
     return JSON.parse(await readFile(path, 'utf8'));
   } catch (e) {
-    throw new InputError(`${path}: cannot read JSON (${(e as Error).message.split('\n')[0]})`);
+    throw new DatasetError(`${path}: cannot read JSON (${(e as Error).message.split('\n')[0]})`);
   }
 }
 
@@ -61,7 +65,7 @@ async function listImages(dir: string): Promise<string[]> {
 
 function checkLabel(label: unknown, file: string, numClasses: number, source: string): number {
   if (!Number.isInteger(label) || (label as number) < 0 || (label as number) >= numClasses) {
-    throw new InputError(`${source}: label ${JSON.stringify(label)} of "${file}" is not a class index 0…${numClasses - 1} of this model`);
+    throw new DatasetError(`${source}: label ${JSON.stringify(label)} of "${file}" is not a class index 0…${numClasses - 1} of this model`);
   }
   return label as number;
 }
@@ -70,8 +74,8 @@ async function fromList(root: string, entries: [string, unknown][], numClasses: 
   const items: DatasetItem[] = [];
   for (const [file, label] of entries) {
     const path = resolve(root, file);
-    if (!path.startsWith(root + sep)) throw new InputError(`${source}: "${file}" lies outside the folder`);
-    if (!(await exists(path))) throw new InputError(`${source}: listed image "${file}" not found`);
+    if (!path.startsWith(root + sep)) throw new DatasetError(`${source}: "${file}" lies outside the folder`);
+    if (!(await exists(path))) throw new DatasetError(`${source}: listed image "${file}" not found`);
     items.push({ file: relative(root, path).split(sep).join('/'), path, label: checkLabel(label, file, numClasses, source) });
   }
   return items.sort(byFile);
@@ -84,20 +88,20 @@ export async function readDataset(dir: string, labels: readonly string[], numCla
   try {
     info = await stat(root);
   } catch {
-    throw new InputError(`${dir}: data folder not found`);
+    throw new DatasetError(`${dir}: data folder not found`);
   }
-  if (!info.isDirectory()) throw new InputError(`${dir}: --data must be a folder`);
+  if (!info.isDirectory()) throw new DatasetError(`${dir}: --data must be a folder`);
 
   const indexPath = join(root, 'index.json');
   if (await exists(indexPath)) {
     const index = (await readJson(indexPath)) as { images?: unknown; classes?: unknown };
-    if (!Array.isArray(index.images)) throw new InputError(`${indexPath}: expected an "images" list of {file, label}`);
+    if (!Array.isArray(index.images)) throw new DatasetError(`${indexPath}: expected an "images" list of {file, label}`);
     const entries = index.images.map((e: any, i: number): [string, unknown] => {
-      if (typeof e?.file !== 'string') throw new InputError(`${indexPath}: images[${i}] has no "file"`);
+      if (typeof e?.file !== 'string') throw new DatasetError(`${indexPath}: images[${i}] has no "file"`);
       return [e.file, e.label];
     });
     const items = await fromList(root, entries, numClasses, indexPath);
-    if (items.length === 0) throw new InputError(`${indexPath}: no images listed`);
+    if (items.length === 0) throw new DatasetError(`${indexPath}: no images listed`);
     const classNames = Array.isArray(index.classes) ? index.classes.map(String) : [...labels];
     return { root, layout: 'index.json', items, classNames };
   }
@@ -105,9 +109,9 @@ export async function readDataset(dir: string, labels: readonly string[], numCla
   const labelsPath = join(root, 'labels.json');
   if (await exists(labelsPath)) {
     const map = await readJson(labelsPath);
-    if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new InputError(`${labelsPath}: expected an object mapping file name → class index`);
+    if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new DatasetError(`${labelsPath}: expected an object mapping file name → class index`);
     const items = await fromList(root, Object.entries(map), numClasses, labelsPath);
-    if (items.length === 0) throw new InputError(`${labelsPath}: no images listed`);
+    if (items.length === 0) throw new DatasetError(`${labelsPath}: no images listed`);
     return { root, layout: 'labels.json', items, classNames: [...labels] };
   }
 
@@ -116,18 +120,18 @@ export async function readDataset(dir: string, labels: readonly string[], numCla
     .map((e) => e.name)
     .sort();
   if (folders.length === 0) {
-    throw new InputError(`${dir}: no class sub-folders, labels.json or index.json (expected an ImageFolder tree: one sub-folder of images per class)`);
+    throw new DatasetError(`${dir}: no class sub-folders, labels.json or index.json (expected an ImageFolder tree: one sub-folder of images per class)`);
   }
   const byLabel = folders.every((f) => labels.includes(f));
   const items: DatasetItem[] = [];
   for (const [i, folder] of folders.entries()) {
     const label = byLabel ? labels.indexOf(folder) : i;
-    if (label >= numClasses) throw new InputError(`${dir}: ${folders.length} class folders but the model has ${numClasses} classes`);
+    if (label >= numClasses) throw new DatasetError(`${dir}: ${folders.length} class folders but the model has ${numClasses} classes`);
     for (const path of await listImages(join(root, folder))) {
       items.push({ file: relative(root, path).split(sep).join('/'), path, label });
     }
   }
-  if (items.length === 0) throw new InputError(`${dir}: no images (${IMAGE_EXTENSIONS.join(' ')}) in the class folders`);
+  if (items.length === 0) throw new DatasetError(`${dir}: no images (${IMAGE_EXTENSIONS.join(' ')}) in the class folders`);
   const classNames = byLabel ? [...labels] : folders;
   return { root, layout: 'imagefolder', items: items.sort(byFile), classNames };
 }

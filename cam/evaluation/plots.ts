@@ -1,8 +1,8 @@
 // Small PNG charts for `eval` (grouped bars, line curves) drawn on an RgbImage with the 5×7 bitmap font
-// of sheet.ts: axes with ticks and numbers, axis labels, a title and a legend.
+// of rendering/font.ts: axes with ticks and numbers, axis labels, a title and a legend.
 
 import { createImage, type RgbImage } from '../rendering/image.ts';
-import { drawText, fillRect, textWidth, textHeight, type Rgb } from '../rendering/sheet.ts';
+import { drawText, fillRect, textWidth, textHeight, type Rgb } from '../rendering/font.ts';
 
 /** matplotlib's tab10 palette. */
 export const PALETTE: Rgb[] = [

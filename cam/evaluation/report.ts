@@ -2,7 +2,8 @@
 // summary in percent as the paper's tables, and its markdown, CSV and PNG renderings.
 
 import { join } from 'node:path';
-import { writePng } from '../rendering/image.ts';
+import type { TargetName } from '../algorithm/targets.ts';
+import { writePng } from '../rendering/codec.ts';
 import type { DatasetItem } from './dataset.ts';
 import { datasetAdcc, type AdccMetrics } from './metrics.ts';
 import { ROAD_PERCENTAGES } from './road.ts';
@@ -12,7 +13,7 @@ import { barChart, lineChart } from './plots.ts';
 export interface EvalSettings {
   model: string;
   methods: string[];
-  target: string;
+  target: TargetName;
   layers: string[];
   data: string;
   seed: number;
@@ -152,4 +153,5 @@ export async function writePlots(dir: string, r: EvalResults): Promise<void> {
     );
   }
 }
+
 

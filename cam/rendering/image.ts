@@ -1,21 +1,11 @@
 /**
- * Image I/O and torchvision-style preprocessing on plain typed arrays.
+ * 8-bit RGB images and torchvision-style preprocessing on plain typed arrays (no I/O: see codec.ts).
  *
- * - Decoding: PNG via pngjs, JPEG via jpeg-js. Everything becomes 8-bit RGB
- *   (`RgbImage`): grayscale is replicated to three channels, palettes are
- *   expanded, alpha is DROPPED (not composited) like PIL's `convert('RGB')`,
- *   16-bit samples keep their high byte (v >> 8, which is what PIL does for
- *   16-bit RGB/RGBA PNGs), sub-8-bit grayscale is scaled to 0..255.
- * - Preprocessing mirrors `torchvision.transforms` on a PIL image:
- *   `Resize(size:int)` (PIL bilinear, antialiased when shrinking, 8-bit
- *   fixed-point arithmetic exactly as Pillow's `ImagingResample`),
- *   `CenterCrop`, `ToTensor` + `Normalize` in float32.
+ * Preprocessing mirrors `torchvision.transforms` on a PIL image: `Resize(size:int)` (PIL bilinear,
+ * antialiased when shrinking, 8-bit fixed-point arithmetic exactly as Pillow's `ImagingResample`),
+ * `CenterCrop`, then `ToTensor` + `Normalize` in float32 — resizing and cropping stay in 8 bits, so only
+ * the model-sized image is ever converted to floating point.
  */
-import { Buffer } from 'node:buffer';
-import { readFile, writeFile } from 'node:fs/promises';
-import { PNG } from 'pngjs';
-import jpeg from 'jpeg-js';
-
 /** 8-bit RGB image, row-major, 3 bytes per pixel (R, G, B). */
 export interface RgbImage {
   width: number;
@@ -23,13 +13,10 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
-/** Thrown for unsupported or corrupt image files; the message is one line naming the file. */
-export class ImageError extends Error {
-  readonly file: string;
-  constructor(file: string, problem: string) {
-    super(`${file}: ${problem.replace(/\s*\n\s*/g, ' ')}`);
-    this.name = 'ImageError';
-    this.file = file;
+/** Throws when the data length does not match the size. */
+export function checkImage(img: RgbImage, where: string): void {
+  if (img.data.length !== img.width * img.height * 3) {
+    throw new RangeError(`${where}: data has ${img.data.length} bytes, expected ${img.width}x${img.height}x3`);
   }
 }
 
@@ -39,155 +26,6 @@ export function createImage(width: number, height: number): RgbImage {
     throw new RangeError(`createImage: bad size ${width}x${height}`);
   }
   return { width, height, data: new Uint8Array(width * height * 3) };
-}
-
-// ---------------------------------------------------------------------------
-// Decoding
-// ---------------------------------------------------------------------------
-
-const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-
-function isPng(b: Uint8Array): boolean {
-  if (b.length < 8) return false;
-  for (let i = 0; i < 8; i++) if (b[i] !== PNG_SIGNATURE[i]) return false;
-  return true;
-}
-
-function isJpeg(b: Uint8Array): boolean {
-  return b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
-}
-
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/**
- * Removes tRNS chunks. pngjs zeroes the RGB of pixels that match a tRNS colour
- * key (grey/RGB images); since alpha is dropped anyway, removing the chunk keeps
- * the stored colour like PIL's convert('RGB'). Palette alpha is irrelevant for
- * the same reason. Returns the input unchanged when the chunk walk fails (the
- * decoder then reports the damage).
- */
-function stripTrns(b: Uint8Array): Uint8Array {
-  const parts: Uint8Array[] = [b.subarray(0, 8)];
-  let pos = 8;
-  let found = false;
-  while (pos + 12 <= b.length) {
-    const len = ((b[pos] << 24) | (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3]) >>> 0;
-    const end = pos + 12 + len;
-    if (end > b.length) return b;
-    const type = String.fromCharCode(b[pos + 4], b[pos + 5], b[pos + 6], b[pos + 7]);
-    if (type === 'tRNS') found = true;
-    else parts.push(b.subarray(pos, end));
-    pos = end;
-    if (type === 'IEND') break;
-  }
-  if (!found) return b;
-  const total = parts.reduce((s, p) => s + p.length, 0);
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-function decodePng(bytes: Uint8Array, fileName: string): RgbImage {
-  if (bytes.length < 33) throw new ImageError(fileName, 'corrupt PNG: file too short for an IHDR chunk');
-  const ihdrType = String.fromCharCode(bytes[12], bytes[13], bytes[14], bytes[15]);
-  if (ihdrType !== 'IHDR') throw new ImageError(fileName, 'corrupt PNG: first chunk is not IHDR');
-  const bitDepth = bytes[24];
-  const sixteen = bitDepth === 16;
-  let png: { width: number; height: number; data: ArrayLike<number> };
-  try {
-    const buf = Buffer.from(stripTrns(bytes));
-    png = PNG.sync.read(buf, sixteen ? { skipRescale: true } : {}) as unknown as typeof png;
-  } catch (e) {
-    throw new ImageError(fileName, `corrupt or unsupported PNG: ${errorText(e)}`);
-  }
-  const { width, height, data } = png;
-  if (!(width > 0 && height > 0) || data.length < width * height * 4) {
-    throw new ImageError(fileName, `corrupt PNG: decoded ${data.length} samples for ${width}x${height}`);
-  }
-  const out = createImage(width, height);
-  const n = width * height;
-  const shift = sixteen ? 8 : 0;
-  for (let i = 0; i < n; i++) {
-    out.data[i * 3] = data[i * 4] >> shift;
-    out.data[i * 3 + 1] = data[i * 4 + 1] >> shift;
-    out.data[i * 3 + 2] = data[i * 4 + 2] >> shift;
-  }
-  return out;
-}
-
-function decodeJpeg(bytes: Uint8Array, fileName: string): RgbImage {
-  let dec: { width: number; height: number; data: Uint8Array };
-  try {
-    dec = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 1024 });
-  } catch (e) {
-    throw new ImageError(fileName, `corrupt or unsupported JPEG: ${errorText(e)}`);
-  }
-  const { width, height, data } = dec;
-  if (!(width > 0 && height > 0) || data.length < width * height * 4) {
-    throw new ImageError(fileName, `corrupt JPEG: decoded ${data.length} bytes for ${width}x${height}`);
-  }
-  const out = createImage(width, height);
-  const n = width * height;
-  for (let i = 0; i < n; i++) {
-    out.data[i * 3] = data[i * 4];
-    out.data[i * 3 + 1] = data[i * 4 + 1];
-    out.data[i * 3 + 2] = data[i * 4 + 2];
-  }
-  return out;
-}
-
-/**
- * Decodes PNG or JPEG bytes (format sniffed from the magic bytes, not the
- * name). `fileName` is only used in error messages.
- */
-export function decodeImageBytes(bytes: Uint8Array, fileName: string): RgbImage {
-  if (isPng(bytes)) return decodePng(bytes, fileName);
-  if (isJpeg(bytes)) return decodeJpeg(bytes, fileName);
-  if (bytes.length === 0) throw new ImageError(fileName, 'empty file');
-  throw new ImageError(fileName, 'unsupported image format (expected PNG or JPEG signature)');
-}
-
-/** Reads and decodes a PNG or JPEG file. */
-export async function decodeImage(path: string): Promise<RgbImage> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new ImageError(path, `cannot read file: ${errorText(e)}`);
-  }
-  return decodeImageBytes(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path);
-}
-
-// ---------------------------------------------------------------------------
-// Encoding
-// ---------------------------------------------------------------------------
-
-function checkImage(img: RgbImage, where: string): void {
-  if (img.data.length !== img.width * img.height * 3) {
-    throw new RangeError(`${where}: data has ${img.data.length} bytes, expected ${img.width}x${img.height}x3`);
-  }
-}
-
-/** Encodes an RGB image as an 8-bit RGB PNG (colour type 2, no alpha). */
-export function encodePng(img: RgbImage): Uint8Array {
-  checkImage(img, 'encodePng');
-  // colorType === inputColorType === 2 takes pngjs's pass-through route (RGB in, RGB out).
-  const buf = PNG.sync.write(
-    { width: img.width, height: img.height, data: Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength) } as unknown as PNG,
-    { colorType: 2, inputColorType: 2, inputHasAlpha: false, bitDepth: 8 },
-  );
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-}
-
-/** Encodes and writes a PNG file. */
-export async function writePng(path: string, img: RgbImage): Promise<void> {
-  await writeFile(path, encodePng(img));
 }
 
 // ---------------------------------------------------------------------------
@@ -431,16 +269,16 @@ export interface PreprocessOptions {
   std: number[];
 }
 
-/** Resize → CenterCrop → ToTensor → Normalize. Returns CHW float32 data. */
-export function preprocess(
-  img: RgbImage,
-  opts: PreprocessOptions,
-): { data: Float32Array; shape: [3, number, number] } {
+/**
+ * Resize → CenterCrop (in 8 bits) → ToTensor → Normalize. Returns CHW float32 data, and the resized and
+ * cropped 8-bit picture the data shows (for overlays).
+ */
+export function preprocess(img: RgbImage, opts: PreprocessOptions): { data: Float32Array; shape: [3, number, number]; picture: RgbImage } {
   let cur = img;
   if (opts.resize !== undefined) cur = resizeImage(cur, opts.resize);
   if (opts.crop !== undefined) {
     const [h, w] = typeof opts.crop === 'number' ? [opts.crop, opts.crop] : opts.crop;
     cur = centerCrop(cur, h, w);
   }
-  return { data: toNormalizedCHW(cur, opts.mean, opts.std), shape: [3, cur.height, cur.width] };
+  return { data: toNormalizedCHW(cur, opts.mean, opts.std), shape: [3, cur.height, cur.width], picture: cur };
 }
