@@ -103,9 +103,7 @@ function readRecords(path: string, methods: readonly string[], log: (l: string) 
   }
   if (incomplete) log(`resume: redoing ${incomplete} image(s) with only some methods written`);
   // Rewrite the file with the complete images only, so that appends continue a clean file.
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, [...done.values()].flat().map((r) => `${JSON.stringify(r)}\n`).join(''));
-  renameSync(tmp, path);
+  writeAtomic(path, [...done.values()].flat().map((r) => `${JSON.stringify(r)}\n`).join(''));
   return done;
 }
 
@@ -116,8 +114,13 @@ function settingsDiff(a: EvalSettings, b: EvalSettings): string[] {
     .map((k) => `${k}: recorded ${JSON.stringify(a[k])}, now ${JSON.stringify(b[k])}`);
 }
 
-function writeJsonAtomic(path: string, value: unknown): void {
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(value, null, 2)}\n`);
+/** Replaces a file's contents at once: a reader (or an interrupted run) sees the old file or the new one. */
+function writeAtomic(path: string, text: string): void {
+  writeFileSync(`${path}.tmp`, text);
   renameSync(`${path}.tmp`, path);
+}
+
+function writeJsonAtomic(path: string, value: unknown): void {
+  writeAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 

@@ -29,8 +29,7 @@ export interface GpuAdapterInfo {
   device: string;
   /**
    * A software rasteriser running on the CPU (Mesa's lavapipe/llvmpipe, SwiftShader, WARP): the adapter
-   * says so (`isFallbackAdapter`), or its names do. WebGPU there is a CPU emulation, a few times slower
-   * than native CPU code.
+   * says so (`isFallbackAdapter`), or its names do. WebGPU there is emulated on the CPU's cores.
    */
   software: boolean;
 }
