@@ -10,11 +10,20 @@
 // uniform packing as the backend, 'auto' layouts). Every configuration is warmed up first (pipeline compilation, first-touch
 // costs) and the median of several runs is reported.
 
-import type { KernelName, KernelParams } from '../engine/backend.ts';
-import { createWebGpuBackend, type DispatchSpec, type GpuStorage, type KernelContext, type KernelFamily, type WebGpuBackend } from '../engine/webgpu/backend.ts';
-import { packUniforms, reflectShader } from '../engine/webgpu/pipelines.ts';
-import { withErrorScopes } from '../engine/webgpu/errors.ts';
-import { cpuBackend } from '../engine/runtime.ts';
+import {
+  cpuBackend,
+  createWebGpuBackend,
+  packUniforms,
+  reflectShader,
+  withErrorScopes,
+  type Dispatch,
+  type GpuStorage,
+  type KernelContext,
+  type KernelFamily,
+  type KernelName,
+  type KernelParams,
+  type WebGpuBackend,
+} from '../engine/internal.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Arguments
@@ -53,7 +62,7 @@ export function listArg(args: Args, name: string, fallback: number[]): number[] 
 // Capturing a family's dispatches
 
 export interface Captured {
-  specs: DispatchSpec[];
+  specs: Dispatch[];
   output: GpuStorage;
   /** Frees the output and any scratch. */
   dispose(): void;
@@ -63,11 +72,12 @@ export interface Captured {
 export function capture<K extends KernelName>(backend: WebGpuBackend, family: KernelFamily, kernel: K, inputs: readonly GpuStorage[], params: KernelParams[K]): Captured {
   const impl = family[kernel];
   if (!impl) throw new Error(`bench: the family has no kernel ${kernel}`);
-  const specs: DispatchSpec[] = [];
+  const specs: Dispatch[] = [];
   const owned: GpuStorage[] = [];
   const ctx: KernelContext = {
     kernel,
     limits: backend.limits,
+    softwareAdapter: backend.ctx.adapterInfo.software,
     output: (size) => {
       const s = backend.allocate(size, `bench ${kernel} output`);
       owned.push(s);
@@ -100,7 +110,7 @@ export interface Timer {
   /** 'timestamp' (GPU timestamps around the pass) or 'wall' (submit → onSubmittedWorkDone). */
   method: 'timestamp' | 'wall';
   /** Times `specs` (one compute pass per run) after `warmup` untimed runs; returns each run's ms. */
-  time(specs: readonly DispatchSpec[], runs: number, warmup: number): Promise<number[]>;
+  time(specs: readonly Dispatch[], runs: number, warmup: number): Promise<number[]>;
 }
 
 /** A timer on the backend's device; uses timestamp queries when the device has them (unless `wall`). */
@@ -119,7 +129,7 @@ export function makeTimer(backend: WebGpuBackend, wall = false): Timer {
   // The benchmark compiles its own pipelines ('auto' layouts, no dynamic offsets) from the captured
   // specs, so it depends only on the dispatch description, not on how the backend binds.
   const pipelines = new Map<string, Promise<GPUComputePipeline>>();
-  function pipelineFor(spec: DispatchSpec, label: string): Promise<GPUComputePipeline> {
+  function pipelineFor(spec: Dispatch, label: string): Promise<GPUComputePipeline> {
     const entryPoint = spec.entryPoint ?? 'main';
     const key = `${entryPoint}|${JSON.stringify(spec.constants ?? {})}|${spec.code}`;
     let p = pipelines.get(key);
@@ -136,7 +146,7 @@ export function makeTimer(backend: WebGpuBackend, wall = false): Timer {
     return p;
   }
 
-  async function encode(specs: readonly DispatchSpec[]): Promise<{ encoded: Encoded[]; uniforms: GPUBuffer[] }> {
+  async function encode(specs: readonly Dispatch[]): Promise<{ encoded: Encoded[]; uniforms: GPUBuffer[] }> {
     const encoded: Encoded[] = [];
     const uniforms: GPUBuffer[] = [];
     for (const spec of specs) {

@@ -10,11 +10,7 @@
 // only with --naive-batch32 (on lavapipe a naive batch-32 layer takes tens of seconds); the CPU backend
 // only runs at batch 1. One JSON line per (layer, batch, op, kernel), then a table.
 
-import type { ConvGeometry, KernelName } from '../engine/backend.ts';
-import { convGeometry } from '../engine/primitives/linalg.ts';
-import { sizeOf } from '../engine/shape.ts';
-import type { GpuStorage, KernelFamily } from '../engine/webgpu/backend.ts';
-import { releaseDevice } from '../engine/webgpu/device.ts';
+import { convGeometry, releaseDevice, sizeOf, type ConvGeometry, type GpuStorage, type KernelFamily, type KernelName } from '../engine/internal.ts';
 import { conv2dKernels, conv2dRoute, convFlops } from '../kernels/conv2d.ts';
 import { naiveKernels } from '../kernels/naive.ts';
 import { capture, cpuBackend, listArg, median, parseArgs, printTable, ratio, startGpuBenchmark, timeCpu, type Row } from './common.ts';

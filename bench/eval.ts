@@ -1,18 +1,19 @@
 // Throughput of `eval` (images per second, end to end: loading, CAM, coherency recomputation, the ADCC
 // scores, insertion/deletion curves, optionally ROAD) on the shipped CIFAR-10 ResNet-20, per method and
-// backend. WebGPU is skipped when no adapter (or no backend) is available.
-//   npx tsx bench/eval.ts [--backend cpu,webgpu] [--methods gradcam,shapleycam] [--limit 8] [--steps 16] [--road]
+// backend (default auto: WebGPU when an adapter is there, else the CPU; a named backend that cannot start
+// is skipped).
+//   npx tsx bench/eval.ts [--backend auto|cpu,webgpu] [--methods gradcam,shapleycam] [--limit 8] [--steps 16] [--road]
 //                         [--arch resnet50]   (an ImageNet architecture with random weights, 224×224 inputs)
 // Prints a markdown table (for bench/RESULTS.md, section "eval") and one JSON line per configuration:
 //   {"bench":"eval","backend":…,"adapter":…,"method":…,"images":…,"seconds":…,"images_per_second":…}
 
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as E from '../engine/index.ts';
-import { runEvalCommand } from '../cam/commands/eval.ts';
+import { runEvalCommand } from '../cam/cli/commands/eval.ts';
 import { getArchitecture } from '../models/registry.ts';
 import { randomStateDict } from '../models/init.ts';
 import { writeSafetensors } from '../models/safetensors.ts';
@@ -20,7 +21,7 @@ import '../models/archs/index.ts';
 
 const { values } = parseArgs({
   options: {
-    backend: { type: 'string', default: 'cpu,webgpu' },
+    backend: { type: 'string', default: 'auto' },
     methods: { type: 'string', default: 'gradcam,shapleycam' },
     limit: { type: 'string', default: '8' },
     steps: { type: 'string', default: '16' },
@@ -42,9 +43,7 @@ async function modelArgs(): Promise<string[]> {
 }
 const model = await modelArgs();
 
-const here = fileURLToPath(new URL('.', import.meta.url));
-const shared = join(here, '../../shared/data/cifar10-sample');
-const data = values.data ?? (existsSync(join(shared, 'index.json')) ? shared : join(here, '../test/fixtures/eval-sample'));
+const data = values.data ?? fileURLToPath(new URL('../test/fixtures/cifar10-sample/', import.meta.url));
 const quietLog = () => {};
 
 async function timeEval(backend: string, method: string, limit: string): Promise<number> {
@@ -60,12 +59,16 @@ async function timeEval(backend: string, method: string, limit: string): Promise
 }
 
 const rows: string[][] = [];
-for (const backend of values.backend!.split(',')) {
+for (const choice of values.backend!.split(',')) {
   let adapter: string;
+  let backend: E.BackendName;
   try {
-    adapter = (await E.useBackend(backend as E.BackendName)).describe();
+    const chosen = await E.chooseBackend(choice as E.BackendChoice);
+    console.error(E.describeChoice(chosen));
+    adapter = chosen.backend.describe();
+    backend = chosen.backend.name;
   } catch (e) {
-    console.error(`skipping backend ${backend}: ${(e as Error).message.split('\n')[0]}`);
+    console.error(`skipping backend ${choice}: ${(e as Error).message.split('\n')[0]}`);
     continue;
   }
   try {
@@ -84,7 +87,7 @@ for (const backend of values.backend!.split(',')) {
 }
 
 const date = new Date().toISOString().slice(0, 10);
-console.log(`\n${date}, ${cpus()[0]?.model ?? 'unknown CPU'} (${availableParallelism()} cores), Node ${process.version}; ${values.arch ? `${values.arch} (random weights, 224×224)` : 'resnet20_cifar10'}, data ${data.includes('cifar10-sample') ? 'shared/data/cifar10-sample' : 'test/fixtures/eval-sample'}, ${values.steps} insertion/deletion steps${values.road ? ', ROAD' : ', no ROAD'}\n`);
+console.log(`\n${date}, ${cpus()[0]?.model ?? 'unknown CPU'} (${availableParallelism()} cores), Node ${process.version}; ${values.arch ? `${values.arch} (random weights, 224×224)` : 'resnet20_cifar10'}, data ${values.data ?? 'test/fixtures/cifar10-sample'}, ${values.steps} insertion/deletion steps${values.road ? ', ROAD' : ', no ROAD'}\n`);
 console.log('| backend | adapter | method | images | seconds | images/s | s/image |');
 console.log('|---|---|---|---:|---:|---:|---:|');
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);

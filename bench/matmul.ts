@@ -8,7 +8,7 @@
 // 2-core lavapipe machine (sizes 256, 512, 1024); 2048 and 4096 take minutes there (naive 4096 is skipped
 // by default: --naive-max).
 
-import { releaseDevice } from '../engine/webgpu/device.ts';
+import { releaseDevice } from '../engine/internal.ts';
 import { naiveKernels } from '../kernels/naive.ts';
 import { GEMM_CONFIGS, matmulKernels, setGemmConfig, type GemmConfig } from '../kernels/matmul.ts';
 import { capture, cpuBackend, listArg, median, parseArgs, printTable, ratio, startGpuBenchmark, timeCpu, type Row } from './common.ts';

@@ -1,11 +1,12 @@
 // ShapleyCAM against GradCAM, per image, end to end (forward, derivatives, map, post-processing).
-//   npx tsx bench/shapleycam.ts [--backend cpu,webgpu] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3]
+//   npx tsx bench/shapleycam.ts [--backend auto|cpu,webgpu] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3]
+// (auto, the default: WebGPU when an adapter is there, else the CPU)
 // Prints a table and one JSON line per configuration:
 //   {"bench":"shapleycam","model":…,"batch":…,"backend":…,"adapter":…,"ms_per_image":…,"gradcam_ms_per_image":…}
 
 import { parseArgs } from 'node:util';
 import * as E from '../engine/index.ts';
-import { explain } from '../cam/explain.ts';
+import { explain } from '../cam/algorithm/explain.ts';
 import { getArchitecture, architectureNames } from '../models/registry.ts';
 import { loadZooModel } from '../models/zoo.ts';
 import { initializeRandom } from '../models/init.ts';
@@ -14,7 +15,7 @@ import '../models/archs/index.ts';
 
 const { values } = parseArgs({
   options: {
-    backend: { type: 'string', default: 'cpu' },
+    backend: { type: 'string', default: 'auto' },
     models: { type: 'string', default: 'resnet20,resnet18,resnet50' },
     batches: { type: 'string', default: '1,8' },
     repeat: { type: 'string', default: '3' },
@@ -23,15 +24,15 @@ const { values } = parseArgs({
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function buildModel(name: string, backend: E.Backend): Promise<{ module: Module; size: number; layer: string } | null> {
+async function buildModel(name: string): Promise<{ module: Module; size: number; layer: string } | null> {
   if (name === 'resnet20') {
-    const m = await loadZooModel('resnet20_cifar10', backend);
+    const m = await loadZooModel('resnet20_cifar10');
     return { module: m.module, size: 32, layer: 'layer3' };
   }
   if (!architectureNames().includes(name)) return null;
   const arch = getArchitecture(name);
   const module = arch.build();
-  initializeRandom(module, 1, backend);
+  initializeRandom(module, 1);
   return { module, size: 224, layer: arch.defaultLayer };
 }
 
@@ -48,22 +49,24 @@ async function timeMethod(module: Module, input: E.Tensor, layer: string, method
 }
 
 const rows: string[][] = [];
-for (const backendName of values.backend!.split(',') as ('cpu' | 'webgpu')[]) {
+for (const choice of values.backend!.split(',') as E.BackendChoice[]) {
   let backend: E.Backend;
   try {
-    backend = await E.useBackend(backendName);
+    const chosen = await E.chooseBackend(choice);
+    console.error(E.describeChoice(chosen));
+    backend = chosen.backend;
   } catch (e) {
-    console.error(`skipping backend ${backendName}: ${(e as Error).message}`);
+    console.error(`skipping backend ${choice}: ${(e as Error).message}`);
     continue;
   }
   for (const name of values.models!.split(',')) {
-    const model = await buildModel(name, backend);
+    const model = await buildModel(name);
     if (!model) {
       console.error(`skipping ${name}: architecture not registered`);
       continue;
     }
     for (const batch of values.batches!.split(',').map(Number)) {
-      const input = E.tensor(Float32Array.from({ length: batch * 3 * model.size * model.size }, (_, i) => Math.sin(i * 0.37)), [batch, 3, model.size, model.size], backend);
+      const input = E.tensor(Float32Array.from({ length: batch * 3 * model.size * model.size }, (_, i) => Math.sin(i * 0.37)), [batch, 3, model.size, model.size]);
       const repeat = Number(values.repeat);
       const shapley = await timeMethod(model.module, input, model.layer, 'shapleycam', repeat);
       const gradcam = await timeMethod(model.module, input, model.layer, 'gradcam', repeat);

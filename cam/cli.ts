@@ -1,13 +1,13 @@
 #!/usr/bin/env -S npx tsx
-// The command-line entry point: `explain` (and `eval`). Exit codes are a contract: 0 success, 2 bad
-// usage, 1 bad input. Errors are one line on stderr; --verbose adds the stack.
+// The command-line entry point: `explain` and `eval` (their parts are in ./cli/). Exit codes are a
+// contract: 0 success, 2 bad usage, 1 bad input. Errors are one line on stderr; --verbose adds the stack.
 
-import { parseArgs } from 'node:util';
-import { EXPLAIN_USAGE, runExplain, type ExplainFlags } from './commands/explain.ts';
-import { InputError, UsageError } from './errors.ts';
-import { SafetensorsError } from '../models/safetensors.ts';
+import { commandLineArgs, isMainModule } from '../engine/internal.ts';
 import { ModelError } from '../models/module.ts';
-import { ImageError } from './image.ts';
+import { SafetensorsError } from '../models/safetensors.ts';
+import { InputError, UsageError } from './cli/errors.ts';
+import { DatasetError } from './evaluation/dataset.ts';
+import { ImageError, PixelLimitError } from './rendering/codec.ts';
 
 const USAGE = `usage: cam/cli.ts <command> [flags]
 commands:
@@ -15,63 +15,8 @@ commands:
   eval      faithfulness metrics over an image folder
 run 'cam/cli.ts <command> --help' for its flags`;
 
-/** parseArgs, with the extra rule that bare words after --image are more image files (shell globs). */
-function parseExplainArgs(argv: string[]): ExplainFlags & { help?: boolean } {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      tokens: true,
-      options: {
-        model: { type: 'string' },
-        arch: { type: 'string' },
-        weights: { type: 'string' },
-        image: { type: 'string', multiple: true },
-        input: { type: 'string' },
-        layer: { type: 'string', multiple: true },
-        method: { type: 'string', multiple: true },
-        target: { type: 'string', default: 'rest' },
-        class: { type: 'string' },
-        backend: { type: 'string' },
-        out: { type: 'string' },
-        batch: { type: 'string', default: '8' },
-        seed: { type: 'string', default: '0' },
-        verbose: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]);
-  }
-  const images = [...(parsed.values.image ?? [])];
-  let afterImage = false;
-  for (const token of parsed.tokens ?? []) {
-    if (token.kind === 'option') afterImage = token.name === 'image';
-    else if (token.kind === 'positional') {
-      if (!afterImage) throw new UsageError(`unexpected argument "${token.value}"`);
-      images.push(token.value);
-    } else afterImage = false;
-  }
-  const v = parsed.values;
-  return {
-    model: v.model,
-    arch: v.arch,
-    weights: v.weights,
-    image: images,
-    input: v.input,
-    layer: v.layer ?? [],
-    method: v.method ?? [],
-    target: v.target!,
-    class: v.class,
-    backend: v.backend,
-    out: v.out,
-    batch: v.batch!,
-    seed: v.seed!,
-    verbose: v.verbose,
-    help: v.help,
-  };
-}
+/** Errors about what the user gave (files, weights, layers, data): exit 1 without a stack. */
+const BAD_INPUT = [InputError, SafetensorsError, ImageError, ModelError, DatasetError];
 
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
@@ -83,41 +28,28 @@ export async function main(argv: string[]): Promise<number> {
       return command ? 0 : 2;
     }
     if (command === 'explain') {
-      const flags = parseExplainArgs(rest);
-      if (flags.help) {
-        process.stdout.write(`${EXPLAIN_USAGE}\n`);
-        return 0;
-      }
-      await runExplain(flags, log);
-      return 0;
+      const { runExplainCommand } = await import('./cli/commands/explain.ts');
+      return await runExplainCommand(rest, log);
     }
     if (command === 'eval') {
-      const { runEvalCommand } = await import('./commands/eval.ts');
+      const { runEvalCommand } = await import('./cli/commands/eval.ts');
       return await runEvalCommand(rest, log);
     }
     throw new UsageError(`unknown command "${command}"\n${USAGE}`);
   } catch (e) {
     const err = e as Error;
     const usage = err instanceof UsageError;
-    const input = err instanceof InputError || err instanceof SafetensorsError || err instanceof ImageError || err instanceof ModelError;
-    log(`error: ${err.message}`);
-    if (usage) log("run with --help for usage");
+    const input = BAD_INPUT.some((kind) => err instanceof kind);
+    log(`error: ${err.message}${err instanceof PixelLimitError ? ' (--max-pixels N raises the limit)' : ''}`);
+    if (usage) log('run with --help for usage');
     if (verbose && err.stack) log(err.stack);
     else if (!usage && !input) log('(unexpected error; run with --verbose for details)');
     return usage ? 2 : 1;
   }
 }
 
-const isEntry = (() => {
-  const g = globalThis as { Deno?: { mainModule: string } };
-  if (g.Deno) return g.Deno.mainModule === import.meta.url;
-  const argv1 = process.argv[1] ?? '';
-  return import.meta.url.endsWith(argv1.replace(/\\/g, '/')) || /cam[/\\]cli\.ts$/.test(argv1);
-})();
-
-if (isEntry) {
-  const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? process.argv.slice(2);
-  main(args).then((code) => {
+if (isMainModule(import.meta.url)) {
+  main(commandLineArgs()).then((code) => {
     process.exitCode = code;
   });
 }

@@ -4,6 +4,7 @@
 
 import type { Backend } from './backend.ts';
 import { CpuBackend } from './cpu/backend.ts';
+import { env } from './platform.ts';
 
 export type BackendName = 'cpu' | 'webgpu';
 
@@ -24,15 +25,9 @@ export function setBackend(backend: Backend): void {
   current = backend;
 }
 
-/** Reads ENGINE_BACKEND under Node or Deno; undefined when unset. */
+/** Reads ENGINE_BACKEND; undefined when unset. */
 export function backendFromEnv(): BackendName | undefined {
-  const g = globalThis as { process?: { env: Record<string, string | undefined> }; Deno?: { env: { get(k: string): string | undefined } } };
-  let value: string | undefined;
-  try {
-    value = g.Deno ? g.Deno.env.get('ENGINE_BACKEND') : g.process?.env.ENGINE_BACKEND;
-  } catch {
-    value = undefined; // Deno without --allow-env
-  }
+  const value = env('ENGINE_BACKEND');
   if (value === undefined || value === '') return undefined;
   if (value !== 'cpu' && value !== 'webgpu') throw new Error(`ENGINE_BACKEND must be "cpu" or "webgpu", got "${value}"`);
   return value;

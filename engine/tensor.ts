@@ -39,7 +39,10 @@ export class Tensor {
   readonly node: TapeNode | null = null;
   /**
    * True when this tensor stands for a derivative that is zero by the structure of the computation
-   * (no path carried a tangent or cotangent), rather than zero by arithmetic.
+   * (no path carried a tangent or cotangent), rather than zero by arithmetic. Inside the transforms a
+   * structural zero is `null` (MaybeZero, the role of JAX's `Zero`: no tensor, no work); only at the API
+   * boundary is it made a tensor of zeros (as JAX's `instantiate_zeros`), and this flag keeps what JAX
+   * forgets there. Set only by transforms.ts.
    */
   symbolicZero = false;
   private disposed = false;

@@ -30,13 +30,11 @@
 // memory and computes a row of 4 outputs per invocation.
 
 import type { ConvGeometry, KernelParams } from '../engine/backend.ts';
-import { fmt, sizeOf } from '../engine/shape.ts';
-import type { GpuStorage, KernelContext, KernelFamily } from '../engine/webgpu/backend.ts';
+import { fmt, sizeOf, type Shape } from '../engine/shape.ts';
+import { cachedShader, runPlan, type DispatchPlan, type GpuStorage, type KernelContext, type KernelFamily, type PlannedBinding } from '../engine/webgpu/kernel-api.ts';
 import {
-  cachedShader,
   checkedGrid,
   chooseGemmConfig,
-  dispatchPlan,
   gemmConstants,
   gemmShader,
   gemmVariant,
@@ -46,7 +44,6 @@ import {
   type GemmConfig,
   type GemmSpec,
   type GemmTarget,
-  type KernelPlan,
 } from './matmul.ts';
 
 type ConvKernel = 'conv2d' | 'conv2dBackwardInput' | 'conv2dBackwardFilter';
@@ -263,25 +260,22 @@ function gemmPlan(
   code: string,
   cfg: GemmConfig,
   constants: Record<string, number>,
-  params: Record<string, number>,
-  inputs: Record<string, number>,
-  output: string,
-  outputSize: number,
+  uniforms: Record<string, number>,
+  bindings: Record<string, PlannedBinding>,
+  outShape: Shape,
   M: number,
   N: number,
   G: number,
-): KernelPlan {
+): DispatchPlan {
   const tileM = cfg.wgY * cfg.rm;
   const tileN = cfg.wgX * cfg.rn;
   return {
     label,
     code,
-    entryPoint: 'main',
     constants: { ...gemmConstants(cfg), ...constants },
-    params,
-    inputs,
-    output,
-    outputSize,
+    uniforms,
+    bindings,
+    outShape,
     workgroups: checkedGrid(label, [Math.ceil(N / tileN), Math.ceil(M / tileM), G]),
   };
 }
@@ -309,7 +303,7 @@ export function pointwiseAsMatmul(g: ConvGeometry): KernelParams['matmul'] {
 }
 
 /** conv2d forward as an implicit GEMM (no routing). */
-export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): KernelPlan {
+export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): DispatchPlan {
   const d = dimsOf(g);
   const M = d.Og;
   const N = d.N * d.OH * d.OW;
@@ -318,10 +312,10 @@ export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): KernelPlan
   validateGemmConfig(cfg, false);
   const aVec4 = K % 4 === 0;
   const code = cachedShader(`conv2d:${gemmVariant(cfg)}:${aVec4}`, () => gemmShader(forwardSpec(aVec4), cfg));
-  return gemmPlan(convLabel('conv2d', g), code, cfg, geometryConstants(g), convParams(d, g, M, N, K), { x: 0, wt: 1 }, 'y', sizeOf(g.yShape), M, N, d.G);
+  return gemmPlan(convLabel('conv2d', g), code, cfg, geometryConstants(g), convParams(d, g, M, N, K), { x: 0, wt: 1, y: 'output' }, g.yShape, M, N, d.G);
 }
 
-export function planConv2dBackwardInput(g: ConvGeometry, config?: GemmConfig): KernelPlan {
+export function planConv2dBackwardInput(g: ConvGeometry, config?: GemmConfig): DispatchPlan {
   const d = dimsOf(g);
   const M = d.Cg;
   const N = d.N * d.H * d.W;
@@ -329,10 +323,10 @@ export function planConv2dBackwardInput(g: ConvGeometry, config?: GemmConfig): K
   const cfg = config ?? chooseGemmConfig(M, N, false);
   validateGemmConfig(cfg, false);
   const code = cachedShader(`conv2dBackwardInput:${gemmVariant(cfg)}`, () => gemmShader(backwardInputSpec, cfg));
-  return gemmPlan(convLabel('conv2dBackwardInput', g), code, cfg, geometryConstants(g), convParams(d, g, M, N, K), { dy: 0, wt: 1 }, 'dx', sizeOf(g.xShape), M, N, d.G);
+  return gemmPlan(convLabel('conv2dBackwardInput', g), code, cfg, geometryConstants(g), convParams(d, g, M, N, K), { dy: 0, wt: 1, dx: 'output' }, g.xShape, M, N, d.G);
 }
 
-export function planConv2dBackwardFilter(g: ConvGeometry, config?: GemmConfig): KernelPlan {
+export function planConv2dBackwardFilter(g: ConvGeometry, config?: GemmConfig): DispatchPlan {
   const d = dimsOf(g);
   const M = d.Og;
   const N = d.Cg * d.KH * d.KW;
@@ -347,7 +341,7 @@ export function planConv2dBackwardFilter(g: ConvGeometry, config?: GemmConfig): 
     gemmShader(backwardFilterSpec(aVec4, exactDiv), cfg),
   );
   const params = { ...convParams(d, g, M, N, K), invOHW: Math.fround(1 / ohw), invOW: Math.fround(1 / d.OW) };
-  return gemmPlan(convLabel('conv2dBackwardFilter', g), code, cfg, geometryConstants(g), params, { x: 0, dy: 1 }, 'dw', sizeOf(g.wShape), M, N, d.G);
+  return gemmPlan(convLabel('conv2dBackwardFilter', g), code, cfg, geometryConstants(g), params, { x: 0, dy: 1, dw: 'output' }, g.wShape, M, N, d.G);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -472,7 +466,7 @@ export function depthwiseSharedBytes(g: ConvGeometry, wgX: number, wgY: number):
 }
 
 /** The depthwise plan, or null when its staged patch would not fit `sharedLimit` bytes. */
-export function planDepthwise(g: ConvGeometry, sharedLimit: number): KernelPlan | null {
+export function planDepthwise(g: ConvGeometry, sharedLimit: number): DispatchPlan | null {
   const d = dimsOf(g);
   const { wgX, wgY } = depthwiseShape(d.OH, d.OW);
   if (depthwiseSharedBytes(g, wgX, wgY) > sharedLimit) return null;
@@ -481,12 +475,10 @@ export function planDepthwise(g: ConvGeometry, sharedLimit: number): KernelPlan 
   return {
     label,
     code: DEPTHWISE,
-    entryPoint: 'main',
     constants: depthwiseConstants(g, wgX, wgY),
-    params: { planes, O: d.O, C: d.C, H: d.H, W: d.W, OH: d.OH, OW: d.OW, mult: d.Og, padT: g.padding[0], padL: g.padding[1] },
-    inputs: { x: 0, wt: 1 },
-    output: 'y',
-    outputSize: sizeOf(g.yShape),
+    uniforms: { planes, O: d.O, C: d.C, H: d.H, W: d.W, OH: d.OH, OW: d.OW, mult: d.Og, padT: g.padding[0], padL: g.padding[1] },
+    bindings: { x: 0, wt: 1, y: 'output' },
+    outShape: g.yShape,
     workgroups: checkedGrid(label, [Math.ceil(d.OW / (wgX * DW_RX)), Math.ceil(d.OH / wgY), Math.min(planes, 65535)]),
   };
 }
@@ -501,12 +493,12 @@ export function conv2dRoute(g: ConvGeometry, sharedLimit = 16384): Conv2dRoute {
 }
 
 /** Plans conv2d forward with routing (pointwise → matmul, depthwise → depthwise kernel, else implicit GEMM). */
-export function planConv2d(g: ConvGeometry, sharedLimit = 16384, target?: GemmTarget): KernelPlan {
+export function planConv2d(g: ConvGeometry, sharedLimit = 16384, target?: GemmTarget): DispatchPlan {
   const route = conv2dRoute(g, sharedLimit);
   if (route === 'pointwise-matmul') {
     const plan = planMatmul(pointwiseAsMatmul(g), undefined, target);
-    // The matmul binds a = weights (input 1), b = x (input 0).
-    return { ...plan, label: `${convLabel('conv2d(1x1 as matmul)', g)}`, inputs: { a: 1, b: 0 } };
+    // The matmul binds a = weights (input 1), b = x (input 0); its [N, G·Og, H·W] output is y.
+    return { ...plan, label: `${convLabel('conv2d(1x1 as matmul)', g)}`, bindings: { a: 1, b: 0, out: 'output' }, outShape: g.yShape };
   }
   if (route === 'depthwise') return planDepthwise(g, sharedLimit)!;
   return planConv2dGemm(g);
@@ -519,18 +511,18 @@ export function convFlops(g: ConvGeometry): number {
   return 2 * N * O * OH * OW * Cg * KH * KW;
 }
 
-function run(ctx: KernelContext, kernel: ConvKernel, plan: KernelPlan, inputs: readonly GpuStorage[], g: ConvGeometry): GpuStorage {
-  const shape = kernel === 'conv2d' ? g.yShape : kernel === 'conv2dBackwardInput' ? g.xShape : g.wShape;
+function run(ctx: KernelContext, kernel: ConvKernel, plan: DispatchPlan, inputs: readonly GpuStorage[], g: ConvGeometry): GpuStorage {
   const K = kernel === 'conv2dBackwardFilter' ? g.yShape[0] * g.yShape[2] * g.yShape[3] : kernel === 'conv2d' ? g.wShape[1] * g.wShape[2] * g.wShape[3] : (g.wShape[0] / g.groups) * g.wShape[2] * g.wShape[3];
   // An empty sum (no taps, no batch) is zero; the GEMM loop would still store it, but skip the dispatch.
-  if (K === 0 || sizeOf(shape) === 0) return ctx.call('fill', [], { size: sizeOf(shape), value: 0 });
-  return dispatchPlan(ctx, plan, inputs, shape);
+  const size = sizeOf(plan.outShape);
+  if (K === 0 || size === 0) return ctx.call('fill', [], { size, value: 0 });
+  return runPlan(ctx, plan, inputs);
 }
 
-/** The convolution kernels, registered with the WebGPU backend (replacing the naive ones). */
-export const conv2dKernels: KernelFamily = {
+/** The backend's convolution kernels. */
+export const conv2dKernels = {
   conv2d(ctx, inputs, g) {
-    return run(ctx, 'conv2d', planConv2d(g, ctx.limits.maxComputeWorkgroupStorageSize, targetOf(inputs[0], ctx.limits)), inputs, g);
+    return run(ctx, 'conv2d', planConv2d(g, ctx.limits.maxComputeWorkgroupStorageSize, targetOf(ctx)), inputs, g);
   },
   conv2dBackwardInput(ctx, inputs, g) {
     return run(ctx, 'conv2dBackwardInput', planConv2dBackwardInput(g), inputs, g);
@@ -538,4 +530,4 @@ export const conv2dKernels: KernelFamily = {
   conv2dBackwardFilter(ctx, inputs, g) {
     return run(ctx, 'conv2dBackwardFilter', planConv2dBackwardFilter(g), inputs, g);
   },
-};
+} satisfies KernelFamily;

@@ -14,136 +14,9 @@
 // sinh/cosh, log has absolute error 2^-21 near 1).
 
 import type { BinaryOp, UnaryOp } from '../engine/backend.ts';
-import type { GpuStorage, KernelContext, KernelFamily } from '../engine/webgpu/backend.ts';
-import { WGSL_LINEAR } from '../engine/webgpu/pipelines.ts';
+import { cachedShader, type GpuStorage, type KernelContext, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
 import { broadcastStrides, fmt, sameShape, sizeOf, type Shape } from '../engine/shape.ts';
-import { WG, WGSL_MAIN_ARGS, checkRank, coalesce, stridedUniforms, wgslStridedMembers, wgslStridedOffsets } from './layout.ts';
-
-/** Scalar helpers shared by the elementwise sources. */
-export const WGSL_MATH = /* wgsl */ `
-// NaN and ∞ cannot be written as constants (constant evaluation rejects them), so they come from
-// bit patterns held in private variables, which are not constant expressions.
-var<private> NAN_BITS: u32 = 0x7fc00000u;
-var<private> INF_BITS: u32 = 0x7f800000u;
-fn nan_f32() -> f32 { return bitcast<f32>(NAN_BITS); }
-fn inf_f32() -> f32 { return bitcast<f32>(INF_BITS); }
-fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
-
-// exp(x) - 1 without cancellation: Taylor series (degree 8, truncation < 2^-27 relative) for |x| < 0.5,
-// where exp(x) - 1 would lose up to 6 bits; exp(x) - 1 beyond (at most ~1.5 bits lost).
-fn expm1_(x: f32) -> f32 {
-  if (abs(x) < 0.5) {
-    var p = 1.0 / 40320.0;
-    p = fma(p, x, 1.0 / 5040.0);
-    p = fma(p, x, 1.0 / 720.0);
-    p = fma(p, x, 1.0 / 120.0);
-    p = fma(p, x, 1.0 / 24.0);
-    p = fma(p, x, 1.0 / 6.0);
-    p = fma(p, x, 0.5);
-    return fma(p * x, x, x);
-  }
-  return exp(x) - 1.0;
-}
-
-// log(1 + x): for 1 + x in [0.7, 1.42] use 2·atanh(s), s = x / (2 + x), |s| < 0.18, as an odd series
-// (truncation < 2^-26); elsewhere log(1 + x) is well conditioned.
-fn log1p_(x: f32) -> f32 {
-  if (x > -0.3 && x < 0.42) {
-    let s = x / (2.0 + x);
-    let s2 = s * s;
-    var p = 1.0 / 13.0;
-    p = fma(p, s2, 1.0 / 11.0);
-    p = fma(p, s2, 1.0 / 9.0);
-    p = fma(p, s2, 1.0 / 7.0);
-    p = fma(p, s2, 1.0 / 5.0);
-    p = fma(p, s2, 1.0 / 3.0);
-    return 2.0 * fma(p * s2, s, s);
-  }
-  return log(1.0 + x);
-}
-
-// tanh(x) = -expm1(-2|x|) / (2 + expm1(-2|x|)), sign restored; exactly ±1 past |x| = 10.
-fn tanh_(x: f32) -> f32 {
-  if (is_nan(x)) { return x; }
-  let ax = abs(x);
-  var t = 1.0;
-  if (ax < 10.0) {
-    let e = expm1_(-2.0 * ax);
-    t = -e / (2.0 + e);
-  }
-  return select(t, -t, x < 0.0);
-}
-
-// erf in float32 after N. Juffa's minimax approximations (max error below 1 ulp over the whole range when
-// exp is correctly rounded; checked against the float64 reference in the tests).
-fn erf_(a: f32) -> f32 {
-  if (is_nan(a)) { return a; }
-  let t = min(abs(a), 8.0); // erf(8) rounds to 1; the clamp keeps ∞ out of the polynomial
-  let s = t * t;
-  if (t > 0.927734375) {
-    var r = fma(-1.72853470e-5, t, 3.83197126e-4);
-    let u = fma(-3.88396438e-3, t, 2.42546219e-2);
-    r = fma(r, s, u);
-    r = fma(r, t, -1.06777877e-1);
-    r = fma(r, t, -6.34846687e-1);
-    r = fma(r, t, -1.28717512e-1);
-    r = fma(r, t, -t);
-    r = 1.0 - exp(r);
-    return select(r, -r, a < 0.0);
-  }
-  var r = -5.96761703e-4;
-  r = fma(r, s, 4.99119423e-3);
-  r = fma(r, s, -2.67681349e-2);
-  r = fma(r, s, 1.12819925e-1);
-  r = fma(r, s, -3.76125336e-1);
-  r = fma(r, s, 1.28379166e-1);
-  return fma(r, a, a);
-}
-
-fn sigmoid_(x: f32) -> f32 {
-  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
-  let e = exp(x);
-  return e / (1.0 + e);
-}
-
-fn max_nan(a: f32, b: f32) -> f32 {
-  if (is_nan(a)) { return a; }
-  if (is_nan(b)) { return b; }
-  return max(a, b);
-}
-
-fn min_nan(a: f32, b: f32) -> f32 {
-  if (is_nan(a)) { return a; }
-  if (is_nan(b)) { return b; }
-  return min(a, b);
-}
-
-// Math.pow semantics: x^0 = 1 (even for NaN x), NaN otherwise propagates, a negative base needs an
-// integer exponent (odd keeps the sign), 0^negative = ∞. |a|^b = exp2(b·log2|a|), with b = 1, 2 exact.
-fn pow_(a: f32, b: f32) -> f32 {
-  if (b == 0.0) { return 1.0; }
-  if (is_nan(a) || is_nan(b)) { return nan_f32(); }
-  if (b == 1.0) { return a; }
-  if (b == 2.0) { return a * a; }
-  let m = abs(a);
-  var r: f32;
-  if (m == 0.0) {
-    r = select(inf_f32(), 0.0, b > 0.0);
-  } else {
-    r = exp2(b * log2(m));
-  }
-  if (a < 0.0 || (a == 0.0 && (bitcast<u32>(a) & 0x80000000u) != 0u)) {
-    if (floor(b) != b) {
-      // A finite negative base needs an integer exponent; (−∞)^b and (−0)^b are |a|^b.
-      if (a < 0.0 && m != inf_f32()) { return nan_f32(); }
-      return r;
-    }
-    let odd = abs(b) < 16777216.0 && (i32(abs(b)) & 1) == 1;
-    return select(r, -r, odd);
-  }
-  return r;
-}
-`;
+import { WG, WGSL_LINEAR, WGSL_MAIN_ARGS, WGSL_MATH, checkRank, coalesce, stridedUniforms, wgslStridedMembers, wgslStridedOffsets } from './prelude.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // fill
@@ -182,11 +55,8 @@ const UNARY_EXPR: Record<UnaryOp, string> = {
   reciprocal: '1.0 / x',
 };
 
-const unarySources = new Map<UnaryOp, string>();
 function unarySource(op: UnaryOp): string {
-  let code = unarySources.get(op);
-  if (!code) {
-    code = /* wgsl */ `
+  return cachedShader(`unary:${op}`, () => /* wgsl */ `
 ${WGSL_LINEAR}
 ${WGSL_MATH}
 struct U { n: u32 }
@@ -201,10 +71,7 @@ fn main(${WGSL_MAIN_ARGS}) {
   let x = a[i];
   out[i] = ${UNARY_EXPR[op]};
 }
-`;
-    unarySources.set(op, code);
-  }
-  return code;
+`);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -263,13 +130,6 @@ fn main(${WGSL_MAIN_ARGS}) {
 `;
 }
 
-const sources = new Map<string, string>();
-function cachedSource(key: string, build: () => string): string {
-  let code = sources.get(key);
-  if (!code) sources.set(key, (code = build()));
-  return code;
-}
-
 /** Chooses each operand's access and the strides of the strided ones. */
 function plan(shapes: readonly Shape[], sizes: readonly number[], outShape: Shape) {
   const n = sizeOf(outShape);
@@ -292,7 +152,7 @@ function runElementwise(
   const out = ctx.output(n, outShape);
   if (n === 0) return out;
   if (access.includes('strided')) checkRank(coalesced, ctx.kernel, shapes.map(fmt).join(', ') + ` → ${fmt(outShape)}`);
-  const code = cachedSource(`${opKey}|${access.join(',')}`, () => elementwiseSource(names, access, body));
+  const code = cachedShader(`elementwise:${opKey}|${access.join(',')}`, () => elementwiseSource(names, access, body));
   const bindings: Record<string, GpuStorage> = { out };
   names.forEach((name, k) => (bindings[name] = inputs[k]));
   ctx.dispatch({
@@ -305,7 +165,7 @@ function runElementwise(
   return out;
 }
 
-export const elementwiseKernels: KernelFamily = {
+export const elementwiseKernels = {
   fill(ctx, _inputs, p) {
     const out = ctx.output(p.size, [p.size]);
     if (p.size === 0) return out;
@@ -332,4 +192,4 @@ export const elementwiseKernels: KernelFamily = {
     const body = 'out[i] = select(bv, av, !(condv == 0.0));';
     return runElementwise(ctx, ['cond', 'a', 'b'], [c, a, b], [p.condShape, p.aShape, p.bShape], p.outShape, 'where', body);
   },
-};
+} satisfies KernelFamily;

@@ -18,11 +18,9 @@
 //   run to run; a target hit once is exact.
 // Updates whose index is out of range are dropped.
 
-import type { GpuStorage, KernelFamily } from '../engine/webgpu/backend.ts';
-import { WGSL_LINEAR } from '../engine/webgpu/pipelines.ts';
+import type { GpuStorage, KernelFamily } from '../engine/webgpu/kernel-api.ts';
 import { fmt, sizeOf, type Shape } from '../engine/shape.ts';
-import { WGSL_MATH } from './elementwise.ts';
-import { WG, WGSL_MAIN_ARGS } from './layout.ts';
+import { WG, WGSL_LINEAR, WGSL_MAIN_ARGS, WGSL_MATH } from './prelude.ts';
 
 /** Largest update-axis length handled by the atomic-free gather-form scatter. */
 export const SCATTER_LOOP_MAX = 64;
@@ -127,7 +125,7 @@ fn main(${WGSL_MAIN_ARGS}) {
 }
 `;
 
-export const gatherKernels: KernelFamily = {
+export const gatherKernels = {
   gather(ctx, [x, idx], p) {
     const { inner } = view3('gather', p.shape, p.outShape, p.axis);
     const n = sizeOf(p.outShape);
@@ -166,4 +164,4 @@ export const gatherKernels: KernelFamily = {
     });
     return out;
   },
-};
+} satisfies KernelFamily;

@@ -1,103 +1,12 @@
-// Layout kernels (expand, transpose, slice, pad, concat) and the strided-index helpers the other
-// elementwise families share.
+// Layout kernels: expand, transpose, slice, pad, concat.
 //
-// Every layout op is a copy between a contiguous tensor and a strided view of another one. Before
-// dispatch, the dimensions are "coalesced": size-1 dims are dropped and neighbours that are contiguous
-// in every operand are merged, so a typical call reaches the GPU with rank 1–3 whatever its nominal rank,
-// and the index arithmetic (one div/mod per remaining dim) is short. Shapes and strides travel in the
-// uniform struct as array<vec4<u32|i32>, 2>: up to MAX_RANK = 8 coalesced dims.
+// Every layout op is a copy between a contiguous tensor and a strided view of another one, over
+// coalesced dimensions (see the prelude's strided addressing), so a typical call reaches the GPU with
+// rank 1–3 whatever its nominal rank.
 
-import type { KernelFamily, KernelContext, GpuStorage } from '../engine/webgpu/backend.ts';
-import { WGSL_LINEAR } from '../engine/webgpu/pipelines.ts';
+import type { KernelContext, GpuStorage, KernelFamily } from '../engine/webgpu/kernel-api.ts';
 import { broadcastStrides, fmt, sizeOf, stridesOf, type Shape } from '../engine/shape.ts';
-
-export const MAX_RANK = 8;
-/** Invocations per workgroup for the one-thread-per-element kernels. */
-export const WG = 256;
-
-export interface Coalesced {
-  shape: number[];
-  /** One stride list per operand, aligned with `shape`. */
-  strides: number[][];
-}
-
-/**
- * Drops size-1 dims and merges dim d into d+1 wherever every operand has stride[d] = stride[d+1]·shape[d+1]
- * (the pair is then one dim of a contiguous-looking run). The flat row-major order over `shape` is kept,
- * so offsets computed from the result are identical to the original ones.
- */
-export function coalesce(shape: Shape, strideSets: readonly (readonly number[])[]): Coalesced {
-  const dims: number[] = [];
-  const strides: number[][] = strideSets.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = dims.length - 1;
-    if (last >= 0 && strideSets.every((s, k) => strides[k][last] === s[d] * shape[d])) {
-      dims[last] *= shape[d];
-      strideSets.forEach((s, k) => (strides[k][last] = s[d]));
-    } else {
-      dims.push(shape[d]);
-      strideSets.forEach((s, k) => strides[k].push(s[d]));
-    }
-  }
-  return { shape: dims, strides };
-}
-
-/** Throws (naming the kernel and shapes) when coalescing left more dims than the uniforms hold. */
-export function checkRank(c: Coalesced, kernel: string, shapes: string): void {
-  if (c.shape.length > MAX_RANK) {
-    throw new Error(`webgpu ${kernel}: ${shapes} has ${c.shape.length} non-mergeable dims; the kernels handle at most ${MAX_RANK}`);
-  }
-}
-
-/**
- * WGSL: `strided_offsets(i)` maps flat index i over `u.shape` (rank `u.rank`) to one offset per operand,
- * offsets[k] = u.base[k] + Σ_d idx_d · u.s<k>[d]. Needs a uniform `u` with members rank, shape, base
- * (vec4<i32>) and s0..s{n-1} (array<vec4<i32>, 2>).
- */
-export function wgslStridedOffsets(operands: number): string {
-  const terms = Array.from({ length: operands }, (_, k) => `u.s${k}[d >> 2u][d & 3u]`);
-  const vec = `vec4<i32>(${[...terms, ...Array(4 - operands).fill('0')].join(', ')})`;
-  return /* wgsl */ `
-fn strided_offsets(flat: u32) -> vec4<i32> {
-  var rem = flat;
-  var off = u.base;
-  for (var dd = i32(u.rank) - 1; dd >= 0; dd--) {
-    let d = u32(dd);
-    let n = u.shape[d >> 2u][d & 3u];
-    let c = i32(rem % n);
-    rem = rem / n;
-    off += c * ${vec};
-  }
-  return off;
-}
-`;
-}
-
-/** WGSL struct members for a strided kernel with `operands` stride sets. */
-export function wgslStridedMembers(operands: number): string {
-  return [
-    'n: u32,',
-    'rank: u32,',
-    'base: vec4<i32>,',
-    'shape: array<vec4<u32>, 2>,',
-    ...Array.from({ length: operands }, (_, k) => `s${k}: array<vec4<i32>, 2>,`),
-  ].join('\n  ');
-}
-
-/** Uniform values for wgslStridedMembers. */
-export function stridedUniforms(n: number, c: Coalesced, base: readonly number[] = []): Record<string, number | number[]> {
-  const u: Record<string, number | number[]> = {
-    n,
-    rank: c.shape.length,
-    base: [0, 1, 2, 3].map((k) => base[k] ?? 0),
-    shape: c.shape,
-  };
-  c.strides.forEach((s, k) => (u[`s${k}`] = s));
-  return u;
-}
-
-export const WGSL_MAIN_ARGS = '@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32';
+import { MAX_RANK, WG, WGSL_LINEAR, WGSL_MAIN_ARGS, checkRank, coalesce, stridedUniforms, wgslStridedMembers, wgslStridedOffsets } from './prelude.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Gather-form copy: out[i] = x[offset(i)] over out's (coalesced) shape. expand, transpose and slice.
@@ -214,7 +123,7 @@ function coalescePad(shape: Shape, before: readonly number[], after: readonly nu
   return dims;
 }
 
-export const layoutKernels: KernelFamily = {
+export const layoutKernels = {
   expand(ctx, [x], p) {
     return gatherCopy(ctx, x, p.outShape, broadcastStrides(p.shape, p.outShape), 0, `expand ${fmt(p.shape)} → ${fmt(p.outShape)}`);
   },
@@ -281,4 +190,4 @@ export const layoutKernels: KernelFamily = {
     });
     return out;
   },
-};
+} satisfies KernelFamily;

@@ -16,34 +16,14 @@
 //     N % 4 == 0), scalar otherwise; out-of-range elements load as 0, so any M, N, K ≥ 1 works;
 //   - workgroup id z selects a batch (matmul, numpy batch broadcasting) or a group (conv).
 //
-// A kernel plan (`KernelPlan`) carries the specialised WGSL, the override constants, the uniform values by
-// member name, the storage bindings by WGSL variable name and the grid; `dispatchPlan` hands it to the
-// WebGPU backend, which binds by name (wgsl_reflect), never by index. `matmulKernels` registers the
-// matmul with the backend (engine/webgpu/backend.ts loads it as an optional family).
+// The planners work from shapes alone and return a `DispatchPlan` (the specialised WGSL, override
+// constants, uniforms by member name, bindings by WGSL variable name naming an input or the output, and
+// the grid), so they can be tested without a device; `runPlan` binds and queues one. `matmulKernels` is
+// the backend's matmul.
 
 import type { KernelParams } from '../engine/backend.ts';
 import { broadcastStrides, fmt, sizeOf, type Shape } from '../engine/shape.ts';
-import type { GpuStorage, KernelContext, KernelFamily } from '../engine/webgpu/backend.ts';
-
-/** Everything needed to run one compute dispatch that writes one output storage. */
-export interface KernelPlan {
-  /** For error messages: family and shapes. */
-  label: string;
-  /** Specialised WGSL; equal strings may share a module and pipeline. */
-  code: string;
-  entryPoint: string;
-  /** Pipeline-overridable constants (`override` declarations). */
-  constants: Record<string, number>;
-  /** Members of the uniform struct bound as `params`, by name (u32, i32 or f32 as the struct declares). */
-  params: Record<string, number>;
-  /** Storage bindings read by the kernel: WGSL variable name → index into the kernel's inputs. */
-  inputs: Record<string, number>;
-  /** WGSL variable name of the output storage binding. */
-  output: string;
-  /** Number of f32 elements of the output. */
-  outputSize: number;
-  workgroups: [number, number, number];
-}
+import { cachedShader, runPlan, type DispatchPlan, type KernelContext, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
 
 /** Register-tile and workgroup shape of one GEMM variant. */
 export interface GemmConfig {
@@ -404,18 +384,6 @@ function matmulSpec(aVec4: boolean, bVec4: boolean): GemmSpec {
   };
 }
 
-const shaderCache = new Map<string, string>();
-
-/** Builds a shader variant once; equal keys return the identical string (the pipeline cache key). */
-export function cachedShader(key: string, build: () => string): string {
-  let code = shaderCache.get(key);
-  if (code === undefined) {
-    code = build();
-    shaderCache.set(key, code);
-  }
-  return code;
-}
-
 /**
  * Tile configurations (see bench/RESULTS.md for how they measure on lavapipe).
  *
@@ -457,7 +425,7 @@ export function setGemmConfig(config: GemmConfig | null): void {
 
 /** What the configuration choice may depend on besides the problem size. */
 export interface GemmTarget {
-  /** A CPU adapter (lavapipe, SwiftShader…): `isFallbackAdapter` of the device. */
+  /** A software adapter on the CPU (lavapipe, SwiftShader…): the kernel context's `softwareAdapter`. */
   cpu: boolean;
   /** maxComputeWorkgroupStorageSize. */
   sharedBytes: number;
@@ -477,9 +445,9 @@ export function chooseGemmConfig(m: number, n: number, bVec4: boolean, target: G
   return GEMM_CONFIGS.square;
 }
 
-/** The target of the backend that owns `storage`. */
-export function targetOf(storage: GpuStorage, limits: GPUSupportedLimits): GemmTarget {
-  return { cpu: storage.backend.ctx.isFallbackAdapter, sharedBytes: limits.maxComputeWorkgroupStorageSize };
+/** The target a kernel runs on. */
+export function targetOf(ctx: KernelContext): GemmTarget {
+  return { cpu: ctx.softwareAdapter, sharedBytes: ctx.limits.maxComputeWorkgroupStorageSize };
 }
 
 /** The WebGPU default limit on workgroups per dimension. */
@@ -493,7 +461,7 @@ export function checkedGrid(label: string, grid: [number, number, number]): [num
 }
 
 /** Plans a batched matmul `a [...ba, m, k] @ b [...bb, k, n]` (K ≥ 1). */
-export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, target?: GemmTarget): KernelPlan {
+export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, target?: GemmTarget): DispatchPlan {
   const r = p.outShape.length;
   const M = p.outShape[r - 2];
   const N = p.outShape[r - 1];
@@ -512,37 +480,17 @@ export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, targe
   return {
     label,
     code,
-    entryPoint: 'main',
     constants: gemmConstants(cfg),
-    params: {
+    uniforms: {
       M, N, K,
       d0: dims[0], d1: dims[1], d2: dims[2], d3: dims[3],
       as0: aStrides[0], as1: aStrides[1], as2: aStrides[2], as3: aStrides[3],
       bs0: bStrides[0], bs1: bStrides[1], bs2: bStrides[2], bs3: bStrides[3],
     },
-    inputs: { a: 0, b: 1 },
-    output: 'out',
-    outputSize: batch * M * N,
+    bindings: { a: 0, b: 1, out: 'output' },
+    outShape: p.outShape,
     workgroups: checkedGrid(label, [Math.ceil(N / tileN), Math.ceil(M / tileM), batch]),
   };
-}
-
-/** Queues a plan on the WebGPU backend and returns its output. */
-export function dispatchPlan(ctx: KernelContext, plan: KernelPlan, inputs: readonly GpuStorage[], outShape: Shape): GpuStorage {
-  const out = ctx.output(plan.outputSize, outShape);
-  if (plan.outputSize === 0) return out;
-  const bindings: Record<string, GpuStorage> = { [plan.output]: out };
-  for (const [name, index] of Object.entries(plan.inputs)) bindings[name] = inputs[index];
-  ctx.dispatch({
-    code: plan.code,
-    entryPoint: plan.entryPoint,
-    constants: plan.constants,
-    uniforms: plan.params,
-    bindings,
-    workgroups: plan.workgroups,
-    label: plan.label,
-  });
-  return out;
 }
 
 /** FLOPs of a matmul: 2·M·N·K per output batch. */
@@ -550,11 +498,11 @@ export function matmulFlops(p: KernelParams['matmul']): number {
   return 2 * sizeOf(p.outShape) * p.aShape[p.aShape.length - 1];
 }
 
-/** The tiled matmul, registered with the WebGPU backend (replaces the naive kernel of kernels/naive.ts). */
-export const matmulKernels: KernelFamily = {
+/** The backend's matmul. */
+export const matmulKernels = {
   matmul(ctx, inputs, p) {
     const K = p.aShape[p.aShape.length - 1];
     if (K === 0 || sizeOf(p.outShape) === 0) return ctx.call('fill', [], { size: sizeOf(p.outShape), value: 0 });
-    return dispatchPlan(ctx, planMatmul(p, undefined, targetOf(inputs[0], ctx.limits)), inputs, p.outShape);
+    return runPlan(ctx, planMatmul(p, undefined, targetOf(ctx)), inputs);
   },
-};
+} satisfies KernelFamily;

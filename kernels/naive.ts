@@ -1,16 +1,15 @@
 // Naive matmul and convolutions: one invocation per output element, a plain loop over the summed
 // indices, no workgroup memory. They are the simple, obviously-correct baseline the tiled kernels
-// (kernels/matmul.ts, kernels/conv2d.ts) replace and are compared against; the backend lists them first
-// so a faster family registered later overrides them.
+// (kernels/matmul.ts, kernels/conv2d.ts) are compared against, in the tests and the benchmarks; they are
+// not in the backend's kernel table (kernels/index.ts), so production never runs them.
 //
 // Each invocation accumulates in the CPU reference's order (k ascending for matmul; channel, ky, kx for
 // the convolutions) in float32.
 
 import type { ConvGeometry } from '../engine/backend.ts';
-import type { KernelFamily } from '../engine/webgpu/backend.ts';
-import { WGSL_LINEAR } from '../engine/webgpu/pipelines.ts';
+import type { KernelFamily } from '../engine/webgpu/kernel-api.ts';
 import { broadcastStrides, fmt, sizeOf } from '../engine/shape.ts';
-import { WG, WGSL_MAIN_ARGS, checkRank, coalesce, stridedUniforms, wgslStridedMembers, wgslStridedOffsets } from './layout.ts';
+import { WG, WGSL_LINEAR, WGSL_MAIN_ARGS, checkRank, coalesce, stridedUniforms, wgslStridedMembers, wgslStridedOffsets } from './prelude.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // matmul: batch dims broadcast via strided offsets over the (coalesced) batch shape.
@@ -195,7 +194,7 @@ function convUniforms(g: ConvGeometry, total: number) {
   };
 }
 
-export const naiveKernels: KernelFamily = {
+export const naiveKernels = {
   matmul(ctx, [a, b], p) {
     const r = p.outShape.length;
     const m = p.outShape[r - 2];
@@ -246,4 +245,4 @@ export const naiveKernels: KernelFamily = {
     }
     return dw;
   },
-};
+} satisfies KernelFamily;

@@ -6,11 +6,9 @@
 // skipped (they never win); a window made only of padding gives -1. Windows are small (k ≤ 7 or so), so
 // a serial scan per invocation beats any cooperative scheme; adjacent invocations read adjacent columns.
 
-import type { KernelFamily } from '../engine/webgpu/backend.ts';
-import { WGSL_LINEAR } from '../engine/webgpu/pipelines.ts';
+import type { KernelFamily } from '../engine/webgpu/kernel-api.ts';
 import { fmt, sizeOf } from '../engine/shape.ts';
-import { WGSL_MATH } from './elementwise.ts';
-import { WG, WGSL_MAIN_ARGS } from './layout.ts';
+import { WG, WGSL_LINEAR, WGSL_MAIN_ARGS, WGSL_MATH } from './prelude.ts';
 
 const ARGMAX = /* wgsl */ `
 ${WGSL_LINEAR}
@@ -62,7 +60,7 @@ fn main(${WGSL_MAIN_ARGS}) {
 }
 `;
 
-export const poolKernels: KernelFamily = {
+export const poolKernels = {
   maxPoolArgmax(ctx, [x], p) {
     if (p.xShape.length !== 4 || p.outShape.length !== 4) throw new Error(`webgpu maxPoolArgmax: expects NCHW, got ${fmt(p.xShape)} → ${fmt(p.outShape)}`);
     const [, , H, W] = p.xShape;
@@ -94,4 +92,4 @@ export const poolKernels: KernelFamily = {
     });
     return out;
   },
-};
+} satisfies KernelFamily;

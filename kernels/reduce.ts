@@ -9,8 +9,8 @@
 //   the inner ones.
 // - R > 64: one workgroup of WG invocations per (output, chunk of 8·WG elements), WG = 256, or the power
 //   of two from 64 up that covers R in one chunk. Each invocation folds 8 elements strided by WG (so a
-//   workgroup reads contiguous runs), then a tree in workgroup memory folds the WG partials. When R spans several chunks, the [O, chunks] partials are reduced again by the same
-//   planner (a second pass), so no invocation ever walks a long serial chain: the longest chain of
+//   workgroup reads contiguous runs), then a tree in workgroup memory folds the WG partials. When R spans several chunks, the
+//   [O, chunks] partials are reduced again by the same planner (a second pass), so no invocation ever walks a long serial chain: the longest chain of
 //   additions is 8 + log2(256) = 16 per pass (at most 16 + 64 over two passes), which bounds the float32
 //   error at D·2^-24·Σ|x| with D ≤ 80.
 //
@@ -18,11 +18,9 @@
 // 0 for sum and -∞ for max.
 
 import type { ReduceOp } from '../engine/backend.ts';
-import type { GpuStorage, KernelContext, KernelFamily } from '../engine/webgpu/backend.ts';
-import { WGSL_LINEAR } from '../engine/webgpu/pipelines.ts';
+import type { GpuStorage, KernelContext, KernelFamily } from '../engine/webgpu/kernel-api.ts';
 import { fmt, sizeOf, stridesOf, type Shape } from '../engine/shape.ts';
-import { WGSL_MATH } from './elementwise.ts';
-import { MAX_RANK, WGSL_MAIN_ARGS, coalesce, type Coalesced } from './layout.ts';
+import { MAX_RANK, WGSL_LINEAR, WGSL_MAIN_ARGS, WGSL_MATH, coalesce, type Coalesced } from './prelude.ts';
 
 /** Largest R reduced by one invocation per output. */
 export const LOOP_MAX = 64;
@@ -210,7 +208,7 @@ function reduceInto(ctx: KernelContext, op: ReduceOp, x: GpuStorage, plan: Reduc
   }
 }
 
-export const reduceKernels: KernelFamily = {
+export const reduceKernels = {
   reduce(ctx, [x], p) {
     if (!(p.op in COMBINE)) throw new Error(`webgpu reduce: unknown op ${p.op}`);
     const plan = planOf(p.shape, p.axes);
@@ -226,4 +224,4 @@ export const reduceKernels: KernelFamily = {
     reduceInto(ctx, p.op, x, plan, out);
     return out;
   },
-};
+} satisfies KernelFamily;

@@ -1,8 +1,6 @@
 // Random parameters for benchmarks and tests of architectures without shipped weights: He-normal
 // convolution and linear weights, identity batch norm, zero biases. Seeded, so runs are repeatable.
 
-import * as E from '../engine/index.ts';
-import type { Backend } from '../engine/index.ts';
 import type { Module, StateDictSource } from './module.ts';
 
 function gaussian(seed: number): () => number {
@@ -38,6 +36,7 @@ export function randomStateDict(module: Module, seed = 1): StateDictSource {
   };
 }
 
-export function initializeRandom(module: Module, seed = 1, backend: Backend = E.getBackend()): void {
-  module.loadStateDict(randomStateDict(module, seed), { backend, sourceName: 'random initialisation' });
+/** Loads random parameters (randomStateDict) on the current backend. */
+export function initializeRandom(module: Module, seed = 1): void {
+  module.loadStateDict(randomStateDict(module, seed), { sourceName: 'random initialisation' });
 }

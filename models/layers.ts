@@ -1,7 +1,7 @@
 // Leaf modules with torch's names, parameter layouts and eval-mode behaviour.
 
-import * as E from '../engine/ops.ts';
-import type { Tensor } from '../engine/tensor.ts';
+import * as E from '../engine/index.ts';
+import type { Tensor } from '../engine/index.ts';
 import { Module, ModelError } from './module.ts';
 
 type Pair = number | [number, number];

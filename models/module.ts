@@ -6,10 +6,8 @@
 // for it. `ForwardReplay` adds the memo that makes the second pass cheap: outputs computed before the
 // target layer are reused instead of recomputed, so only the network after A is evaluated (and traced).
 
-import { fmt, type Shape } from '../engine/shape.ts';
-import { Tensor } from '../engine/tensor.ts';
-import { tensor as makeTensor } from '../engine/ops.ts';
-import type { Backend } from '../engine/backend.ts';
+import { Tensor, tensor as makeTensor } from '../engine/index.ts';
+import { fmt, type Shape } from '../engine/internal.ts';
 
 export class ModelError extends Error {
   override name = 'ModelError';
@@ -173,7 +171,7 @@ export abstract class Module {
    * Loads parameters by name. Every missing, unexpected and mis-shaped key is reported in one error;
    * `num_batches_tracked` is accepted and ignored (eval mode does not use it).
    */
-  loadStateDict(source: StateDictSource, opts: { strict?: boolean; backend?: Backend; sourceName?: string } = {}): void {
+  loadStateDict(source: StateDictSource, opts: { strict?: boolean; sourceName?: string } = {}): void {
     const strict = opts.strict ?? true;
     const expected = new Map(this.tensors());
     const problems: string[] = [];
@@ -196,7 +194,7 @@ export abstract class Module {
     for (const [name, spec] of expected) {
       if (!source.has(name)) continue;
       spec.value?.dispose();
-      spec.value = makeTensor(source.values(name), spec.shape, opts.backend);
+      spec.value = makeTensor(source.values(name), spec.shape);
     }
   }
 

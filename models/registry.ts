@@ -2,9 +2,9 @@
 // (with the hyper-parameters a weights file determines), its preprocessing, class labels, task, default CAM
 // target layer and the layout of its activations.
 
-import * as E from '../engine/ops.ts';
-import type { Shape } from '../engine/shape.ts';
-import type { Tensor } from '../engine/tensor.ts';
+import * as E from '../engine/index.ts';
+import type { Shape } from '../engine/index.ts';
+import type { Tensor } from '../engine/index.ts';
 import type { Module } from './module.ts';
 import { ModelError } from './module.ts';
 

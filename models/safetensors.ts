@@ -13,11 +13,11 @@
  * beyond the size of its input, and reports every problem as a {@link SafetensorsError} with a one-line
  * message naming the file, the tensor (where there is one) and the rule broken.
  *
- * No Node-only API is used except `node:fs/promises` in {@link readSafetensors} / {@link writeSafetensors},
- * which Deno also provides.
+ * Files are read and written through the engine's platform seam (Node and Deno: the file system; a browser
+ * page: fetch), so the parser itself runs anywhere.
  */
 
-import { readFile, writeFile } from 'node:fs/promises';
+import { readBytes, writeBytes } from '../engine/internal.ts';
 
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -584,15 +584,21 @@ export function parseSafetensors(bytes: Uint8Array, fileName = '<memory>'): Safe
   return new SafetensorsFile(fileName, u8, headerLength, metadata, entries);
 }
 
-/** Reads a file once (fs/promises readFile) and parses it without a second whole copy. */
-export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  let buf: Uint8Array;
+/** A file location as messages show it: the path of a file: URL, else the string itself. */
+export function displayName(location: string | URL): string {
+  return location instanceof URL && location.protocol === 'file:' ? decodeURIComponent(location.pathname) : String(location);
+}
+
+/** Reads a file (a path, or a URL) once and parses it without a second whole copy. */
+export async function readSafetensors(location: string | URL): Promise<SafetensorsFile> {
+  const name = displayName(location);
+  let bytes: Uint8Array;
   try {
-    buf = await readFile(path);
+    bytes = await readBytes(location);
   } catch (err) {
-    throw new SafetensorsError(path, undefined, 'io', `cannot read the file (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+    throw new SafetensorsError(name, undefined, 'io', `cannot read the file (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }
-  return parseSafetensors(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), path);
+  return parseSafetensors(bytes, name);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -728,7 +734,7 @@ function serializeImpl(tensors: Record<string, TensorToWrite>, metadata: Record<
 export async function writeSafetensors(path: string, tensors: Record<string, TensorToWrite>, metadata?: Record<string, string>): Promise<void> {
   const bytes = serializeImpl(tensors, metadata, path);
   try {
-    await writeFile(path, bytes);
+    await writeBytes(path, bytes);
   } catch (err) {
     throw new SafetensorsError(path, undefined, 'io', `cannot write the file (${err instanceof Error ? err.message : String(err)})`, { cause: err });
   }

@@ -1,10 +1,7 @@
 // The model zoo: entries with shipped weights, and loading any registered architecture from a
 // safetensors file. Zoo names and architecture names are a contract (the CAM CLI's --model and --arch).
 
-import { fileURLToPath } from 'node:url';
-import type { Backend } from '../engine/backend.ts';
-import { getBackend } from '../engine/runtime.ts';
-import { readSafetensors, SafetensorsError, type SafetensorsFile } from './safetensors.ts';
+import { displayName, readSafetensors, SafetensorsError, type SafetensorsFile } from './safetensors.ts';
 import { ModelError, type StateDictSource } from './module.ts';
 import { getArchitecture, type Architecture, type Network } from './registry.ts';
 import './archs/index.ts';
@@ -17,7 +14,7 @@ export interface ZooEntry {
   description: string;
 }
 
-const WEIGHTS_DIR = fileURLToPath(new URL('./weights/', import.meta.url));
+const WEIGHTS = new URL('./weights/', import.meta.url);
 
 const zoo: ZooEntry[] = [
   { name: 'resnet20_cifar10', arch: 'resnet20', weights: 'resnet20_cifar10.safetensors', description: 'CIFAR-10 ResNet-20 (akamaster/pytorch_resnet_cifar10, BSD-2)' },
@@ -56,26 +53,27 @@ export interface LoadedModel {
 
 /**
  * Builds an architecture with the shape hyper-parameters of a safetensors weights file (input channels,
- * widths, classes, a ViT's depth and sizes) and loads the weights into it (strict names and shapes).
+ * widths, classes, a ViT's depth and sizes) and loads the weights into it (strict names and shapes). The
+ * weights go to the current backend (useBackend), like every tensor made from host values.
  */
-export async function loadModel(archName: string, weightsPath: string, backend: Backend = getBackend()): Promise<LoadedModel> {
+export async function loadModel(archName: string, weightsPath: string | URL): Promise<LoadedModel> {
   const base = getArchitecture(archName);
   let file: SafetensorsFile;
   try {
     file = await readSafetensors(weightsPath);
   } catch (e) {
     if (e instanceof SafetensorsError) throw e;
-    throw new ModelError(`${weightsPath}: cannot read weights (${(e as Error).message})`);
+    throw new ModelError(`${displayName(weightsPath)}: cannot read weights (${(e as Error).message})`);
   }
   const source = stateDictFromSafetensors(file);
   let module: Network;
   try {
     module = base.build(undefined, source);
   } catch (e) {
-    if (e instanceof ModelError) throw new ModelError(`${weightsPath}: ${e.message}`);
+    if (e instanceof ModelError) throw new ModelError(`${file.fileName}: ${e.message}`);
     throw e;
   }
-  module.loadStateDict(source, { backend, sourceName: weightsPath });
+  module.loadStateDict(source, { sourceName: file.fileName });
   const arch = base.specialise ? { ...base, ...base.specialise(module) } : base;
   const n = module.numClasses;
   const labels = n === base.labels.length ? base.labels : Array.from({ length: n }, (_, i) => `class ${i}`);
@@ -83,8 +81,8 @@ export async function loadModel(archName: string, weightsPath: string, backend: 
 }
 
 /** Loads a zoo model with its shipped weights. */
-export async function loadZooModel(name: string, backend: Backend = getBackend()): Promise<LoadedModel> {
+export async function loadZooModel(name: string): Promise<LoadedModel> {
   const entry = getZooEntry(name);
-  const loaded = await loadModel(entry.arch, WEIGHTS_DIR + entry.weights, backend);
+  const loaded = await loadModel(entry.arch, new URL(entry.weights, WEIGHTS));
   return { ...loaded, name };
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference outputs for cam/postprocess.ts, cam/colormap.ts and cam/image.ts.
+"""Reference outputs for cam/algorithm/postprocess.ts, cam/rendering/colormap.ts and cam/rendering/image.ts.
 
 Writes test/fixtures/postprocess_reference.json with:
   - jet_lut_rgb: cv2.applyColorMap(0..255, COLORMAP_JET), converted to RGB

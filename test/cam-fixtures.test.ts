@@ -5,11 +5,11 @@
 
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
-import { explain, type Explanation } from '../cam/explain.ts';
-import { METHODS } from '../cam/methods/index.ts';
-import { aggregateLayers, scaleCamImage } from '../cam/postprocess.ts';
-import { captureForward, headUtility, layerTerms } from '../cam/terms.ts';
-import type { TargetName } from '../cam/targets.ts';
+import { explain, type Explanation } from '../cam/algorithm/explain.ts';
+import { METHODS } from '../cam/algorithm/methods/index.ts';
+import { aggregateLayers, scaleCamImage } from '../cam/algorithm/postprocess.ts';
+import { captureForward, headUtility, layerTerms } from '../cam/algorithm/terms.ts';
+import type { TargetName } from '../cam/algorithm/targets.ts';
 import { loadZooModel, stateDictFromSafetensors } from '../models/zoo.ts';
 import type { Module } from '../models/module.ts';
 import { absErr, fixture, relErr, weightsFile, type Fixture } from './helpers/fixtures.ts';
@@ -47,7 +47,7 @@ function imageMaps(e: Explanation, method: string): Float64Array {
 }
 
 function weighted(m: Module, name: string): Module {
-  m.loadStateDict(stateDictFromSafetensors(weightsFile(`${name}.weights.safetensors`)), { backend: cpu });
+  m.loadStateDict(stateDictFromSafetensors(weightsFile(`${name}.weights.safetensors`)));
   return m;
 }
 
@@ -60,7 +60,7 @@ interface Case {
 const cases: Case[] = [
   {
     name: 'case1_resnet20_cifar10_public',
-    build: async () => (await loadZooModel('resnet20_cifar10', cpu)).module,
+    build: async () => (await loadZooModel('resnet20_cifar10')).module,
     layers: [
       { path: 'layer3', canBeNegative: false },
       { path: 'layer3.2.conv1', canBeNegative: true },
@@ -210,7 +210,7 @@ for (const c of cases) {
 describe('structural facts across the fixtures', () => {
   it('ShapleyCAM differs from GradCAM under ReST on ResNet-20 layer3 (curvature from the softmax)', async () => {
     const f = fixture('case1_resnet20_cifar10_public').file;
-    const m = (await loadZooModel('resnet20_cifar10', cpu)).module;
+    const m = (await loadZooModel('resnet20_cifar10')).module;
     const e = await explain({ module: m, input: E.tensor(f.float32('input'), f.entry('input').shape, cpu), layers: ['layer3'], methods: ['gradcam', 'shapleycam'], target: 'rest' });
     expect(e.layers[0].hvpStructurallyZero).toBe(false);
     expect(absErr(imageMaps(e, 'gradcam'), imageMaps(e, 'shapleycam'))).toBeGreaterThan(1e-3);
@@ -219,7 +219,7 @@ describe('structural facts across the fixtures', () => {
   it('TinyCNN conv1 under the logit utility: curvature from SiLU/GELU makes ShapleyCAM differ', async () => {
     const f = fixture('case3_tinycnn_public').file;
     const m = new TinyCNN();
-    m.loadStateDict(stateDictFromSafetensors(weightsFile('case3_tinycnn_public.weights.safetensors')), { backend: cpu });
+    m.loadStateDict(stateDictFromSafetensors(weightsFile('case3_tinycnn_public.weights.safetensors')));
     const e = await explain({ module: m, input: E.tensor(f.float32('input'), f.entry('input').shape, cpu), layers: ['conv1'], methods: ['gradcam', 'shapleycam'], target: 'logit' });
     expect(e.layers[0].hvpStructurallyZero).toBe(false);
     expect(absErr(imageMaps(e, 'gradcam'), imageMaps(e, 'shapleycam'))).toBeGreaterThan(1e-3);
@@ -227,7 +227,7 @@ describe('structural facts across the fixtures', () => {
 
   it('two target layers: each layer has its own H·A, and GradCAM matches the reference multi-layer map', async () => {
     const f = fixture('case1_resnet20_cifar10_public').file;
-    const m = (await loadZooModel('resnet20_cifar10', cpu)).module;
+    const m = (await loadZooModel('resnet20_cifar10')).module;
     const e = await explain({ module: m, input: E.tensor(f.float32('input'), f.entry('input').shape, cpu), layers: ['layer3', 'layer3.2.conv1'], methods: ['gradcam', 'shapleycam'], target: 'rest' });
     expect(absErr(imageMaps(e, 'gradcam'), f.float32('cam/GradCAM/ReST/layer3+layer3.2.conv1'))).toBeLessThan(1e-4);
     expect(e.layers.map((l) => l.hvpComputed)).toEqual([true, true]);

@@ -3,8 +3,8 @@
 
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
-import { explain } from '../cam/explain.ts';
-import { captureForward, layerTerms } from '../cam/terms.ts';
+import { explain } from '../cam/algorithm/explain.ts';
+import { captureForward, layerTerms } from '../cam/algorithm/terms.ts';
 import { loadZooModel } from '../models/zoo.ts';
 import { fixture } from './helpers/fixtures.ts';
 
@@ -14,7 +14,7 @@ const input = () => E.tensor(f.float32('input'), f.entry('input').shape, cpu);
 
 describe('CAM pipeline', () => {
   it('differentiates only what follows the layer: modules before it run once, never under a transform', async () => {
-    const model = (await loadZooModel('resnet20_cifar10', cpu)).module;
+    const model = (await loadZooModel('resnet20_cifar10')).module;
     const calls = new Map<string, number>();
     const traced = new Map<string, number>();
     for (const [path, m] of model.modules()) {
@@ -39,7 +39,7 @@ describe('CAM pipeline', () => {
   });
 
   it('a batch gives the same maps as its images one at a time (no cross-image Hessian terms)', async () => {
-    const model = (await loadZooModel('resnet20_cifar10', cpu)).module;
+    const model = (await loadZooModel('resnet20_cifar10')).module;
     const x = input();
     const methods = ['shapleycam', 'shapleycam-e', 'gradcam++'];
     const batch = await explain({ module: model, input: x, layers: ['layer3.2.conv1'], methods });
@@ -54,7 +54,7 @@ describe('CAM pipeline', () => {
   });
 
   it('repeated explanations leave the live buffer count unchanged', async () => {
-    const model = (await loadZooModel('resnet20_cifar10', cpu)).module;
+    const model = (await loadZooModel('resnet20_cifar10')).module;
     const x = input();
     const run = () => explain({ module: model, input: x, layers: ['layer3'], methods: ['shapleycam', 'gradcam', 'eigencam'] });
     await run();

@@ -1,13 +1,14 @@
 // The CAM pipeline on the WebGPU backend (float32, handwritten kernels) against the PyTorch fixtures at
 // float32 tolerances, and against the CPU reference; plus the CLI with --backend webgpu.
 
-import { expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
-import { explain, type Explanation } from '../cam/explain.ts';
-import { captureForward, layerTerms } from '../cam/terms.ts';
+import { explain, type Explanation } from '../cam/algorithm/explain.ts';
+import { captureForward, layerTerms } from '../cam/algorithm/terms.ts';
 import { loadZooModel } from '../models/zoo.ts';
 import { absErr, fixture, relErr } from './helpers/fixtures.ts';
 import { describeWebGpu, webgpuBackend } from './helpers/webgpu.ts';
+import type { WebGpuBackend } from '../engine/webgpu/backend.ts';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,13 +26,16 @@ const maps = (e: Explanation, m: string) => {
 
 describeWebGpu('CAM on WebGPU (ResNet-20, fixture case 1)', () => {
   const f = fixture('case1_resnet20_cifar10_public').file;
+  // Models and inputs go to the current backend: WebGPU for this suite.
+  let gpu: WebGpuBackend;
+  beforeAll(async () => E.setBackend((gpu = await webgpuBackend())));
+  afterAll(() => E.setBackend(E.cpuBackend()));
   const T: Record<string, 'rest' | 'logit' | 'softmax'> = { ReST: 'rest', logit: 'logit', softmax: 'softmax' };
 
   for (const layer of ['layer3', 'layer3.2.conv1']) {
     it(`${layer}: logits, A, G and H·A within float32 rounding of PyTorch's float64 values`, async () => {
-      const gpu = await webgpuBackend();
-      const model = (await loadZooModel('resnet20_cifar10', gpu)).module;
-      const x = E.tensor(f.float32('input'), f.entry('input').shape, gpu);
+      const model = (await loadZooModel('resnet20_cifar10')).module;
+      const x = E.tensor(f.float32('input'), f.entry('input').shape);
       const classes = f.int('pred');
       for (const t of ['ReST', 'logit', 'softmax']) {
         const capture = captureForward(model, x, layer);
@@ -48,9 +52,8 @@ describeWebGpu('CAM on WebGPU (ResNet-20, fixture case 1)', () => {
   }
 
   it('every gradient and second-order method: maps within 1e-4 of the reference (ReST)', async () => {
-    const gpu = await webgpuBackend();
-    const model = (await loadZooModel('resnet20_cifar10', gpu)).module;
-    const x = E.tensor(f.float32('input'), f.entry('input').shape, gpu);
+    const model = (await loadZooModel('resnet20_cifar10')).module;
+    const x = E.tensor(f.float32('input'), f.entry('input').shape);
     const methods: [string, string, number][] = [
       ['shapleycam', 'ShapleyCAM_mean', 1e-4], ['shapleycam-h', 'ShapleyCAM_hires', 1e-4], ['shapleycam-e', 'ShapleyCAM_E', 1e-4],
       ['gradcam', 'GradCAM', 1e-4], ['hirescam', 'HiResCAM', 1e-4], ['gradcam-e', 'GradCAMElementWise', 1e-4], ['layercam', 'LayerCAM', 1e-4],
@@ -62,9 +65,8 @@ describeWebGpu('CAM on WebGPU (ResNet-20, fixture case 1)', () => {
   });
 
   it('ShapleyCAM equals GradCAM under the logit utility on WebGPU too (structural zero)', async () => {
-    const gpu = await webgpuBackend();
-    const model = (await loadZooModel('resnet20_cifar10', gpu)).module;
-    const x = E.tensor(f.float32('input'), f.entry('input').shape, gpu);
+    const model = (await loadZooModel('resnet20_cifar10')).module;
+    const x = E.tensor(f.float32('input'), f.entry('input').shape);
     const e = await explain({ module: model, input: x, layers: ['layer3.2.conv1'], methods: ['gradcam', 'shapleycam'], target: 'logit' });
     expect(e.layers[0].hvpStructurallyZero).toBe(true);
     expect(absErr(maps(e, 'gradcam'), maps(e, 'shapleycam'))).toBe(0);
@@ -72,9 +74,8 @@ describeWebGpu('CAM on WebGPU (ResNet-20, fixture case 1)', () => {
   });
 
   it('no GPU memory growth over repeated explanations', async () => {
-    const gpu = await webgpuBackend();
-    const model = (await loadZooModel('resnet20_cifar10', gpu)).module;
-    const x = E.tensor(f.float32('input'), f.entry('input').shape, gpu);
+    const model = (await loadZooModel('resnet20_cifar10')).module;
+    const x = E.tensor(f.float32('input'), f.entry('input').shape);
     const run = () => explain({ module: model, input: x, layers: ['layer3'], methods: ['shapleycam', 'gradcam++'] });
     await run();
     const start = gpu.memory();

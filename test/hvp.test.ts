@@ -5,13 +5,9 @@ import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
 import { numericalJvp } from './helpers/gradcheck.ts';
 import { uniform, uniformAvoiding } from './helpers/random.ts';
+import { relErr } from './helpers/fixtures.ts';
 
 const t = (shape: number[], seed: number, lo = -1, hi = 1) => E.tensor(uniform(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape);
-
-function maxRelErr(a: Float64Array, b: Float64Array): number {
-  const scale = Math.max(1e-12, ...Array.from(b, Math.abs));
-  return Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]))) / scale;
-}
 
 const rest = (logits: E.Tensor, cls: number[]) => {
   const idx = E.tensor(cls.map((c) => [c]), [cls.length, 1]);
@@ -32,7 +28,7 @@ describe('hvp', () => {
       const v = t(shape, 2);
       const hv = E.hvp(f, x, v).valuesSync();
       const fd = numericalJvp((y) => E.grad(f)(y), [x], [v], 1e-5);
-      expect(maxRelErr(hv, fd)).toBeLessThan(1e-7);
+      expect(relErr(hv, fd)).toBeLessThan(1e-7);
     });
 
     it(`equals the explicit Hessian times v: ${name}`, () => {
@@ -50,7 +46,7 @@ describe('hvp', () => {
       const vv = uniform(n, 4);
       const expected = Float64Array.from({ length: n }, (_, i) => H.reduce((acc, col, j) => acc + col[i] * vv[j], 0));
       const hv = E.hvp(f, x, E.tensor(vv, shape)).valuesSync();
-      expect(maxRelErr(hv, expected)).toBeLessThan(1e-12);
+      expect(relErr(hv, expected)).toBeLessThan(1e-12);
     });
   }
 
@@ -71,7 +67,7 @@ describe('hvp', () => {
     const sWv = s.reduce((acc, si, i) => acc + si * Wvv[i], 0);
     const inner = s.map((si, i) => si * (Wvv[i] - sWv));
     const expected = Float64Array.from([0, 1, 2], (j) => -[0, 1, 2, 3].reduce((acc, i) => acc + Wv[i * 3 + j] * inner[i], 0));
-    expect(maxRelErr(hv, expected)).toBeLessThan(1e-12);
+    expect(relErr(hv, expected)).toBeLessThan(1e-12);
   });
 });
 
@@ -94,7 +90,7 @@ describe('structural zeros', () => {
     const r = E.gradAndHvp(f, a, a);
     expect(r.hvpIsStructurallyZero).toBe(false);
     const fd = numericalJvp((y) => E.grad(f)(y), [a], [a], 1e-6);
-    expect(maxRelErr(r.hvp.valuesSync(), fd)).toBeLessThan(1e-6);
+    expect(relErr(r.hvp.valuesSync(), fd)).toBeLessThan(1e-6);
     expect(Math.max(...Array.from(r.hvp.valuesSync(), Math.abs))).toBeGreaterThan(1e-6);
   });
 
@@ -140,7 +136,7 @@ describe('nested transforms', () => {
     const fwdRev = E.hvp(f, x, v).valuesSync();
     const revRev = E.grad((y) => E.sum(E.mul(E.grad(f)(y), v)))(x).valuesSync();
     const fwdFwd = E.jvp((y) => E.jvp(f, [y], [v])[1], [x], [E.onesLike(x)])[1].valuesSync();
-    expect(maxRelErr(revRev, fwdRev)).toBeLessThan(1e-13);
+    expect(relErr(revRev, fwdRev)).toBeLessThan(1e-13);
     // Σ_j H_ij v_i summed over i equals 1ᵀ H v.
     expect(Math.abs(fwdFwd[0] - fwdRev.reduce((p, q) => p + q, 0))).toBeLessThan(1e-12);
   });

@@ -4,21 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
-import {
-  centerCrop,
-  decodeImage,
-  decodeImageBytes,
-  encodePng,
-  ImageError,
-  preprocess,
-  resizeImage,
-  toNormalizedCHW,
-  writePng,
-  type RgbImage,
-} from '../cam/image.ts';
-import { aggregateLayers, minMaxNormalize, relu, resizeBilinear, scaleCamImage } from '../cam/postprocess.ts';
-import { JET_LUT_RGB, jetColormap, jetLutEntry, quantizeMask, showCamOnImage } from '../cam/colormap.ts';
-import { comparisonSheet, drawText, textWidth } from '../cam/sheet.ts';
+import { centerCrop, preprocess, resizeImage, toNormalizedCHW, type RgbImage } from '../cam/rendering/image.ts';
+import { DEFAULT_MAX_PIXELS, decodeImage, decodeImageBytes, encodePng, headerSize, ImageError, PixelLimitError, writePng } from '../cam/rendering/codec.ts';
+import { aggregateLayers, minMaxNormalize, relu, resizeBilinear, scaleCamImage } from '../cam/algorithm/postprocess.ts';
+import { JET_LUT_RGB, jetColormap, jetLutEntry, quantizeMask, showCamOnImage } from '../cam/rendering/colormap.ts';
+import { comparisonSheet } from '../cam/rendering/sheet.ts';
+import { drawText, textWidth } from '../cam/rendering/font.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const IMAGES = join(FIXTURES, 'images');
@@ -186,6 +177,41 @@ describe('decode / encode', () => {
       expect((err as Error).message).not.toContain('\n');
     }
     await expect(decodeImage(join(dir, 'missing.png'))).rejects.toThrow(ImageError);
+  });
+});
+
+describe('the pixel limit', () => {
+  it('reads the size from PNG and JPEG headers without decoding', () => {
+    expect(headerSize(makePng(3, 2, 8, 0, [[1, 2, 3], [4, 5, 6]]))).toEqual({ width: 3, height: 2 });
+    const enc = jpeg.encode({ width: 37, height: 5, data: new Uint8Array(37 * 5 * 4) }, 90);
+    expect(headerSize(new Uint8Array(enc.data))).toEqual({ width: 37, height: 5 });
+    expect(headerSize(new TextEncoder().encode('not an image'))).toBeNull();
+    expect(headerSize(Uint8Array.from([0xff, 0xd8, 0xff, 0xda, 0, 2]))).toBeNull(); // a scan before any frame header
+  });
+
+  it("refuses more pixels than the limit before decoding (Pillow's 89,478,485 by default)", () => {
+    const png = makePng(3, 2, 8, 0, [[1, 2, 3], [4, 5, 6]]);
+    expect(() => decodeImageBytes(png, 'a.png', { maxPixels: 5 })).toThrow(PixelLimitError);
+    expect(decodeImageBytes(png, 'a.png', { maxPixels: 6 }).data.length).toBe(18);
+    expect(DEFAULT_MAX_PIXELS).toBe(89_478_485);
+    // Only the header is valid: the limit is checked before the decoder could allocate anything.
+    expect(() => decodeImageBytes(makePng(9460, 9460, 8, 0, [[0]]), 'bomb.png')).toThrow(
+      /^bomb\.png: 9460×9460 = 89,491,600 pixels, over the limit of 89,478,485$/,
+    );
+    const jpegBomb = Uint8Array.from([0xff, 0xd8, 0xff, 0xc0, 0, 17, 8, 0xff, 0xff, 0xff, 0xff, 3]);
+    expect(() => decodeImageBytes(jpegBomb, 'bomb.jpg')).toThrow(/bomb\.jpg: 65535×65535 = 4,294,836,225 pixels/);
+  });
+
+  it('decodes JPEG straight to packed RGB, equal to the colour channels of an RGBA decode', () => {
+    const w = 9;
+    const h = 7;
+    for (const gray of [false, true]) {
+      const rgba = new Uint8Array(w * h * 4).map((_, i) => (i % 4 === 3 ? 255 : gray ? Math.floor(i / 4) * 3 : (i * 37) % 256));
+      const bytes = new Uint8Array(jpeg.encode({ width: w, height: h, data: rgba }, 90).data);
+      const ref = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true });
+      const got = decodeImageBytes(bytes, 'x.jpg');
+      expect(Array.from(got.data)).toEqual(Array.from(ref.data).filter((_, i) => i % 4 !== 3));
+    }
   });
 });
 

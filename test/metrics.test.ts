@@ -5,15 +5,15 @@
 
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
-import { explain, type Explanation } from '../cam/explain.ts';
-import { softmaxRow } from '../cam/targets.ts';
+import { explain, type Explanation } from '../cam/algorithm/explain.ts';
+import { softmaxRow } from '../cam/algorithm/targets.ts';
 import { loadZooModel, type LoadedModel } from '../models/zoo.ts';
 import {
   adcc, adccMetrics, averageDrop, averageDropInDeletion, coherency, complexity, curveInputs, datasetAdcc,
   increaseInConfidence, multiplyByMap, pearson, percentile, relevanceOrder, stepCount, trapezoidAuc, type AdccMetrics,
-} from '../cam/metrics.ts';
-import { imputationSystem, noisyLinearImpute, roadCombined, roadInputs, roadMask, solveImputation, ROAD_PERCENTAGES } from '../cam/road.ts';
-import { rngFor } from '../cam/random.ts';
+} from '../cam/evaluation/metrics.ts';
+import { imputationSystem, noisyLinearImpute, roadCombined, roadInputs, roadMask, solveImputation, ROAD_PERCENTAGES } from '../cam/evaluation/road.ts';
+import { rngFor } from '../cam/algorithm/random.ts';
 import { absErr, fixture } from './helpers/fixtures.ts';
 
 const fx = fixture('case4_adcc_resnet20_public');
@@ -68,7 +68,7 @@ describe('ADCC family end to end with our explain() on the fixture input (CPU, f
   let e: Explanation;
   const x = Float64Array.from(f.float32('input'));
   const images = Array.from({ length: B }, (_, b) => x.subarray(b * 3 * HW, (b + 1) * 3 * HW));
-  const getModel = async () => (model ??= await loadZooModel('resnet20_cifar10', cpu));
+  const getModel = async () => (model ??= await loadZooModel('resnet20_cifar10'));
   const probs = async (inputs: Float64Array[], classes: number[]) => {
     const flat = new Float64Array(inputs.length * 3 * HW);
     inputs.forEach((r, i) => flat.set(r, i * 3 * HW));

@@ -13,7 +13,7 @@ describe('CIFAR-10 ResNets match PyTorch', () => {
   // ResNet-56 on the float64 CPU reference costs three times ResNet-20: its logit check uses 25 images.
   for (const [zoo, key, n] of [['resnet20_cifar10', 'resnet20', 100], ['resnet56_cifar10', 'resnet56', 25]] as const) {
     it(`${zoo}: float64 logits of ${n} images within 1e-10 of PyTorch's float64 model`, async () => {
-      const model = await loadZooModel(zoo, E.cpuBackend());
+      const model = await loadZooModel(zoo);
       const x = E.tensor(input.subarray(0, n * 3 * 32 * 32), [n, 3, 32, 32], E.cpuBackend());
       const logits = await model.module.call(x).values();
       // The weights are float32 numbers, so a float64 forward reproduces torch's float64 model.

@@ -61,7 +61,7 @@ describe('reduced torchvision models loaded by registered name (arch_* fixtures)
   for (const name of FAMILY) {
     it(`arch_${name}: widths and classes from the file; float64 logits and layer outputs match PyTorch`, async () => {
       const ref = fixture(`arch_${name}`);
-      const model = await loadModel(ref.meta.config.arch, `${FIXTURES}${ref.meta.weights_file}`, cpu);
+      const model = await loadModel(ref.meta.config.arch, `${FIXTURES}${ref.meta.weights_file}`);
       expect(model.numClasses).toBe(ref.meta.config.numClasses);
       expect(model.inChannels).toBe(ref.meta.config.inChannels ?? 3);
       const { y, acts } = run(model.module, ref.file, ref.meta.layers);
@@ -80,7 +80,7 @@ describe('reduced torchvision models loaded by registered name (arch_* fixtures)
 
   it('segmentation models output the class map at the input size; the aux head is loaded (checked) but never run', async () => {
     const ref = fixture('arch_deeplabv3_resnet50');
-    const model = await loadModel('deeplabv3_resnet50', `${FIXTURES}${ref.meta.weights_file}`, cpu);
+    const model = await loadModel('deeplabv3_resnet50', `${FIXTURES}${ref.meta.weights_file}`);
     expect(model.arch.task).toBe('segmentation');
     const aux = (names: string[]) => names.filter((n) => n.startsWith('aux_classifier.') && !n.endsWith('num_batches_tracked')).sort();
     const declared = aux([...model.module.tensors()].map(([n]) => n));
@@ -93,7 +93,7 @@ describe('reduced torchvision models loaded by registered name (arch_* fixtures)
     const source = stateDictFromSafetensors(weightsFile(ref.meta.weights_file));
     const noAux = filtered(source, (n) => !n.startsWith('aux_classifier.'));
     const plain = getArchitecture('deeplabv3_resnet50').build(undefined, noAux);
-    plain.loadStateDict(noAux, { backend: cpu });
+    plain.loadStateDict(noAux);
     expect(relErr(plain.call(E.tensor(ref.file.float32('input'), ref.file.entry('input').shape, cpu)).valuesSync(), ref.file.float64('logits64'))).toBeLessThan(F64_TOL);
     model.module.disposeParameters();
     plain.disposeParameters();
@@ -101,7 +101,7 @@ describe('reduced torchvision models loaded by registered name (arch_* fixtures)
 
   it('one-channel ResNet-18 (pytorch-grad-cam test_one_channel): conv1 takes one channel, also at full size', async () => {
     const ref = fixture('arch_resnet18_1ch');
-    const model = await loadModel('resnet18', `${FIXTURES}${ref.meta.weights_file}`, cpu);
+    const model = await loadModel('resnet18', `${FIXTURES}${ref.meta.weights_file}`);
     expect(model.inChannels).toBe(1);
     expect(shapesOf(model.module).get('conv1.weight')).toEqual([4, 1, 7, 7]);
     const full = shapesOf(getArchitecture('resnet18').build());
@@ -124,7 +124,7 @@ describe('vision transformers', () => {
     const back = new Map(source.names().map((n) => [torchvisionToTimmVitName(n), n]));
     const renamed: StateDictSource = { names: () => [...back.keys()], has: (n) => back.has(n), shape: (n) => source.shape(back.get(n)!), values: (n) => source.values(back.get(n)!) };
     const model = getArchitecture('vit_base_patch16_224').build(undefined, renamed);
-    model.loadStateDict(renamed, { backend: cpu }); // strict
+    model.loadStateDict(renamed); // strict
     const { y, acts } = run(model, ref.file, ['blocks.2.norm1', 'norm', 'blocks.1']);
     expect(relErr(y.valuesSync(), ref.file.float64('logits64'))).toBeLessThan(F64_TOL);
     expect(relErr(acts.get('blocks.2.norm1')!.valuesSync(), ref.file.float64('A/encoder.layers.encoder_layer_2.ln_1'))).toBeLessThan(F64_TOL);
@@ -135,7 +135,7 @@ describe('vision transformers', () => {
 
   it('sizes from the file (depth 3, width 36, MLP 72, 64×64 input), default layer and token grid specialised to them', async () => {
     const ref = fixture('arch_vit_b16');
-    const model = await loadModel('vit_b_16', `${FIXTURES}${ref.meta.weights_file}`, cpu);
+    const model = await loadModel('vit_b_16', `${FIXTURES}${ref.meta.weights_file}`);
     const vit = model.module as unknown as VisionTransformer;
     expect(vit.config).toMatchObject({ numLayers: 3, hiddenDim: 36, mlpDim: 72, imageSize: 64, patchSize: 16, numHeads: 12 });
     expect(getArchitecture('vit_b_16').defaultLayer).toBe('encoder.layers.encoder_layer_11.ln_1');
@@ -151,7 +151,7 @@ describe('vision transformers', () => {
 
   it("the token layout drops the class token and lays the patch tokens out as pytorch-grad-cam's reshape_transform, and back", async () => {
     const ref = fixture('arch_vit_b16');
-    const model = await loadModel('vit_b_16', `${FIXTURES}${ref.meta.weights_file}`, cpu);
+    const model = await loadModel('vit_b_16', `${FIXTURES}${ref.meta.weights_file}`);
     const layer = model.arch.defaultLayer;
     const A = run(model.module, ref.file, [layer]).acts.get(layer)!;
     const layout = activationLayout(model.arch, layer);
@@ -167,7 +167,7 @@ describe('vision transformers', () => {
     expect(layout.toNative(grid, A).valuesSync()).toEqual(a);
     expect(() => layout.toNCHW(E.zeros([2, 16, 36], cpu))).toThrow(/not \(B, 1 \+ 4·4 tokens, C\)/);
     // Distilled DeiT: two prefix tokens; timm's patch_embed gives the patch tokens alone.
-    const deit = await loadModel('deit_tiny_distilled_patch16_224', `${FIXTURES}arch_deit_distilled_timm.weights.safetensors`, cpu);
+    const deit = await loadModel('deit_tiny_distilled_patch16_224', `${FIXTURES}arch_deit_distilled_timm.weights.safetensors`);
     expect(deit.arch.tokens?.('blocks.1.norm1')).toEqual({ prefixTokens: 2, grid: [4, 4] });
     expect(deit.arch.tokens?.('patch_embed')).toEqual({ prefixTokens: 0, grid: [4, 4] });
     expect(activationLayout(getArchitecture('swin_t'), 'norm').kind).toBe('NHWC');

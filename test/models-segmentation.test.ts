@@ -44,7 +44,7 @@ function segmentationTerms(module: Module, x: Tensor, layer: string, c: number, 
 }
 
 describe('LR-ASPP MobileNetV3-Large against the public segmentation fixture (float64 CPU)', () => {
-  const load = () => loadModel('lraspp_mobilenet_v3_large', `${FIXTURES}seg_lraspp_public.weights.safetensors`, cpu);
+  const load = () => loadModel('lraspp_mobilenet_v3_large', `${FIXTURES}seg_lraspp_public.weights.safetensors`);
 
   it('logits (every third pixel of the upsampled map) and the class mask of category 19', async () => {
     const model = await load();

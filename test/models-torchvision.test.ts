@@ -71,7 +71,7 @@ function renamed(source: StateDictSource, rename: (n: string) => string | null):
 function load(model: Module, weights: string, rename?: (n: string) => string | null): Module {
   let source = stateDictFromSafetensors(weightsFile(weights));
   if (rename) source = renamed(source, rename);
-  model.loadStateDict(source, { backend: cpu, sourceName: weights }); // strict: every name and shape must match
+  model.loadStateDict(source, { sourceName: weights }); // strict: every name and shape must match
   return model;
 }
 
@@ -103,13 +103,13 @@ describe('case 2 fixtures (torchvision models at reduced width)', () => {
   it('loadModel reads the widths and classes of the width-16 weights into the registered resnet18; a bottleneck name rejects them', async () => {
     const ref = fixture('case2_resnet18_w16_public');
     const weights = `${FIXTURES}case2_resnet18_w16_public.weights.safetensors`;
-    const model = await loadModel('resnet18', weights, cpu);
+    const model = await loadModel('resnet18', weights);
     expect([model.numClasses, model.inChannels]).toEqual([100, 3]);
     const r = run(model.module, ref.file, 'input', []);
     expect(relErr(r.logits, ref.file.float64('logits64'))).toBeLessThan(F64_TOL);
     model.module.disposeParameters();
     // Widths come from the file, the block type and depths from the name: strict loading names the difference.
-    await expect(loadModel('resnet50', weights, cpu)).rejects.toThrow(/case2_resnet18_w16_public.weights.safetensors: missing \d+ .*mis-shaped \d+/);
+    await expect(loadModel('resnet50', weights)).rejects.toThrow(/case2_resnet18_w16_public.weights.safetensors: missing \d+ .*mis-shaped \d+/);
   });
 });
 

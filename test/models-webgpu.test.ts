@@ -3,7 +3,7 @@
 // fixture's logits, G and H·A of the segmentation target (the fixture README's float32 tolerances: rtol
 // 1e-4 for values, 2e-4 for derivatives).
 
-import { expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import { ForwardReplay, withForwardHooks } from '../models/module.ts';
@@ -14,11 +14,15 @@ import { describeWebGpu, webgpuBackend } from './helpers/webgpu.ts';
 const FAMILY = ['mobilenet_v3_large', 'mobilenet_v3_small', 'lraspp', 'deeplabv3_resnet50', 'deeplabv3_mobilenet', 'fcn_resnet50', 'vit_b16', 'deit_distilled_timm', 'resnet18_1ch'];
 
 describeWebGpu('family architectures on WebGPU against PyTorch float64', () => {
+  // Weights go to the current backend: load them with WebGPU selected.
+  beforeAll(async () => E.setBackend(await webgpuBackend()));
+  afterAll(() => E.setBackend(E.cpuBackend()));
+
   for (const name of FAMILY) {
     it(`arch_${name}: logits and hooked layers within float32 rounding`, async () => {
       const gpu = await webgpuBackend();
       const ref = fixture(`arch_${name}`);
-      const model = await loadModel(ref.meta.config.arch, `${FIXTURES}${ref.meta.weights_file}`, gpu);
+      const model = await loadModel(ref.meta.config.arch, `${FIXTURES}${ref.meta.weights_file}`);
       await E.tidyAsync(async () => {
         const x = E.tensor(ref.file.float32('input'), ref.file.entry('input').shape, gpu);
         const acts = new Map<string, Tensor>();
@@ -34,7 +38,7 @@ describeWebGpu('family architectures on WebGPU against PyTorch float64', () => {
   it('LR-ASPP (public segmentation fixture): logits, and G and H·A of the segmentation target at backbone.16', async () => {
     const gpu = await webgpuBackend();
     const ref = fixture('seg_lraspp_public');
-    const model = await loadModel('lraspp_mobilenet_v3_large', `${FIXTURES}seg_lraspp_public.weights.safetensors`, gpu);
+    const model = await loadModel('lraspp_mobilenet_v3_large', `${FIXTURES}seg_lraspp_public.weights.safetensors`);
     const c = Number(ref.file.int('category')[0]);
     await E.tidyAsync(async () => {
       const x = E.tensor(ref.file.float32('input'), ref.file.entry('input').shape, gpu);

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { rngFor } from '../cam/random.ts';
+import { rngFor } from '../cam/algorithm/random.ts';
 import {
   DTYPE_SIZE,
   SafetensorsError,

@@ -22,12 +22,13 @@ import * as E from '../engine/index.ts';
 import { cpuBackend, getBackend, setBackend } from '../engine/runtime.ts';
 import { broadcastShapes, sizeOf, stridesOf, type Shape } from '../engine/shape.ts';
 import { GpuError } from '../engine/webgpu/errors.ts';
-import { WebGpuBackend, type DispatchRecord, type KernelFamily } from '../engine/webgpu/backend.ts';
+import { WebGpuBackend, type DispatchRecord } from '../engine/webgpu/backend.ts';
+import type { KernelFamily } from '../engine/webgpu/kernel-api.ts';
 import { reflectShader } from '../engine/webgpu/pipelines.ts';
 import { BufferPool } from '../engine/webgpu/buffers.ts';
 import { TREE_PT, TREE_WG } from '../kernels/reduce.ts';
 import { naiveKernels } from '../kernels/naive.ts';
-import { elementwiseKernels } from '../kernels/elementwise.ts';
+import { WGSL_KERNELS } from '../kernels/index.ts';
 import type { RaceDetectionResult } from 'wgsl_reflect';
 // The ESM build has no .d.ts of its own (see engine/webgpu/pipelines.ts).
 // @ts-expect-error TS7016
@@ -511,11 +512,11 @@ describeWebGpu('WebGPU kernels against the CPU reference', () => {
 
   // --- matmul and convolutions: the registered (tiled) families and the naive baseline ----------------
 
-  /** The naive kernels alone (the registered families replace them in `gpu`). */
+  /** The naive matmul and convolutions in place of the registered ones (which `gpu` runs). */
   let naive: WebGpuBackend;
   const backends = (): [string, WebGpuBackend][] => {
     if (!naive) {
-      naive = new WebGpuBackend(gpu.ctx, [naiveKernels, elementwiseKernels]);
+      naive = new WebGpuBackend(gpu.ctx, { ...WGSL_KERNELS, ...naiveKernels });
       naive.debug.poisonOutputs = true;
     }
     return [['registered', gpu], ['naive', naive]];
@@ -601,7 +602,7 @@ describeWebGpu('WebGPU kernels against the CPU reference', () => {
   });
 
   it('a shader the GPU rejects surfaces as a GpuError naming the kernel', async () => {
-    const broken: KernelFamily = {
+    const broken = {
       fill(ctx, _inputs, p) {
         const out = ctx.output(p.size, [p.size]);
         ctx.dispatch({
@@ -620,8 +621,8 @@ describeWebGpu('WebGPU kernels against the CPU reference', () => {
         });
         return out;
       },
-    };
-    const b = new WebGpuBackend(gpu.ctx, [broken]);
+    } satisfies KernelFamily;
+    const b = new WebGpuBackend(gpu.ctx, { ...WGSL_KERNELS, ...broken });
     const out = b.run('fill', [], { size: 4, value: 1 });
     const err = await b.read(out).then(
       () => null,
@@ -633,7 +634,7 @@ describeWebGpu('WebGPU kernels against the CPU reference', () => {
   });
 
   it('debug.validateDispatches attributes a dispatch-time validation error to its kernel', async () => {
-    const family: KernelFamily = {
+    const family = {
       fill(ctx, _inputs, p) {
         const out = ctx.output(p.size, [p.size]);
         // The shader needs at least 64 bytes bound; a 1-element tensor binds 4.
@@ -647,8 +648,8 @@ describeWebGpu('WebGPU kernels against the CPU reference', () => {
         });
         return out;
       },
-    };
-    const b = new WebGpuBackend(gpu.ctx, [family]);
+    } satisfies KernelFamily;
+    const b = new WebGpuBackend(gpu.ctx, { ...WGSL_KERNELS, ...family });
     b.debug.validateDispatches = true;
     const out = b.run('fill', [], { size: 1, value: 0 });
     await expect(b.read(out)).rejects.toThrow(/needs-64-bytes/);
@@ -656,7 +657,7 @@ describeWebGpu('WebGPU kernels against the CPU reference', () => {
   });
 
   it('binds by name: a wrong binding name or a missing uniform member is refused before the GPU sees it', () => {
-    const family = (bindings: string, uniforms: Record<string, number>): KernelFamily => ({
+    const withFill = (bindings: string, uniforms: Record<string, number>) => new WebGpuBackend(gpu.ctx, { ...WGSL_KERNELS, ...({
       fill(ctx, _inputs, p) {
         const out = ctx.output(p.size, [p.size]);
         ctx.dispatch({
@@ -673,11 +674,11 @@ describeWebGpu('WebGPU kernels against the CPU reference', () => {
         });
         return out;
       },
-    });
+    } satisfies KernelFamily) });
     const mem = gpu.memory();
-    expect(() => new WebGpuBackend(gpu.ctx, [family('output', { n: 1, value: 1 })]).run('fill', [], { size: 1, value: 1 })).toThrow(/no storage buffer "output"/);
-    expect(() => new WebGpuBackend(gpu.ctx, [family('out', { n: 1 })]).run('fill', [], { size: 1, value: 1 })).toThrow(/uniform member "value" not given/);
-    expect(() => new WebGpuBackend(gpu.ctx, [family('out', { n: 1, value: 1, extra: 2 })]).run('fill', [], { size: 1, value: 1 })).toThrow(/no member "extra"/);
+    expect(() => withFill('output', { n: 1, value: 1 }).run('fill', [], { size: 1, value: 1 })).toThrow(/no storage buffer "output"/);
+    expect(() => withFill('out', { n: 1 }).run('fill', [], { size: 1, value: 1 })).toThrow(/uniform member "value" not given/);
+    expect(() => withFill('out', { n: 1, value: 1, extra: 2 }).run('fill', [], { size: 1, value: 1 })).toThrow(/no member "extra"/);
     expect(gpu.memory()).toEqual(mem);
   });
 

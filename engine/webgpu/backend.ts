@@ -2,57 +2,8 @@
 /**
  * The WebGPU backend: float32 storages in GPU buffers, handwritten WGSL kernels.
  *
- * ## How a kernel family is written and registered
- *
- * A family is a module in `kernels/` that exports one object mapping kernel names (the keys of
- * `KernelParams` in engine/backend.ts) to implementations:
- *
- * ```ts
- * // kernels/matmul.ts
- * import type { KernelFamily } from '../engine/webgpu/backend.ts';
- * import { WGSL_LINEAR } from '../engine/webgpu/pipelines.ts';
- *
- * const SOURCE = WGSL_LINEAR + `
- *   struct Params { m: u32, n: u32, k: u32 }               // shapes in a uniform struct
- *   @group(0) @binding(0) var<uniform> params: Params;
- *   @group(0) @binding(1) var<storage, read> a: array<f32>;
- *   @group(0) @binding(2) var<storage, read> b: array<f32>;
- *   @group(0) @binding(3) var<storage, read_write> out: array<f32>;
- *   override WG: u32 = 64;                                  // tile / workgroup sizes as overrides
- *   @compute @workgroup_size(WG) fn main(...) { ... }`;
- *
- * export const matmulKernels: KernelFamily = {
- *   matmul(ctx, [a, b], p) {
- *     const out = ctx.output(sizeOf(p.outShape), p.outShape);   // checks limits, poisons in tests
- *     ctx.dispatch({
- *       code: SOURCE,                                   // build strings once (module scope or a Map)
- *       constants: { WG: 64 },                          // `override` values; part of the cache key
- *       uniforms: { m, n, k },                          // by struct MEMBER name (offsets from reflection)
- *       bindings: { a, b, out },                        // by WGSL variable NAME (never by index)
- *       workgroups: [gx, gy, gz],                       // or a number: linear count, split into a 2-D
- *     });                                               //   grid past 65535 (use linear_index in WGSL)
- *     return out;
- *   },
- * };
- * ```
- *
- * Then import it here and add it to `FAMILIES` below (later entries override earlier ones, so a fast
- * family listed after `naiveKernels` replaces the naive kernel of the same name). Rules:
- *
- * - The implementation is synchronous: it allocates outputs (`ctx.output`) and scratch buffers
- *   (`ctx.scratch`, freed automatically after the call), then records dispatches. Dispatches are queued
- *   and encoded later, many per command encoder, in order; a kernel may record several (multi-pass).
- * - Every resource the entry point uses must be given in `bindings` (a binding the entry point does not use
- *   is an error, as is a missing one); the uniform struct (at most one per entry point) is filled from
- *   `uniforms`; members whose names start with `_` are padding and may be omitted.
- * - Outputs start as garbage (NaN in tests: `debug.poisonOutputs`): write every element.
- * - Pipelines are cached by (source, entry point, constants): keep the set of distinct sources small and
- *   put sizes in uniforms; only tile / workgroup sizes belong in override constants.
- * - WGSL portability (Dawn/Tint and wgpu/naga): NaN/∞ are not constant expressions (take them from
- *   `nan_f32()` / `inf_f32()` in kernels/elementwise.ts's WGSL_MATH), test NaN by bits, not `x != x`.
- * - Size `var<workgroup>` arrays with a literal or a single override name (wgsl_reflect's emulator and
- *   naga do not evaluate override expressions there). Every kernel using workgroup memory is race-checked
- *   by test/webgpu-kernels.test.ts automatically (it records dispatches), provided some test runs it.
+ * Kernels are plug-ins: the families in `kernels/` implement the kernel-author API of ./kernel-api.ts
+ * (where writing one is explained), and `kernels/index.ts` merges them into the table this backend runs.
  *
  * ## Execution model
  *
@@ -79,93 +30,26 @@
  */
 
 import type { Backend, KernelName, KernelParams, MemoryStats, Storage } from '../backend.ts';
-import { fmt, type Shape } from '../shape.ts';
+import { envFlag } from '../platform.ts';
+import { fmt } from '../shape.ts';
 import { BufferPool, type PoolStats } from './buffers.ts';
 import { describeAdapter, getDevice, type GpuContext } from './device.ts';
 import { GpuError, withErrorScopes } from './errors.ts';
-import {
-  BindGroupCache,
-  PipelineCache,
-  gridFor,
-  packUniforms,
-  type BindGroupBuffer,
-  type OverrideConstants,
-  type PipelineEntry,
-  type UniformValues,
-} from './pipelines.ts';
-import { elementwiseKernels } from '../../kernels/elementwise.ts';
-import { reduceKernels } from '../../kernels/reduce.ts';
-import { layoutKernels } from '../../kernels/layout.ts';
-import { gatherKernels } from '../../kernels/gather.ts';
-import { poolKernels } from '../../kernels/pool.ts';
-import { naiveKernels } from '../../kernels/naive.ts';
-import { matmulKernels } from '../../kernels/matmul.ts';
-import { conv2dKernels } from '../../kernels/conv2d.ts';
+import type { Dispatch, GpuStorage, KernelContext, KernelImpl, KernelTable, OverrideConstants } from './kernel-api.ts';
+import { BindGroupCache, PipelineCache, gridFor, packUniforms, type BindGroupBuffer, type PipelineEntry } from './pipelines.ts';
+import { WGSL_KERNELS } from '../../kernels/index.ts';
 
-// ---------------------------------------------------------------------------------------------------
-// The kernel-author API
-
-/** A float32 tensor in a GPU buffer. `buffer` is null once freed. */
-export class GpuStorage implements Storage {
+/** This backend's storage: a GPU buffer of float32, returned to the pool when freed. */
+class WebGpuStorage implements GpuStorage {
   constructor(
     readonly backend: WebGpuBackend,
     readonly size: number,
     public buffer: GPUBuffer | null,
   ) {}
-  /** Bytes bound to a shader: the tensor's bytes (≥ 4, so zero-size tensors bind too). */
   get bindingSize(): number {
     return Math.max(4, this.size * 4);
   }
 }
-
-export interface DispatchSpec {
-  /** WGSL source. Build it once per variant: the same string is the cache key. */
-  code: string;
-  /** Default 'main'. */
-  entryPoint?: string;
-  /** Pipeline-overridable constants (`override` declarations). */
-  constants?: OverrideConstants;
-  /** Values for the uniform struct's members, by name. */
-  uniforms?: UniformValues;
-  /** Storage buffers by WGSL variable name. */
-  bindings: Record<string, GpuStorage>;
-  /** Workgroup grid, or a linear workgroup count laid out by gridFor (1-D, or 2-D when large). */
-  workgroups: number | readonly [number, number?, number?];
-  /** Shown in errors; defaults to the kernel and its parameters. */
-  label?: string;
-}
-
-export interface KernelContext {
-  readonly kernel: KernelName;
-  readonly limits: GPUSupportedLimits;
-  /** A new output of `size` float elements; refused (naming kernel and shape) past the binding limit. */
-  output(size: number, shape?: Shape): GpuStorage;
-  /** A temporary buffer, freed automatically when the kernel returns (after its dispatches). */
-  scratch(size: number, shape?: Shape): GpuStorage;
-  /** Queues one dispatch. */
-  dispatch(spec: DispatchSpec): void;
-  /** Runs another kernel of this backend (e.g. `fill` to zero an accumulator) and returns its output. */
-  call<K extends KernelName>(kernel: K, inputs: readonly GpuStorage[], params: KernelParams[K]): GpuStorage;
-}
-
-export type KernelImpl<K extends KernelName> = (ctx: KernelContext, inputs: readonly GpuStorage[], params: KernelParams[K]) => GpuStorage;
-export type KernelFamily = { [K in KernelName]?: KernelImpl<K> };
-
-/**
- * Families in priority order: a later family's kernel replaces an earlier one of the same name (the
- * tiled matmul/conv families replace the naive ones; `new WebGpuBackend(ctx, [naiveKernels, …])` keeps
- * the naive ones, e.g. to compare against them).
- */
-export const FAMILIES: readonly KernelFamily[] = [
-  naiveKernels,
-  elementwiseKernels,
-  reduceKernels,
-  layoutKernels,
-  gatherKernels,
-  poolKernels,
-  matmulKernels,
-  conv2dKernels,
-];
 
 // ---------------------------------------------------------------------------------------------------
 // The backend
@@ -207,16 +91,6 @@ const STAGING_USAGE = 0x01 | 0x08; // MAP_READ | COPY_DST
 const UNIFORM_USAGE = 0x40 | 0x08; // UNIFORM | COPY_DST
 const MAP_READ = 0x01;
 
-function envFlag(name: string): boolean {
-  try {
-    const g = globalThis as { Deno?: { env: { get(k: string): string | undefined } }; process?: { env: Record<string, string | undefined> } };
-    const v = g.Deno ? g.Deno.env.get(name) : g.process?.env[name];
-    return v === '1' || v === 'true';
-  } catch {
-    return false;
-  }
-}
-
 /**
  * A label built only when printed: most kernel calls never fail, and describing every call up front
  * (JSON of its parameters) costs more than the rest of `run`.
@@ -257,7 +131,7 @@ export class WebGpuBackend implements Backend {
   private readonly bindGroups: BindGroupCache;
   private readonly pool: BufferPool;
   private readonly stagingPool: BufferPool;
-  private readonly kernels: KernelFamily;
+  private readonly kernels: KernelTable;
 
   private live = 0;
   private liveBytes = 0;
@@ -273,7 +147,8 @@ export class WebGpuBackend implements Backend {
   private readonly uniformAlign: number;
   private counters = { dispatches: 0, submits: 0 };
 
-  constructor(readonly ctx: GpuContext, families: readonly KernelFamily[] = FAMILIES) {
+  /** `kernels`: the kernel table (tests and benchmarks may swap kernels in, e.g. the naive ones). */
+  constructor(readonly ctx: GpuContext, kernels: KernelTable = WGSL_KERNELS) {
     this.device = ctx.device;
     this.limits = ctx.limits;
     this.pipelines = new PipelineCache(this.device);
@@ -285,7 +160,7 @@ export class WebGpuBackend implements Backend {
     this.pool = new BufferPool(this.device, STORAGE_USAGE, 'tensor', undefined, onCreateError);
     this.stagingPool = new BufferPool(this.device, STAGING_USAGE, 'readback', 64 * 1024 * 1024, onCreateError);
     this.uniformAlign = Math.max(16, this.limits.minUniformBufferOffsetAlignment);
-    this.kernels = Object.assign({}, ...families) as KernelFamily;
+    this.kernels = kernels;
     // After a loss every call fails with a clear error; useBackend('webgpu') then builds a new backend.
     this.device.lost.then(
       (info) => {
@@ -325,7 +200,7 @@ export class WebGpuBackend implements Backend {
     const buffer = this.pool.acquire(bytes, gpuWriteOnly);
     this.live++;
     this.liveBytes += size * 4;
-    return new GpuStorage(this, size, buffer);
+    return new WebGpuStorage(this, size, buffer);
   }
 
   upload(values: ArrayLike<number>): Storage {
@@ -338,7 +213,7 @@ export class WebGpuBackend implements Backend {
   }
 
   free(storage: Storage): void {
-    const s = storage as GpuStorage;
+    const s = storage as WebGpuStorage;
     if (s.backend !== this || !s.buffer) return;
     this.pool.release(s.buffer, this.queue.length + this.taken > 0);
     s.buffer = null;
@@ -362,7 +237,7 @@ export class WebGpuBackend implements Backend {
   }
 
   private checkStorage(storage: Storage, what: () => string): GpuStorage {
-    const s = storage as GpuStorage;
+    const s = storage as WebGpuStorage;
     if (s.backend !== this) throw new Error(`webgpu ${what()}: the storage belongs to the ${storage.backend.name} backend`);
     if (!s.buffer) throw new Error(`webgpu ${what()}: tensor used after dispose()`);
     return s;
@@ -383,14 +258,14 @@ export class WebGpuBackend implements Backend {
   }
 
   private runKernel<K extends KernelName>(kernel: K, inputs: readonly GpuStorage[], params: KernelParams[K]): GpuStorage {
-    const impl = this.kernels[kernel] as KernelImpl<K> | undefined;
-    if (!impl) throw new Error(`webgpu: no kernel "${kernel}"`);
+    const impl = this.kernels[kernel] as KernelImpl<K>;
     const what = new Label(() => describeCall(kernel, params));
     const scratch: GpuStorage[] = [];
     const outputs: GpuStorage[] = [];
     const ctx: KernelContext = {
       kernel,
       limits: this.limits,
+      softwareAdapter: this.ctx.adapterInfo.software,
       output: (size, shape) => {
         const s = this.allocate(size, shape ? new Label(() => `${kernel} output ${fmt(shape)} (${what})`) : what, !this.debug.poisonOutputs);
         outputs.push(s);
@@ -423,7 +298,7 @@ export class WebGpuBackend implements Backend {
     return result;
   }
 
-  private enqueue(spec: DispatchSpec, what: Label): void {
+  private enqueue(spec: Dispatch, what: Label): void {
     const label = spec.label ? new Label(() => `${spec.label} (${what})`) : what;
     const entry = this.pipelines.get(spec.code, spec.entryPoint ?? 'main', spec.constants, label);
     const info = entry.info;

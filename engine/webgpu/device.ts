@@ -13,18 +13,25 @@
  * On a machine without a GPU, Mesa's lavapipe (Vulkan on the CPU, Mesa >= 24)
  * provides a real adapter: see scripts/install-gpu-driver.sh.
  *
- * Environment:
+ * Environment (read through ../platform.ts):
  * - ENGINE_VERBOSE=1     print the adapter line to stderr once per process.
  * - ENGINE_DAWN_FLAGS    extra Dawn options for `create()`, separated by
  *                        whitespace, e.g. "backend=vulkan" or
  *                        "enable-dawn-features=dump_shaders" (Node only).
  */
 
+import { beforeExit, env, runtime as hostRuntime } from '../platform.ts';
+
 export interface GpuAdapterInfo {
   vendor: string;
   architecture: string;
   description: string;
   device: string;
+  /**
+   * A software rasteriser running on the CPU (Mesa's lavapipe/llvmpipe, SwiftShader, WARP): the adapter
+   * says so (`isFallbackAdapter`), or its names do. WebGPU there is emulated on the CPU's cores.
+   */
+  software: boolean;
 }
 
 export interface GpuContext {
@@ -35,8 +42,6 @@ export interface GpuContext {
   hasTimestampQuery: boolean;
   /** Which WebGPU implementation provides the device. */
   runtime: 'dawn-node' | 'navigator';
-  /** True for software / fallback adapters such as lavapipe (llvmpipe). */
-  isFallbackAdapter: boolean;
 }
 
 /** Limits requested at the adapter's maximum (when the adapter reports them). */
@@ -74,32 +79,6 @@ let generation = 0;
 let verbosePrinted = false;
 let exitHookInstalled = false;
 
-// --- environment helpers -------------------------------------------------------
-
-interface DenoLike {
-  env: { get(name: string): string | undefined };
-}
-
-function denoGlobal(): DenoLike | undefined {
-  return (globalThis as { Deno?: DenoLike }).Deno;
-}
-
-function getEnv(name: string): string | undefined {
-  try {
-    const deno = denoGlobal();
-    if (deno) return deno.env.get(name);
-  } catch {
-    // no --allow-env: treat as unset
-  }
-  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
-  return proc?.env?.[name];
-}
-
-function isNode(): boolean {
-  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
-  return !denoGlobal() && typeof proc?.versions?.node === 'string';
-}
-
 function stderrLine(line: string): void {
   console.error(line);
 }
@@ -123,47 +102,69 @@ async function loadDawn(): Promise<GPU> {
       (globalThis as Record<string, unknown>)[name] = value;
     }
   }
-  const flags = (getEnv('ENGINE_DAWN_FLAGS') ?? '').split(/\s+/).filter(Boolean);
+  const flags = (env('ENGINE_DAWN_FLAGS') ?? '').split(/\s+/).filter(Boolean);
   dawnGpu = mod.create(flags);
   installExitHook();
   return dawnGpu;
 }
 
 function installExitHook(): void {
-  if (exitHookInstalled || !isNode()) return;
+  if (exitHookInstalled) return;
   exitHookInstalled = true;
   // beforeExit fires when the event loop drains: destroy the device and drop
   // Dawn's instance so nothing keeps Node alive. (Processes that end through
   // process.exit(), e.g. vitest forks, skip this; that is fine too.)
-  process.once('beforeExit', () => releaseDevice());
+  beforeExit(() => releaseDevice());
 }
 
 async function gpuEntry(): Promise<{ gpu: GPU; runtime: GpuContext['runtime'] }> {
   const nav = navigatorGpu();
   if (nav) return { gpu: nav, runtime: 'navigator' };
-  if (isNode()) return { gpu: await loadDawn(), runtime: 'dawn-node' };
+  if (hostRuntime() === 'node') return { gpu: await loadDawn(), runtime: 'dawn-node' };
   throw new Error('WebGPU unavailable: no navigator.gpu and not running under Node');
 }
 
 // --- acquisition ---------------------------------------------------------------
 
-function readAdapterInfo(adapter: GPUAdapter): GpuAdapterInfo & { isFallbackAdapter: boolean } {
+/** Names of software rasterisers that present themselves as GPUs. */
+const SOFTWARE_RENDERERS = /llvmpipe|lavapipe|swiftshader|software|microsoft basic render|\bwarp\b/i;
+
+function readAdapterInfo(adapter: GPUAdapter): GpuAdapterInfo {
   // GPUAdapterInfo's fields are prototype getters (Dawn): copy them explicitly.
   const info = (adapter as { info?: GPUAdapterInfo }).info;
   const legacyFallback = (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter;
   const infoFallback = (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter;
-  return {
+  const names = {
     vendor: info?.vendor ?? '',
     architecture: info?.architecture ?? '',
     description: info?.description ?? '',
     device: info?.device ?? '',
-    isFallbackAdapter: Boolean(infoFallback ?? legacyFallback ?? false),
   };
+  const fallback = Boolean(infoFallback ?? legacyFallback ?? false);
+  return { ...names, software: fallback || Object.values(names).some((n) => SOFTWARE_RENDERERS.test(n)) };
+}
+
+async function requestAdapter(): Promise<{ adapter: GPUAdapter | null; runtime: GpuContext['runtime'] }> {
+  const { gpu, runtime } = await gpuEntry();
+  return { adapter: await gpu.requestAdapter({ powerPreference: 'high-performance' }), runtime };
+}
+
+/**
+ * What adapter this machine offers, without creating a device (the backend choice asks this first);
+ * null when there is none or WebGPU itself is missing. Never throws.
+ */
+export async function probeAdapter(): Promise<GpuAdapterInfo | null> {
+  if (currentCtx) return currentCtx.adapterInfo;
+  try {
+    const { adapter } = await requestAdapter();
+    return adapter ? readAdapterInfo(adapter) : null;
+  } catch {
+    return null;
+  }
 }
 
 async function acquire(gen: number): Promise<GpuContext> {
-  const { gpu, runtime } = await gpuEntry();
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  const { adapter, runtime } = await requestAdapter();
   if (!adapter) {
     throw new Error(
       `WebGPU: no adapter available (${runtime}); on a GPU-less Linux machine run ` +
@@ -185,7 +186,7 @@ async function acquire(gen: number): Promise<GpuContext> {
     requiredFeatures,
   });
 
-  const { isFallbackAdapter, ...adapterInfo } = readAdapterInfo(adapter);
+  const adapterInfo = readAdapterInfo(adapter);
   const ctx: GpuContext = {
     device,
     adapterInfo,
@@ -193,7 +194,6 @@ async function acquire(gen: number): Promise<GpuContext> {
     features: device.features,
     hasTimestampQuery: device.features.has('timestamp-query'),
     runtime,
-    isFallbackAdapter,
   };
 
   if (gen !== generation) {
@@ -206,7 +206,7 @@ async function acquire(gen: number): Promise<GpuContext> {
   currentCtx = ctx;
   watchLoss(ctx, gen);
 
-  if (!verbosePrinted && getEnv('ENGINE_VERBOSE') === '1') {
+  if (!verbosePrinted && env('ENGINE_VERBOSE') === '1') {
     verbosePrinted = true;
     stderrLine(`[engine] ${describeAdapter(ctx)}`);
   }
@@ -291,6 +291,6 @@ export function describeAdapter(ctx: GpuContext): string {
     `description=${JSON.stringify(description || '?')}`,
   ];
   if (device) parts.push(`device=${JSON.stringify(device)}`);
-  if (ctx.isFallbackAdapter) parts.push('fallback');
+  if (ctx.adapterInfo.software) parts.push('software');
   return `WebGPU adapter (${ctx.runtime}): ${parts.join(' ')}`;
 }

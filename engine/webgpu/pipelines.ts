@@ -13,6 +13,7 @@ import type { TypeInfo, VariableInfo, WgslReflect as WgslReflectType } from 'wgs
 // @ts-expect-error TS7016: no .d.ts beside the ESM build.
 import * as wgslReflectModule from 'wgsl_reflect/wgsl_reflect.module.js';
 import { GpuError, withErrorScopes } from './errors.ts';
+import type { OverrideConstants, UniformValues } from './kernel-api.ts';
 
 const WgslReflect = (wgslReflectModule as { WgslReflect: typeof WgslReflectType }).WgslReflect;
 
@@ -131,8 +132,6 @@ function uniformLayout(v: VariableInfo): UniformLayout {
   return { size: Math.ceil(v.size / 16) * 16, fields };
 }
 
-export type UniformValues = Record<string, number | readonly number[]>;
-
 /**
  * Encodes `values` into the uniform struct's bytes. Every member must be given except those whose name
  * starts with `_` (padding); unknown names are errors. An array member takes a flat list of its scalars
@@ -208,8 +207,6 @@ function bindGroupLayouts(device: GPUDevice, info: EntryInfo, label: string): GP
   }
   return layouts;
 }
-
-export type OverrideConstants = Record<string, number>;
 
 /** Entry point and constants; the source is the outer key (see PipelineCache.entries). */
 function variantKey(entryPoint: string, constants: OverrideConstants | undefined): string {
@@ -367,8 +364,8 @@ export class BindGroupCache {
 
 /**
  * A grid for `count` workgroups: 1-D while it fits maxComputeWorkgroupsPerDimension, else 2-D. Shaders
- * recover the linear workgroup index as `wid.x + wid.y * nwg.x` (see WGSL_LINEAR below) and must ignore
- * the few workgroups past `count` of the last row.
+ * recover the linear workgroup index as `wid.x + wid.y * nwg.x` (`linear_index`, kernels/prelude.ts) and
+ * must ignore the few workgroups past `count` of the last row.
  */
 export function gridFor(count: number, maxPerDim: number, label: string | { toString(): string }): [number, number, number] {
   if (count <= maxPerDim) return [count, 1, 1];
@@ -376,13 +373,3 @@ export function gridFor(count: number, maxPerDim: number, label: string | { toSt
   if (y > maxPerDim) throw new Error(`${label}: ${count} workgroups exceed the ${maxPerDim}² grid`);
   return [Math.ceil(count / y), y, 1];
 }
-
-/**
- * WGSL helper every 1-D kernel includes: the linear invocation index under the 2-D grid of gridFor.
- * `wg` is the workgroup size (an override), `lid` the local_invocation_index.
- */
-export const WGSL_LINEAR = /* wgsl */ `
-fn linear_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32, wg: u32) -> u32 {
-  return (wid.x + wid.y * nwg.x) * wg + lid;
-}
-`;

@@ -1,8 +1,8 @@
 // Building blocks shared by torchvision's EfficientNet and MobileNetV3: squeeze-and-excitation, and
 // reading the widths of an inverted-residual block from a weights file.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { AdaptiveAvgPool2d, Conv2d, Sigmoid, SiLU } from '../layers.ts';
 import { Module } from '../module.ts';
 import type { ShapeReader } from './shapes.ts';

@@ -9,8 +9,8 @@
 // The block settings are configurable (CNBlockConfig list), as torchvision's constructor; stage widths,
 // input channels and classes can be read from a weights file (`convnextSetting`).
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { AdaptiveAvgPool2d, Conv2d, Flatten, GELU, Identity, LayerNorm, Linear, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
 import { registerArchitecture, type WeightShapes } from '../registry.ts';

@@ -10,8 +10,8 @@
 // stage and last widths, input channels and classes can be read from a weights file (`efficientnetConfig`);
 // expanded and squeeze widths then follow torchvision's formulas from those.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { AdaptiveAvgPool2d, Identity, Linear, Sequential, SiLU } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
 import { registerArchitecture, type WeightShapes } from '../registry.ts';

@@ -14,14 +14,14 @@
 //   swin_t / swin_s / swin_b        | 232 / 246 / 238 | 224 | BICUBIC                  | bilinear
 //   timm swin_*_patch4_window7_224  | 248    | 224  | BICUBIC (crop_pct 0.9)         | bilinear
 //
-// timm's resize for crop_pct 0.9 is floor(224 / 0.9) = 248 (timm.data.transforms_factory). cam/image.ts
+// timm's resize for crop_pct 0.9 is floor(224 / 0.9) = 248 (timm.data.transforms_factory). cam/rendering/image.ts
 // implements Pillow's bilinear filter only, and the registry's Preprocessing has no interpolation field, so
 // the bicubic models are fed Pillow-bilinear resizes: pixel values differ slightly from the reference
 // pipeline (a few grey levels at edges), which changes logits a little but not the architecture's math.
 // The reference interpolation is recorded in REFERENCE_INTERPOLATION for callers that want to report it.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { Lambda } from '../layers.ts';
 import { IMAGENET_MEAN, IMAGENET_STD, type Preprocessing } from '../registry.ts';
 

@@ -7,8 +7,8 @@
 // widths (stem, each setting row's output, last conv), input channels and classes can be read from a
 // weights file (`mobilenetV2Config`).
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { BatchNorm2d, Conv2d, Identity, Linear, ReLU6, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
 import { registerArchitecture, type WeightShapes } from '../registry.ts';

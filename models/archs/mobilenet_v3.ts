@@ -11,8 +11,8 @@
 // Widths follow `_mobilenet_v3_conf(arch, width_mult, reduced_tail, dilated)`, or are read block by block
 // from a weights file (`mobilenetV3FromWeights`); kernels, strides, SE and activations are the table's.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { AdaptiveAvgPool2d, BatchNorm2d, Hardsigmoid, Hardswish, Identity, Linear, ReLU, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
 import { registerArchitecture, type WeightShapes } from '../registry.ts';

@@ -10,8 +10,8 @@
 // reads the widths, input channels and classes of a weights file onto a named configuration; the number
 // of blocks per stage stays the name's.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
 import { registerArchitecture, type WeightShapes } from '../registry.ts';

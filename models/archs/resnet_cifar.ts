@@ -2,8 +2,8 @@
 // akamaster/pytorch_resnet_cifar10, whose pretrained weights the project ships. Input channels, the base
 // width (16: stages of w, 2w, 4w) and the classes can be read from a weights file.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { BatchNorm2d, Conv2d, Linear, Sequential } from '../layers.ts';
 import { Module } from '../module.ts';
 import { IMAGENET_MEAN, IMAGENET_STD, registerArchitecture, type WeightShapes } from '../registry.ts';

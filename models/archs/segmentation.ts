@@ -20,8 +20,8 @@
 // and it is never run (its layers are never called). Widths, input channels and classes come from the
 // weights file. BatchNorm is eval mode, Dropout the identity.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, ModuleList, NamedSequential, ReLU, Sequential, Sigmoid } from '../layers.ts';
 import { Module } from '../module.ts';
 import { IMAGENET_MEAN, IMAGENET_STD, registerArchitecture, type Network, type Preprocessing, type WeightShapes } from '../registry.ts';

@@ -36,10 +36,10 @@
 // default CAM layer; `layout(path)` says so (see swinLayout). Inside a block, qkv/proj/attention
 // intermediates are (windows, tokens, C) and are not image layouts.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
-import type { Backend } from '../../engine/backend.ts';
-import { keep } from '../../engine/memory.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
+import type { Backend } from '../../engine/index.ts';
+import { keep } from '../../engine/index.ts';
 import { Conv2d, GELU, Identity, Lambda, LayerNorm, Linear, Sequential } from '../layers.ts';
 import { Module, ModelError, type StateDictSource } from '../module.ts';
 import { registerArchitecture, type WeightShapes } from '../registry.ts';

@@ -7,8 +7,8 @@
 // torchvision's own `VGG(make_layers(cfg, bn))` (and a smaller classifier of the same structure) load too;
 // `vggConfig` reads the conv widths, input channels, hidden width and classes of a weights file.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, ReLU, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
 import { registerArchitecture, type WeightShapes } from '../registry.ts';

@@ -26,8 +26,8 @@
 // LayerNorm (the tutorial's `blocks[-1].norm1`): after the last block only the class token reaches the head,
 // so the patch tokens of the last block's output have zero gradient.
 
-import * as E from '../../engine/ops.ts';
-import type { Tensor } from '../../engine/tensor.ts';
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
 import { Conv2d, GELU, Identity, LayerNorm, Linear, NamedSequential, Sequential } from '../layers.ts';
 import { Module, ModelError } from '../module.ts';
 import { IMAGENET_MEAN, IMAGENET_STD, registerArchitecture, type Architecture, type TokenLayout, type WeightShapes } from '../registry.ts';

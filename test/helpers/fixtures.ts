@@ -27,8 +27,18 @@ export function weightsFile(name: string): SafetensorsFile {
   return parseSafetensors(new Uint8Array(readFileSync(`${FIXTURES}${name}`)), name);
 }
 
-/** max |a − b| / max |b|. */
+/**
+ * Refuses comparisons that would prove nothing: an empty reference (every error bound would pass) or
+ * results of another length (extra or missing values would go unchecked).
+ */
+function checkComparable(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
+  if (b.length === 0) throw new Error(`${what}: the reference is empty`);
+  if (a.length !== b.length) throw new Error(`${what}: ${a.length} values compared with a reference of ${b.length}`);
+}
+
+/** max |a − b| / max |b| (max |a − b| when the reference is all zeros). NaN anywhere gives NaN (Math.max), which fails any bound. */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  checkComparable(a, b, 'relErr');
   let num = 0;
   let den = 0;
   for (let i = 0; i < b.length; i++) {
@@ -38,7 +48,9 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return num / (den || 1);
 }
 
+/** max |a − b|. NaN anywhere gives NaN (Math.max), which fails any bound. */
 export function absErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  checkComparable(a, b, 'absErr');
   let m = 0;
   for (let i = 0; i < b.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;

@@ -1,7 +1,7 @@
 // Seeded random data for tests (mulberry32), so every failure reproduces.
 
-export { rngFor as rng } from '../../cam/random.ts';
-import { rngFor as rng } from '../../cam/random.ts';
+export { rngFor as rng } from '../../cam/algorithm/random.ts';
+import { rngFor as rng } from '../../cam/algorithm/random.ts';
 
 /** n uniform values in [lo, hi). */
 export function uniform(n: number, seed: number, lo = -1, hi = 1): Float64Array {

@@ -26,12 +26,14 @@ export interface WebGpuProbe {
   available: boolean;
   /** Why not, when unavailable. */
   reason: string;
+  /** The device's limits, when available (known while tests are collected, so a test can be skipped by them). */
+  limits?: GPUSupportedLimits;
 }
 
 async function probe(): Promise<WebGpuProbe> {
   try {
-    await getDevice();
-    return { available: true, reason: '' };
+    const { limits } = await getDevice();
+    return { available: true, reason: '', limits };
   } catch (err) {
     return { available: false, reason: err instanceof Error ? err.message : String(err) };
   }

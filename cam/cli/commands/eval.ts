@@ -1,0 +1,99 @@
+// `eval`: faithfulness metrics of CAM methods over a labelled image folder (the evaluation itself is
+// cam/evaluation/pipeline.ts; the run folder and --resume, ../run-folder.ts), plus the model's top-1
+// accuracy on the folder.
+
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { METHOD_NAMES } from '../../algorithm/methods/index.ts';
+import { readDataset } from '../../evaluation/dataset.ts';
+import { evaluateImages } from '../../evaluation/pipeline.ts';
+import { summarise, type EvalSettings } from '../../evaluation/report.ts';
+import { UsageError, parseIntFlag } from '../errors.ts';
+import { SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, sharedSettings } from '../flags.ts';
+import { resolveModel } from '../inputs.ts';
+import { Progress } from '../progress.ts';
+import { openRunFolder } from '../run-folder.ts';
+
+export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --weights FILE.safetensors) --data DIR --out DIR
+                     [--methods NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--layer PATH]…
+                     [--limit N] [--batch N] [--steps N] [--road] [--seed N] [--resume]
+                     [--backend auto|cpu|webgpu] [--max-pixels N] [--quiet] [--verbose]
+  --data     an ImageFolder tree (a sub-folder per class), or a folder with labels.json (file → class
+             index) or index.json ({images: [{file, label}]})
+  --methods  CAM methods (default gradcam,shapleycam): ${METHOD_NAMES.join(' ')}
+  --target   the utility the CAMs explain (default rest); metrics score the softmax probability of the
+             predicted class
+  --steps    insertion/deletion curve steps (default 16)
+  --road     also compute ROAD (MoRF/LeRF at 20/40/60/80% with the noisy linear imputer)
+  --resume   continue the run recorded in --out (the settings must match)
+${SHARED_USAGE}
+writes OUT/per_image.jsonl, results.json, results.md, results.csv, metrics.png, insertion.png, deletion.png`;
+
+export async function runEvalCommand(argv: string[], log: (line: string) => void): Promise<number> {
+  const { values: v } = parseCommandLine(() =>
+    parseArgs({
+      args: argv,
+      options: {
+        ...SHARED_OPTIONS,
+        data: { type: 'string' },
+        methods: { type: 'string', multiple: true },
+        method: { type: 'string', multiple: true },
+        limit: { type: 'string' },
+        steps: { type: 'string', default: '16' },
+        road: { type: 'boolean', default: false },
+        resume: { type: 'boolean', default: false },
+        quiet: { type: 'boolean', default: false },
+      },
+    }),
+  );
+  if (v.help) {
+    process.stdout.write(`${EVAL_USAGE}\n`);
+    return 0;
+  }
+  if (!v.data) throw new UsageError('--data DIR is required');
+  const shared = sharedSettings(v);
+  const methods = parseMethods([...(v.methods ?? []), ...(v.method ?? [])], ['gradcam', 'shapleycam'], '--methods');
+  const steps = parseIntFlag('steps', v.steps, 2);
+  const limit = v.limit === undefined ? Infinity : parseIntFlag('limit', v.limit, 1);
+
+  const { chosen, model, layers } = await openModel(shared, await resolveModel(shared.model));
+  const dataset = await readDataset(v.data, model.labels, model.numClasses);
+  const items = dataset.items.slice(0, Math.min(limit, dataset.items.length));
+  const settings: EvalSettings = {
+    model: shared.model.arch ? `${shared.model.arch}:${resolve(shared.model.weights!)}` : (shared.model.model ?? 'resnet20_cifar10'),
+    methods,
+    target: shared.target,
+    layers,
+    data: dataset.root,
+    seed: shared.seed,
+    steps,
+    road: v.road,
+  };
+  const folder = openRunFolder(shared.out, settings, v.resume, log);
+
+  const pending = items.filter((it) => !folder.done.has(it.file));
+  const skipped = items.length - pending.length;
+  if (v.resume) log(`resume: ${skipped} of ${items.length} images already done`);
+  backendLines(chosen, shared.verbose).forEach(log);
+  log(`eval: ${items.length} images (${dataset.layout}) × ${methods.length} method(s) on ${chosen.backend.describe()}${settings.road ? ', with ROAD' : ''}`);
+  const progress = new Progress(items.length, skipped, !v.quiet);
+  try {
+    await evaluateImages(pending, {
+      model,
+      settings,
+      batchSize: shared.batch,
+      maxPixels: shared.maxPixels,
+      finished: (records) => {
+        folder.append(records);
+        progress.tick();
+      },
+    });
+  } finally {
+    progress.stop();
+  }
+
+  const results = summarise(settings, items, folder.done);
+  await folder.writeResults(results);
+  log(`top-1 accuracy ${results.accuracy.toFixed(2)}% (${results.correct}/${results.n}); wrote results.json, results.md, results.csv and plots to ${shared.out}`);
+  return 0;
+}
