@@ -66,6 +66,11 @@ export class WasmBackend implements Backend {
     return this.pool.threads;
   }
 
+  /** Bytes of the shared memory (it only grows). */
+  get memorySize(): number {
+    return this.heap.memory.buffer.byteLength;
+  }
+
   /** Dispatches shared with the workers and run by the caller alone, since the start. */
   get dispatchStats(): { shared: number; alone: number } {
     return { ...this.pool.stats };

@@ -38,7 +38,7 @@ export function f32Bits(v: number): number {
 }
 
 /** Most axes a strided walk may have after merging (kernels/wasm/assembly/common.ts MAX_RANK). */
-export const MAX_RANK = 8;
+export const MAX_RANK = 12;
 
 /**
  * Removes size-1 axes and merges neighbours that every stride set walks contiguously (s[d] = s[d+1]·n[d+1]),

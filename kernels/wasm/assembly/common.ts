@@ -3,7 +3,7 @@
 // (pointers are byte offsets into the one shared memory) that the TypeScript side wrote.
 
 /** Most dimensions a strided view may have after the caller merged contiguous ones. */
-export const MAX_RANK = 8;
+export const MAX_RANK = 12;
 
 @inline export function arg(args: usize, i: i32): i32 {
   return load<i32>(args + ((<usize>i) << 2));

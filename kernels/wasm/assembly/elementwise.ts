@@ -2,7 +2,7 @@
 // where the operation has a v128 instruction (the transcendental functions run lane by lane through
 // AssemblyScript's Mathf, ports of musl's float32 routines, plus erf below).
 
-import { arg, argf, at, imin, ptr, rowOffset, storeTail } from './common';
+import { MAX_RANK, arg, argf, at, imin, ptr, rowOffset, storeTail } from './common';
 import {
   B_ADD, B_DIV, B_EQUAL, B_GREATER, B_GREATER_EQUAL, B_LESS, B_LESS_EQUAL, B_MAXIMUM, B_MINIMUM, B_MUL, B_NOT_EQUAL, B_POW, B_SUB,
   U_ABS, U_COS, U_ERF, U_EXP, U_LOG, U_LOG1P, U_NEG, U_RECIPROCAL, U_RELU, U_RSQRT, U_SIGMOID, U_SIGN, U_SIN, U_SQRT, U_TANH,
@@ -135,7 +135,9 @@ export function unaryTask(args: usize, t: i32): void {
   }
 }
 
-// --- binary: [op, a, b, out, rank, rowsPerTask, rows, shape[8], sa[8], sb[8]] ----------------------
+// --- binary: [op, a, b, out, rank, rowsPerTask, rows, shape[R], sa[R], sb[R]] (R = MAX_RANK) ----------
+
+const SHAPE = 7, S1 = SHAPE + MAX_RANK, S2 = S1 + MAX_RANK, S3 = S2 + MAX_RANK;
 
 /** Math.pow's answers where C's powf differs: x^NaN is NaN, and (±1)^±∞ is NaN. */
 function pow(x: f32, y: f32): f32 {
@@ -201,12 +203,12 @@ function pow(x: f32, y: f32): f32 {
   const b = ptr(args, 2);
   const out = ptr(args, 3);
   const rank = arg(args, 4);
-  const n = arg(args, 7 + rank - 1);
-  const ca = arg(args, 15 + rank - 1) != 0;
-  const cb = arg(args, 23 + rank - 1) != 0;
+  const n = arg(args, SHAPE + rank - 1);
+  const ca = arg(args, S1 + rank - 1) != 0;
+  const cb = arg(args, S2 + rank - 1) != 0;
   for (let r = r0; r < r1; r++) {
-    const oa = rowOffset(args, r, rank, 7, 15);
-    const ob = rowOffset(args, r, rank, 7, 23);
+    const oa = rowOffset(args, r, rank, SHAPE, S1);
+    const ob = rowOffset(args, r, rank, SHAPE, S2);
     binaryRow(op, at(a, oa), ca, at(b, ob), cb, at(out, r * n), n);
   }
 }
@@ -233,7 +235,7 @@ export function binaryTask(args: usize, t: i32): void {
   }
 }
 
-// --- where: [cond, a, b, out, rank, rowsPerTask, rows, shape[8], sc[8], sa[8], sb[8]] ----------------
+// --- where: [cond, a, b, out, rank, rowsPerTask, rows, shape[R], sc[R], sa[R], sb[R]] ----------------
 
 export function whereTask(args: usize, t: i32): void {
   const c = ptr(args, 0);
@@ -244,15 +246,15 @@ export function whereTask(args: usize, t: i32): void {
   const per = arg(args, 5);
   const r0 = t * per;
   const r1 = imin(arg(args, 6), r0 + per);
-  const n = arg(args, 7 + rank - 1);
-  const cc = arg(args, 15 + rank - 1) != 0;
-  const ca = arg(args, 23 + rank - 1) != 0;
-  const cb = arg(args, 31 + rank - 1) != 0;
+  const n = arg(args, SHAPE + rank - 1);
+  const cc = arg(args, S1 + rank - 1) != 0;
+  const ca = arg(args, S2 + rank - 1) != 0;
+  const cb = arg(args, S3 + rank - 1) != 0;
   const zero = f32x4.splat(0);
   for (let r = r0; r < r1; r++) {
-    const pc = at(c, rowOffset(args, r, rank, 7, 15));
-    const pa = at(a, rowOffset(args, r, rank, 7, 23));
-    const pb = at(b, rowOffset(args, r, rank, 7, 31));
+    const pc = at(c, rowOffset(args, r, rank, SHAPE, S1));
+    const pa = at(a, rowOffset(args, r, rank, SHAPE, S2));
+    const pb = at(b, rowOffset(args, r, rank, SHAPE, S3));
     const po = at(out, r * n);
     const sc = f32x4.splat(load<f32>(pc));
     const sa = f32x4.splat(load<f32>(pa));

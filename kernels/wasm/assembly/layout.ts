@@ -2,9 +2,11 @@
 // describes each as a walk over an N-d index space with a source and a destination stride per axis);
 // gather and scatter-add along an axis; the argmax of max-pooling windows.
 
-import { arg, at, imin, ptr, rowOffset } from './common';
+import { MAX_RANK, arg, at, imin, ptr, rowOffset } from './common';
 
-// copy: [src, dst, rank, rowsPerTask, rows, shape[8], src strides[8], dst strides[8]]
+// copy: [src, dst, rank, rowsPerTask, rows, shape[R], src strides[R], dst strides[R]] (R = MAX_RANK)
+
+const SHAPE = 5, SRC = SHAPE + MAX_RANK, DST = SRC + MAX_RANK;
 
 export function copyTask(args: usize, t: i32): void {
   const src = ptr(args, 0);
@@ -13,12 +15,12 @@ export function copyTask(args: usize, t: i32): void {
   const per = arg(args, 3);
   const r0 = t * per;
   const r1 = imin(arg(args, 4), r0 + per);
-  const n = arg(args, 5 + rank - 1);
-  const ds = arg(args, 13 + rank - 1);
-  const dd = arg(args, 21 + rank - 1);
+  const n = arg(args, SHAPE + rank - 1);
+  const ds = arg(args, SRC + rank - 1);
+  const dd = arg(args, DST + rank - 1);
   for (let r = r0; r < r1; r++) {
-    const ps = at(src, rowOffset(args, r, rank, 5, 13));
-    const pd = at(dst, rowOffset(args, r, rank, 5, 21));
+    const ps = at(src, rowOffset(args, r, rank, SHAPE, SRC));
+    const pd = at(dst, rowOffset(args, r, rank, SHAPE, DST));
     let i = 0;
     if (dd == 1 && ds == 1) {
       for (; i + 4 <= n; i += 4) v128.store(pd + ((<usize>i) << 2), v128.load(ps + ((<usize>i) << 2)));

@@ -19,6 +19,8 @@ const SUM = 0;
   return op == SUM ? a + b : max<f32>(a, b);
 }
 
+const KEPT = 9, RED = KEPT + 2 * MAX_RANK, ROWS_PER_TASK = RED + 2 * MAX_RANK;
+
 /** Element offset of index q over `count` dims at args[shapeAt..], strides at args[shapeAt + MAX_RANK..]. */
 function offsetOf(args: usize, q: i32, count: i32, shapeAt: i32): i32 {
   let off = 0;
@@ -31,7 +33,7 @@ function offsetOf(args: usize, q: i32, count: i32, shapeAt: i32): i32 {
   return off;
 }
 
-// inner: [op, x, out, nOut, outsPerTask, nKept, nRed, runs, L, kept shape[8], kept strides[8], red shape[8], red strides[8]]
+// inner: [op, x, out, nOut, outsPerTask, nKept, nRed, runs, L, kept shape[R], kept strides[R], red shape[R], red strides[R]]
 // (red dims exclude the last, contiguous one of length L; runs = product of the red dims)
 
 @inline function reduceInnerOp(op: i32, args: usize, o0: i32, o1: i32): void {
@@ -43,11 +45,11 @@ function offsetOf(args: usize, q: i32, count: i32, shapeAt: i32): i32 {
   const L = arg(args, 8);
   const init: f32 = op == SUM ? 0 : -Infinity;
   for (let o = o0; o < o1; o++) {
-    const base = offsetOf(args, o, nKept, 9);
+    const base = offsetOf(args, o, nKept, KEPT);
     let acc = f32x4.splat(init);
     let tail = init;
     for (let q = 0; q < runs; q++) {
-      const p = at(x, base + offsetOf(args, q, nRed, 25));
+      const p = at(x, base + offsetOf(args, q, nRed, RED));
       let i = 0;
       for (; i + 4 <= L; i += 4) acc = combine(op, acc, v128.load(p + ((<usize>i) << 2)));
       for (; i < L; i++) tail = combineScalar(op, tail, load<f32>(p + ((<usize>i) << 2)));
@@ -66,7 +68,7 @@ export function reduceInnerTask(args: usize, t: i32): void {
   else reduceInnerOp(1, args, o0, o1);
 }
 
-// outer: [op, x, out, rows, L, columnsPerTask, nKept, nRed, runs, kept shape[8] (without L), kept strides[8], red shape[8], red strides[8], rowsPerTask]
+// outer: [op, x, out, rows, L, columnsPerTask, nKept, nRed, runs, kept shape[R] (without L), kept strides[R], red shape[R], red strides[R], rowsPerTask]
 // A task covers `rowsPerTask` rows × one block of columns.
 
 @inline function reduceOuterOp(op: i32, args: usize, t: i32): void {
@@ -78,16 +80,16 @@ export function reduceInnerTask(args: usize, t: i32): void {
   const nRed = arg(args, 7);
   const runs = arg(args, 8);
   const chunks = (L + cols - 1) / cols;
-  const perTask = arg(args, 41);
+  const perTask = arg(args, ROWS_PER_TASK);
   const block = t / chunks;
   const c0 = (t - block * chunks) * cols;
   const n = imin(L - c0, cols);
   const r1 = imin(arg(args, 3), (block + 1) * perTask);
   for (let row = block * perTask; row < r1; row++) {
   const po = at(out, row * L + c0);
-  const base = offsetOf(args, row, nKept, 9) + c0;
+  const base = offsetOf(args, row, nKept, KEPT) + c0;
   for (let q = 0; q < runs; q++) {
-    const p = at(x, base + offsetOf(args, q, nRed, 25));
+    const p = at(x, base + offsetOf(args, q, nRed, RED));
     let i = 0;
     if (q == 0) {
       for (; i + 4 <= n; i += 4) v128.store(po + ((<usize>i) << 2), v128.load(p + ((<usize>i) << 2)));
