@@ -1,5 +1,5 @@
 // ShapleyCAM against GradCAM, per image, end to end (forward, derivatives, map, post-processing).
-//   npx tsx bench/shapleycam.ts [--backend cpu,webgpu] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3]
+//   npx tsx bench/shapleycam.ts [--backend cpu,webgpu,wasm] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3]
 // Prints a table and one JSON line per configuration:
 //   {"bench":"shapleycam","model":…,"batch":…,"backend":…,"adapter":…,"ms_per_image":…,"gradcam_ms_per_image":…}
 
@@ -48,7 +48,7 @@ async function timeMethod(module: Module, input: E.Tensor, layer: string, method
 }
 
 const rows: string[][] = [];
-for (const backendName of values.backend!.split(',') as ('cpu' | 'webgpu')[]) {
+for (const backendName of values.backend!.split(',') as E.BackendName[]) {
   let backend: E.Backend;
   try {
     backend = await E.useBackend(backendName);
