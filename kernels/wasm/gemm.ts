@@ -74,13 +74,20 @@ export function gemm(ctx: WasmContext, g: Gemm): void {
     return;
   }
   const batches = g.entries.length;
-  const nt = Math.min(roundUp(g.N, GEMM_NR), NT);
-  const tilesN = Math.ceil(g.N / nt);
+  // Column blocks of at most NT, all of about the same width (the last one is not a sliver).
+  let tilesN = Math.ceil(g.N / NT);
   const flops = 2 * g.M * g.N * g.K * kBatches * batches;
-  // Split rows too when there are few column blocks and the product is large enough to share.
-  let tilesM = 1;
+  // Few tasks for a large product: split further. Splitting rows repacks B once per row block,
+  // splitting columns repacks A once per column block: split the dimension whose repacking costs less.
   const wanted = Math.min(MIN_TASKS, Math.max(1, Math.floor(flops / TASK_FLOPS)));
-  if (batches * tilesN < wanted) tilesM = Math.min(Math.ceil(g.M / (8 * GEMM_MR)), Math.ceil(wanted / (batches * tilesN)));
+  let tilesM = 1;
+  if (batches * tilesN < wanted) {
+    const more = Math.ceil(wanted / (batches * tilesN));
+    if (g.M <= g.N) tilesN = Math.min(Math.ceil(g.N / (4 * GEMM_NR)), tilesN * more);
+    else tilesM = Math.min(Math.ceil(g.M / (8 * GEMM_MR)), more);
+  }
+  const nt = roundUp(Math.ceil(g.N / Math.max(1, tilesN)), GEMM_NR);
+  tilesN = Math.ceil(g.N / nt);
   tilesM = Math.max(1, tilesM);
   const mt = roundUp(Math.ceil(g.M / tilesM), GEMM_MR);
   tilesM = Math.ceil(g.M / mt);

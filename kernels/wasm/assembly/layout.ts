@@ -116,7 +116,29 @@ export function maxPoolArgmaxTask(args: usize, t: i32): void {
     const xp = at(x, plane * H * W);
     let o = at(out, plane * OH * OW);
     for (let oy = 0; oy < OH; oy++) {
+      const iy0 = oy * sh - ph;
+      const rowsInside = iy0 >= 0 && iy0 + (kh - 1) * dh < H;
       for (let ox = 0; ox < OW; ox++) {
+        const ix0 = ox * sw - pw;
+        if (rowsInside && ix0 >= 0 && ix0 + (kw - 1) * dw < W) {
+          // The window lies inside the plane: no bounds checks; the first element starts the scan.
+          let bestIdx = iy0 * W + ix0;
+          let best = load<f32>(at(xp, bestIdx));
+          for (let ky = 0; ky < kh; ky++) {
+            const row = (iy0 + ky * dh) * W + ix0;
+            for (let kx = ky == 0 ? 1 : 0; kx < kw; kx++) {
+              const i = row + kx * dw;
+              const v = load<f32>(at(xp, i));
+              if (v > best || isNaN(v)) {
+                best = v;
+                bestIdx = i;
+              }
+            }
+          }
+          store<f32>(o, <f32>bestIdx);
+          o += 4;
+          continue;
+        }
         let best: f32 = -Infinity;
         let bestIdx = -1;
         for (let ky = 0; ky < kh; ky++) {
