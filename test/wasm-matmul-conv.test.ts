@@ -51,9 +51,9 @@ describe('wasm matmul and convolutions vs the CPU reference (float32 dot-product
     });
   }
 
-  it(`matmul around the register tile (${GEMM_MR}×${GEMM_NR}), the packing depth (256) and the task blocks (256 columns)`, async () => {
+  it(`matmul around the register tile (${GEMM_MR}×${GEMM_NR}), the packing depth (256), the task blocks (256 columns) and rows split over tasks (B packed once)`, async () => {
     for (const [M, K, N] of [
-      [5, 8, 8], [10, 16, 16], [4, 255, 7], [6, 256, 9], [11, 257, 17], [9, 513, 255], [200, 300, 257], [41, 70, 513], [1, 1000, 1], [300, 2, 600],
+      [5, 8, 8], [10, 16, 16], [4, 255, 7], [6, 256, 9], [11, 257, 17], [9, 513, 255], [200, 300, 257], [41, 70, 513], [1, 1000, 1], [300, 2, 600], [600, 300, 40], [2000, 600, 9],
     ]) {
       await checkMatmul([M, K], [K, N]);
     }

@@ -3,7 +3,7 @@
 
 import type { KernelParams } from '../../engine/backend.ts';
 import { broadcastStrides, sizeOf } from '../../engine/shape.ts';
-import { A_STRIDED, B_STRIDED, GEMM_KC, GEMM_MR, GEMM_NR, K_GEMM, MAX_TASKS } from './assembly/ids.ts';
+import { A_STRIDED, B_STRIDED, GEMM_KC, GEMM_MR, GEMM_NR, K_GEMM, K_GEMM_PACK_A, K_GEMM_PACK_B, MAX_TASKS } from './assembly/ids.ts';
 import { EXTRA_ADDRESS, EXTRA_CAPACITY, type WasmContext } from './context.ts';
 import { fillAt } from './elementwise.ts';
 
@@ -53,8 +53,8 @@ export interface Gemm {
 
 /** Columns of C per task: the packed B block (KC × NT floats) stays in L2. */
 const NT = 256;
-/** Aim for at least this many tasks so threads share the work evenly. */
-const MIN_TASKS = 8;
+/** Aim for at least this many tasks so threads share the work evenly (a late one has little left). */
+const MIN_TASKS = 16;
 /** Below this many flops a task is not worth splitting further. */
 const TASK_FLOPS = 1 << 22;
 
@@ -74,17 +74,17 @@ export function gemm(ctx: WasmContext, g: Gemm): void {
     return;
   }
   const batches = g.entries.length;
+  const flops = 2 * g.M * g.N * g.K * kBatches * batches;
   // Column blocks of at most NT, all of about the same width (the last one is not a sliver).
   let tilesN = Math.ceil(g.N / NT);
-  const flops = 2 * g.M * g.N * g.K * kBatches * batches;
-  // Few tasks for a large product: split further. Splitting rows repacks B once per row block,
-  // splitting columns repacks A once per column block: split the dimension whose repacking costs less.
-  const wanted = Math.min(MIN_TASKS, Math.max(1, Math.floor(flops / TASK_FLOPS)));
   let tilesM = 1;
+  // Few tasks for a large product: split further, along the dimension with more register tiles. Tasks
+  // then share packed operands, which are packed once beforehand (below), so splitting costs no repacking.
+  const wanted = Math.min(MIN_TASKS, Math.max(1, Math.floor(flops / TASK_FLOPS)));
   if (batches * tilesN < wanted) {
     const more = Math.ceil(wanted / (batches * tilesN));
-    if (g.M <= g.N) tilesN = Math.min(Math.ceil(g.N / (4 * GEMM_NR)), tilesN * more);
-    else tilesM = Math.min(Math.ceil(g.M / (8 * GEMM_MR)), more);
+    if (g.N / GEMM_NR >= g.M / GEMM_MR) tilesN = Math.min(Math.ceil(g.N / (4 * GEMM_NR)), tilesN * more);
+    else tilesM = Math.min(Math.ceil(g.M / (4 * GEMM_MR)), more);
   }
   const nt = roundUp(Math.ceil(g.N / Math.max(1, tilesN)), GEMM_NR);
   tilesN = Math.ceil(g.N / nt);
@@ -98,16 +98,38 @@ export function gemm(ctx: WasmContext, g: Gemm): void {
     gemm(ctx, { ...g, entries: g.entries.slice(half) });
     return;
   }
-  const scratchBytes = GEMM_KC * nt * 4 + GEMM_KC * GEMM_MR * 4 + 64 + GEMM_MR * GEMM_NR * 4 + 64;
+  const scratchBytes = GEMM_KC * roundUp(nt, GEMM_NR) * 4 + GEMM_KC * GEMM_MR * 4 + 64 + GEMM_MR * GEMM_NR * 4 + 64;
   const scratch = ctx.scratch(scratchBytes);
+  const slicesPerKb = Math.ceil(g.K / GEMM_KC);
+  // Rows split over tasks: several tasks would pack the same B blocks, so pack them once, first.
+  const packBTasks = batches * tilesN * slicesPerKb * kBatches;
+  const prepackB = tilesM > 1 && packBTasks <= MAX_TASKS;
+  const bBytes = prepackB ? packBTasks * GEMM_KC * roundUp(nt, GEMM_NR) * 4 : 0;
+  // One A for every entry (convolution weights) used by several tasks: pack its strips once, first.
+  const strips = Math.ceil(g.M / GEMM_MR);
+  const shareA = kBatches === 1 && batches * tilesN > 1 && g.entries.every((e) => e.a === g.entries[0].a);
+  const stripsPerTask = Math.max(1, Math.ceil(4096 / Math.min(g.K, GEMM_KC) / GEMM_MR));
+  const packATasks = slicesPerKb * Math.ceil(strips / stripsPerTask);
+  const prepackA = shareA && packATasks <= MAX_TASKS;
+  const aBytes = prepackA ? slicesPerKb * strips * GEMM_KC * GEMM_MR * 4 : 0;
+  const packedB = prepackB ? ctx.temp(bBytes) : 0;
+  const packedA = prepackA ? ctx.temp(aBytes) : 0;
   const c = g.im2col;
   const words = [
     g.M, g.N, g.K, batches, kBatches, A_STRIDED, g.bMode ?? B_STRIDED, g.ldc, g.accumulate ? 1 : 0, mt, nt,
     scratch.ptr, scratch.stride, EXTRA_ADDRESS, g.rsA, g.csA, g.kbsA ?? 0, g.rsB ?? 0, g.csB ?? 0, g.kbsB ?? 0,
     c?.C ?? 0, c?.H ?? 0, c?.W ?? 0, c?.KH ?? 0, c?.KW ?? 0, c?.sh ?? 0, c?.sw ?? 0, c?.ph ?? 0, c?.pw ?? 0, c?.dh ?? 0, c?.dw ?? 0, c?.OW ?? 0,
-    tilesM, tilesN,
+    tilesM, tilesN, packedB, packedA, stripsPerTask,
   ];
-  ctx.run(K_GEMM, words, tasks, flops, g.entries.flatMap((e) => [e.a, e.b, e.c]));
+  const table = g.entries.flatMap((e) => [e.a, e.b, e.c]);
+  try {
+    if (prepackB) ctx.run(K_GEMM_PACK_B, words, packBTasks, (bBytes / 4) * 8, table);
+    if (prepackA) ctx.run(K_GEMM_PACK_A, words, packATasks, (aBytes / 4) * 8, table);
+    ctx.run(K_GEMM, words, tasks, flops, table);
+  } finally {
+    if (prepackB) ctx.release(packedB, bBytes);
+    if (prepackA) ctx.release(packedA, aBytes);
+  }
 }
 
 export function matmul(ctx: WasmContext, [a, b]: number[], p: KernelParams['matmul']): unknown {

@@ -19,6 +19,12 @@ const M_ = 0, N_ = 1, K_ = 2, KBATCHES = 4, BMODE = 6, LDC = 7, ACCUMULATE = 8, 
 const SCRATCH = 11, SCRATCH_STRIDE = 12, TABLE = 13, RSA = 14, CSA = 15, KBSA = 16, RSB = 17, CSB = 18, KBSB = 19;
 const CG = 20, H_ = 21, W_ = 22, KH_ = 23, KW_ = 24, SH = 25, SW = 26, PH = 27, PW = 28, DH = 29, DW = 30, OW_ = 31;
 const TILES_M = 32, TILES_N = 33;
+/** Byte address of B blocks packed beforehand by gemmPackBTask, or 0 to pack in each task. */
+const PREPACKED = 34;
+/** Byte address of A strips packed beforehand by gemmPackATask (A shared by every entry), or 0. */
+const PREPACKED_A = 35;
+/** Strips of MR rows per task of gemmPackATask. */
+const STRIPS_PER_TASK = 36;
 
 @inline function madd(c: v128, a: v128, b: v128): v128 {
   return f32x4.add(c, f32x4.mul(a, b));
@@ -206,24 +212,86 @@ function packBIm2colT(dst: usize, x: usize, args: usize, k0: i32, kc: i32, j0: i
   }
 }
 
+/** Bytes of one packed B block (KC × nt, nt rounded up to NR). */
+@inline function blockBytes(nt: i32): usize {
+  return <usize>(KC * ((nt + NR - 1) / NR) * NR * 4);
+}
+
+/** Packs B rows [k0, k0 + kc) of K batch kb, columns [n0, n0 + cols), into dst. */
+function packB(dst: usize, args: usize, bBase: usize, kb: i32, k0: i32, kc: i32, n0: i32, cols: i32): void {
+  const N = arg(args, N_);
+  const bMode = arg(args, BMODE);
+  const b = at(bBase, kb * arg(args, KBSB));
+  if (bMode == B_IM2COL) packBIm2col(dst, b, args, k0, kc, n0, cols, N);
+  else if (bMode == B_IM2COL_T) packBIm2colT(dst, b, args, k0, kc, n0, cols, N);
+  else packBStrided(dst, b, arg(args, RSB), arg(args, CSB), k0, kc, n0, cols);
+}
+
+/**
+ * Task t of the packing pass: the B block of (batch entry, column block, K slice) = t, written where
+ * gemmTask will read it. Used when several tasks share a column block (rows split over tasks).
+ */
+export function gemmPackBTask(args: usize, t: i32): void {
+  const N = arg(args, N_), K = arg(args, K_);
+  const nt = arg(args, NT);
+  const tilesN = arg(args, TILES_N);
+  const slicesPerKb = (K + KC - 1) / KC;
+  const slices = slicesPerKb * arg(args, KBATCHES);
+  const blockIndex = t / slices;
+  const s = t - blockIndex * slices;
+  const batch = blockIndex / tilesN;
+  const n0 = (blockIndex - batch * tilesN) * nt;
+  const kb = s / slicesPerKb;
+  const k0 = (s - kb * slicesPerKb) * KC;
+  const bBase = <usize>load<u32>(ptr(args, TABLE) + <usize>(batch * 12), 4);
+  packB(ptr(args, PREPACKED) + <usize>t * blockBytes(nt), args, bBase, kb, k0, imin(KC, K - k0), n0, imin(N, n0 + nt) - n0);
+}
+
+/** Bytes of one packed A strip (KC × MR, as packA writes it). */
+const STRIP_BYTES: usize = KC * MR * 4;
+
+/**
+ * Task t of the A packing pass: a group of STRIPS_PER_TASK strips of one K slice
+ * (t = slice · groups + group). The strip of rows [i0, i0 + MR) of slice s lands at
+ * (s · strips + i0 / MR) · STRIP_BYTES, where gemmTask reads it.
+ */
+export function gemmPackATask(args: usize, t: i32): void {
+  const M = arg(args, M_), K = arg(args, K_);
+  const per = arg(args, STRIPS_PER_TASK);
+  const strips = (M + MR - 1) / MR;
+  const groups = (strips + per - 1) / per;
+  const s = t / groups;
+  const g = t - s * groups;
+  const k0 = s * KC;
+  const kc = imin(KC, K - k0);
+  const a = <usize>load<u32>(ptr(args, TABLE));
+  const dst = ptr(args, PREPACKED_A);
+  for (let strip = g * per; strip < imin(strips, (g + 1) * per); strip++) {
+    const i0 = strip * MR;
+    packA(dst + <usize>(s * strips + strip) * STRIP_BYTES, a, arg(args, RSA), arg(args, CSA), i0, imin(MR, M - i0), k0, kc);
+  }
+}
+
 export function gemmTask(args: usize, t: i32, tid: i32): void {
   const M = arg(args, M_), N = arg(args, N_), K = arg(args, K_);
   const kBatches = arg(args, KBATCHES);
-  const bMode = arg(args, BMODE);
   const ldc = arg(args, LDC);
   const accumulate = arg(args, ACCUMULATE) != 0;
   const mt = arg(args, MT), nt = arg(args, NT);
   const tilesM = arg(args, TILES_M), tilesN = arg(args, TILES_N);
   const rsA = arg(args, RSA), csA = arg(args, CSA), kbsA = arg(args, KBSA);
-  const rsB = arg(args, RSB), csB = arg(args, CSB), kbsB = arg(args, KBSB);
+  const prepacked = ptr(args, PREPACKED);
+  const prepackedA = ptr(args, PREPACKED_A);
+  const strips = (M + MR - 1) / MR;
 
   const perBatch = tilesM * tilesN;
   const batch = t / perBatch;
   const r = t - batch * perBatch;
   const tm = r / tilesN;
+  const tn = r - tm * tilesN;
   const m0 = tm * mt;
   const m1 = imin(M, m0 + mt);
-  const n0 = (r - tm * tilesN) * nt;
+  const n0 = tn * nt;
   const cols = imin(N, n0 + nt) - n0;
 
   const entry = ptr(args, TABLE) + <usize>(batch * 12);
@@ -232,31 +300,34 @@ export function gemmTask(args: usize, t: i32, tid: i32): void {
   const cBase = <usize>load<u32>(entry, 8);
 
   const scratch = ptr(args, SCRATCH) + <usize>(tid * arg(args, SCRATCH_STRIDE));
-  const packedB = scratch;
-  const packedA = scratch + <usize>(KC * ((nt + NR - 1) / NR) * NR * 4);
+  const packedA = scratch + blockBytes(nt);
   const tile = packedA + <usize>(KC * MR * 4 + 64);
+  const slicesPerKb = (K + KC - 1) / KC;
+  // The prepacked blocks of this (batch entry, column block), one per K slice in order.
+  const ownBlocks = prepacked + <usize>((batch * tilesN + tn) * slicesPerKb * kBatches) * blockBytes(nt);
 
   for (let kb = 0; kb < kBatches; kb++) {
     const a = at(aBase, kb * kbsA);
-    const b = at(bBase, kb * kbsB);
     for (let k0 = 0; k0 < K; k0 += KC) {
       const kc = imin(KC, K - k0);
       const add = accumulate || kb > 0 || k0 > 0;
-      if (bMode == B_IM2COL) packBIm2col(packedB, b, args, k0, kc, n0, cols, N);
-      else if (bMode == B_IM2COL_T) packBIm2colT(packedB, b, args, k0, kc, n0, cols, N);
-      else packBStrided(packedB, b, rsB, csB, k0, kc, n0, cols);
+      let packedB = scratch;
+      if (prepacked) packedB = ownBlocks + <usize>(kb * slicesPerKb + k0 / KC) * blockBytes(nt);
+      else packB(packedB, args, bBase, kb, k0, kc, n0, cols);
       for (let i0 = m0; i0 < m1; i0 += MR) {
         const rows = imin(MR, m1 - i0);
-        packA(packedA, a, rsA, csA, i0, rows, k0, kc);
+        let pa = packedA;
+        if (prepackedA) pa = prepackedA + <usize>((k0 / KC) * strips + i0 / MR) * STRIP_BYTES;
+        else packA(pa, a, rsA, csA, i0, rows, k0, kc);
         for (let jp = 0; jp < cols; jp += NR) {
           const n = imin(NR, cols - jp);
           const c = at(cBase, i0 * ldc + n0 + jp);
           const pb = at(packedB, jp * kc);
           if (rows == MR && n == NR) {
-            microKernel(packedA, pb, kc, c, ldc, add);
+            microKernel(pa, pb, kc, c, ldc, add);
           } else {
             // Edge tile: compute the whole tile into scratch, then copy the part that exists.
-            microKernel(packedA, pb, kc, tile, NR, false);
+            microKernel(pa, pb, kc, tile, NR, false);
             for (let i = 0; i < rows; i++) {
               for (let j = 0; j < n; j++) {
                 const p = at(c, i * ldc + j);

@@ -16,6 +16,10 @@ export const K_COL2IM = 11;
 export const K_DEPTHWISE = 12;
 export const K_DEPTHWISE_BACKWARD_INPUT = 13;
 export const K_DEPTHWISE_BACKWARD_FILTER = 14;
+/** Packs the B blocks of a GEMM once, for GEMM tasks that share them (rows split over tasks). */
+export const K_GEMM_PACK_B = 15;
+/** Packs the A strips of a GEMM once, when every batch entry shares A (convolution weights). */
+export const K_GEMM_PACK_A = 16;
 
 // Unary ops, in engine/backend.ts's order.
 export const U_NEG = 0;
