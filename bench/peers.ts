@@ -19,6 +19,7 @@ import * as E from '../engine/index.ts';
 import { getArchitecture } from '../models/registry.ts';
 import { initializeRandom } from '../models/init.ts';
 import '../models/archs/index.ts';
+import { medianMs as median } from './peers/timing.ts';
 
 const { values: opts } = parseArgs({
   options: {
@@ -42,17 +43,6 @@ const record = (r: Result) => {
   results.push(r);
   console.log(JSON.stringify({ bench: 'peers', date: new Date().toISOString(), ...r }));
 };
-
-async function median(fn: () => Promise<unknown>, runs: number, warmup: number): Promise<number> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    await fn();
-    times.push(performance.now() - t);
-  }
-  return times.sort((a, b) => a - b)[times.length >> 1];
-}
 
 const input = (batch: number, backend: E.Backend) => E.tensor(Float32Array.from({ length: batch * 3 * 224 * 224 }, (_, i) => Math.sin(i * 0.37)), [batch, 3, 224, 224], backend);
 

@@ -11,17 +11,8 @@ import type { Backend } from '../engine/backend.ts';
 import { createWasmBackend, type WasmBackend } from '../engine/wasm/backend.ts';
 import * as ids from '../kernels/wasm/assembly/ids.ts';
 import { rand } from './helpers/float32.ts';
+import { smallCnn } from './helpers/small-cnn.ts';
 import { wasmBackend } from './helpers/wasm.ts';
-
-/** A small CNN: conv → GELU → max-pool → conv (stride 2) → SiLU → global average → linear → ReST utility. */
-function smallCnn(w1: E.Tensor, w2: E.Tensor, w3: E.Tensor) {
-  const features = (x: E.Tensor) => E.silu(E.conv2d(E.maxPool2d(E.gelu(E.conv2d(x, w1, null, { padding: 1 })), { kernel: 2 }), w2, null, { stride: 2, padding: 1 }));
-  const head = (a: E.Tensor) => {
-    const logits = E.linear(E.flatten(E.adaptiveAvgPool2d(a, 1), 1), w3);
-    return E.sum(E.sub(E.mul(E.slice(logits, [0, 1], [2, 2]), 2), E.logsumexp(logits, 1, true)));
-  };
-  return { features, head };
-}
 
 function cnnTensors(backend: Backend, size = 12, channels = 8) {
   return [

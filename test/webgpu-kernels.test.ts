@@ -34,6 +34,7 @@ import type { RaceDetectionResult } from 'wgsl_reflect';
 import * as wgslReflect from 'wgsl_reflect/wgsl_reflect.module.js';
 import { rng } from './helpers/random.ts';
 import { U, absAll, assertClose, broadcastIndex, convGeometry, describeParams, exact, outShapeOfPad, pick, rand, subsets, u, type Tol } from './helpers/float32.ts';
+import { smallCnn } from './helpers/small-cnn.ts';
 import { describeWebGpu, webgpuBackend } from './helpers/webgpu.ts';
 
 const detectRaces = (wgslReflect as {
@@ -771,16 +772,6 @@ describeWebGpu('the engine on WebGPU matches the CPU (float32 tolerance)', () =>
       E.grad((t: E.Tensor) => E.sum(E.mul(E.maxPool2d(t, { kernel: 2 }), E.maxPool2d(t, { kernel: 2 }))))(x),
     ]);
   });
-
-  /** A small CNN: conv → GELU → max-pool → conv (stride 2) → SiLU → global average → linear → ReST utility. */
-  function smallCnn(w1: E.Tensor, w2: E.Tensor, w3: E.Tensor) {
-    const features = (x: E.Tensor) => E.silu(E.conv2d(E.maxPool2d(E.gelu(E.conv2d(x, w1, null, { padding: 1 })), { kernel: 2 }), w2, null, { stride: 2, padding: 1 }));
-    const head = (a: E.Tensor) => {
-      const logits = E.linear(E.flatten(E.adaptiveAvgPool2d(a, 1), 1), w3);
-      return E.sum(E.sub(E.mul(E.slice(logits, [0, 1], [2, 2]), 2), E.logsumexp(logits, 1, true)));
-    };
-    return { features, head };
-  }
 
   const cnnInputs = (): [Float64Array, Shape][] => [img(2, 3, 12, 12, 7), mat([8, 3, 3, 3], 8, 0.5), mat([6, 8, 3, 3], 9, 0.3), mat([5, 6], 10)];
 
