@@ -9,39 +9,13 @@
 
 import type { KernelFamily, KernelContext, GpuStorage } from '../engine/webgpu/backend.ts';
 import { WGSL_LINEAR } from '../engine/webgpu/pipelines.ts';
-import { broadcastStrides, fmt, sizeOf, stridesOf, type Shape } from '../engine/shape.ts';
+import { broadcastStrides, coalesce, fmt, sizeOf, stridesOf, type Coalesced, type Shape } from '../engine/shape.ts';
+
+export { coalesce, type Coalesced };
 
 export const MAX_RANK = 8;
 /** Invocations per workgroup for the one-thread-per-element kernels. */
 export const WG = 256;
-
-export interface Coalesced {
-  shape: number[];
-  /** One stride list per operand, aligned with `shape`. */
-  strides: number[][];
-}
-
-/**
- * Drops size-1 dims and merges dim d into d+1 wherever every operand has stride[d] = stride[d+1]·shape[d+1]
- * (the pair is then one dim of a contiguous-looking run). The flat row-major order over `shape` is kept,
- * so offsets computed from the result are identical to the original ones.
- */
-export function coalesce(shape: Shape, strideSets: readonly (readonly number[])[]): Coalesced {
-  const dims: number[] = [];
-  const strides: number[][] = strideSets.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = dims.length - 1;
-    if (last >= 0 && strideSets.every((s, k) => strides[k][last] === s[d] * shape[d])) {
-      dims[last] *= shape[d];
-      strideSets.forEach((s, k) => (strides[k][last] = s[d]));
-    } else {
-      dims.push(shape[d]);
-      strideSets.forEach((s, k) => strides[k].push(s[d]));
-    }
-  }
-  return { shape: dims, strides };
-}
 
 /** Throws (naming the kernel and shapes) when coalescing left more dims than the uniforms hold. */
 export function checkRank(c: Coalesced, kernel: string, shapes: string): void {

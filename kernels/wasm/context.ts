@@ -2,7 +2,7 @@
 // scratch, and dispatch of a kernel with its argument words. Pointers are byte addresses in the
 // backend's shared memory.
 
-import { sizeOf, stridesOf, type Shape } from '../../engine/shape.ts';
+import { coalesce, type Shape } from '../../engine/shape.ts';
 
 export interface WasmContext {
   /** Byte address of a storage's first element. */
@@ -41,26 +41,14 @@ export function f32Bits(v: number): number {
 export const MAX_RANK = 12;
 
 /**
- * Removes size-1 axes and merges neighbours that every stride set walks contiguously (s[d] = s[d+1]·n[d+1]),
- * so most walks have one to three axes. Always returns at least one axis.
+ * The walk over `shape` with size-1 axes dropped and neighbours merged where every stride set allows
+ * (engine/shape.ts `coalesce`); at least one axis, at most MAX_RANK.
  */
 export function collapse(shape: Shape, strideSets: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
-  const outShape: number[] = [];
-  const out: number[][] = strideSets.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = outShape.length - 1;
-    if (last >= 0 && strideSets.every((s, k) => out[k][last] === s[d] * shape[d])) {
-      outShape[last] *= shape[d];
-      strideSets.forEach((s, k) => (out[k][last] = s[d]));
-    } else {
-      outShape.push(shape[d]);
-      strideSets.forEach((s, k) => out[k].push(s[d]));
-    }
-  }
-  if (outShape.length === 0) return { shape: [1], strides: strideSets.map(() => [0]) };
-  if (outShape.length > MAX_RANK) throw new Error(`wasm backend: a strided walk over ${outShape.length} axes after merging (at most ${MAX_RANK}): ${JSON.stringify(shape)}`);
-  return { shape: outShape, strides: out };
+  const c = coalesce(shape, strideSets);
+  if (c.shape.length === 0) return { shape: [1], strides: strideSets.map(() => [0]) };
+  if (c.shape.length > MAX_RANK) throw new Error(`wasm backend: a strided walk over ${c.shape.length} axes after merging (at most ${MAX_RANK}): ${JSON.stringify(shape)}`);
+  return c;
 }
 
 /** `values` padded with zeros to MAX_RANK words. */
@@ -68,4 +56,3 @@ export function padded(values: readonly number[]): number[] {
   return [...values, ...new Array<number>(MAX_RANK - values.length).fill(0)];
 }
 
-export { sizeOf, stridesOf };
