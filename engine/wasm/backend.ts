@@ -16,7 +16,7 @@ import { ThreadPool, type KernelExports } from './pool.ts';
 import { availableCores, envVar, loadModuleBytes } from './platform.ts';
 
 class WasmStorage implements Storage {
-  constructor(readonly backend: WasmBackend, readonly size: number, public ptr: number) {}
+  constructor(readonly backend: WasmBackend, readonly size: number, readonly ptr: number) {}
   freed = false;
 }
 
@@ -49,7 +49,6 @@ export class WasmBackend implements Backend {
   constructor(private readonly heap: Heap, private readonly pool: ThreadPool) {
     const backend = this;
     this.ctx = {
-      address: (s) => backend.address(s as Storage),
       output: (size) => {
         const s = backend.allocate(size);
         if (backend.debug.poisonOutputs) backend.heap.f32.fill(NaN, s.ptr >>> 2, (s.ptr >>> 2) + size);

@@ -5,8 +5,6 @@
 import { coalesce, type Shape } from '../../engine/shape.ts';
 
 export interface WasmContext {
-  /** Byte address of a storage's first element. */
-  address(s: unknown): number;
   /** A new output storage of `size` floats (NaN-poisoned first when the backend debugs). */
   output(size: number): { storage: unknown; ptr: number };
   /** A temporary block of `bytes` bytes, released by `release`. */
