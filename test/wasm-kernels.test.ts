@@ -255,8 +255,8 @@ describe('wasm kernels against the CPU reference', () => {
     }
   });
 
-  it('scatterAdd: colliding indices, sparse and dense', async () => {
-    const cases: [Shape, number, number][] = [[[2, 3, 5], 2, 4], [[4, 17], 0, 2], [[3, 65, 2], 1, 9], [[2, 4, 200], 2, 1000], [[1, 129], 1, 3], [[2, 0], 1, 3], [[8, 64, 3136], 2, 12544]];
+  it('scatterAdd: colliding indices, sparse and dense, more slices than one dispatch holds', async () => {
+    const cases: [Shape, number, number][] = [[[2, 3, 5], 2, 4], [[4, 17], 0, 2], [[3, 65, 2], 1, 9], [[2, 4, 200], 2, 1000], [[1, 129], 1, 3], [[2, 0], 1, 3], [[8, 64, 3136], 2, 12544], [[70000, 3, 1], 1, 2]];
     for (const [updShape, axis, len] of cases) {
       const outShape = updShape.map((d, i) => (i === axis ? len : d));
       const upd = rand(sizeOf(updShape), 3);

@@ -4,7 +4,7 @@
 
 import type { KernelParams } from '../../engine/backend.ts';
 import { broadcastStrides, sizeOf, stridesOf, type Shape } from '../../engine/shape.ts';
-import { K_COPY, K_GATHER, K_MAXPOOL_ARGMAX, K_SCATTER_ADD } from './assembly/ids.ts';
+import { K_COPY, K_GATHER, K_MAXPOOL_ARGMAX, K_SCATTER_ADD, MAX_TASKS } from './assembly/ids.ts';
 import { collapse, padded, type WasmContext } from './context.ts';
 import { fillAt } from './elementwise.ts';
 
@@ -85,9 +85,16 @@ export function scatterAdd(ctx: WasmContext, [upd, idx]: number[], p: KernelPara
   if (size === 0) return out.storage;
   const [outer, Lo, inner] = around(p.outShape, p.axis);
   const Lu = p.updShape[p.axis];
-  // A task owns a block of columns of one `outer` slice; enough tasks to share, none too small.
+  // A task owns a block of columns of one `outer` slice; enough tasks to share, none too small. Very many
+  // slices go in several dispatches (the task count of one is bounded).
   const cols = Math.min(inner, Math.max(64, Math.ceil(ROWS_WORK / Math.max(1, Lu + Lo))));
-  ctx.run(K_SCATTER_ADD, [upd, idx, out.ptr, outer, Lu, inner, Lo, cols], outer * Math.ceil(inner / cols), size + sizeOf(p.updShape));
+  const chunks = Math.ceil(inner / cols);
+  const slicesPerDispatch = Math.max(1, Math.floor(MAX_TASKS / chunks));
+  for (let o = 0; o < outer; o += slicesPerDispatch) {
+    const n = Math.min(slicesPerDispatch, outer - o);
+    const words = [upd + 4 * o * Lu * inner, idx + 4 * o * Lu * inner, out.ptr + 4 * o * Lo * inner, n, Lu, inner, Lo, cols];
+    ctx.run(K_SCATTER_ADD, words, n * chunks, n * (Lu + Lo) * inner);
+  }
   return out.storage;
 }
 
