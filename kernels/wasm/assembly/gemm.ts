@@ -75,7 +75,36 @@ function packA(dst: usize, a: usize, rsA: i32, csA: i32, i0: i32, rows: i32, k0:
   if (rows < MR) {
     for (let k = 0; k < kc; k++) for (let i = rows; i < MR; i++) store<f32>(at(dst, k * MR + i), 0);
   }
-  if (csA == 1) {
+  if (csA == 1 && rows == MR) {
+    // Rows 0–3 four k at a time: a 4×4 transpose by shuffles, one v128 store per k; row 4 lane by lane.
+    const r0 = at(a, i0 * rsA + k0);
+    const r1 = at(r0, rsA), r2 = at(r1, rsA), r3 = at(r2, rsA), r4 = at(r3, rsA);
+    let k = 0;
+    for (; k + 4 <= kc; k += 4) {
+      const o = (<usize>k) << 2;
+      const v0 = v128.load(r0 + o), v1 = v128.load(r1 + o), v2 = v128.load(r2 + o), v3 = v128.load(r3 + o);
+      const v4 = v128.load(r4 + o);
+      const lo01 = i32x4.shuffle(v0, v1, 0, 4, 1, 5), lo23 = i32x4.shuffle(v2, v3, 0, 4, 1, 5);
+      const hi01 = i32x4.shuffle(v0, v1, 2, 6, 3, 7), hi23 = i32x4.shuffle(v2, v3, 2, 6, 3, 7);
+      const d = at(dst, k * MR);
+      v128.store(d, i32x4.shuffle(lo01, lo23, 0, 1, 4, 5));
+      store<f32>(d, f32x4.extract_lane(v4, 0), 16);
+      v128.store(d, i32x4.shuffle(lo01, lo23, 2, 3, 6, 7), 20);
+      store<f32>(d, f32x4.extract_lane(v4, 1), 36);
+      v128.store(d, i32x4.shuffle(hi01, hi23, 0, 1, 4, 5), 40);
+      store<f32>(d, f32x4.extract_lane(v4, 2), 56);
+      v128.store(d, i32x4.shuffle(hi01, hi23, 2, 3, 6, 7), 60);
+      store<f32>(d, f32x4.extract_lane(v4, 3), 76);
+    }
+    for (; k < kc; k++) {
+      const d = at(dst, k * MR);
+      store<f32>(d, load<f32>(at(r0, k)));
+      store<f32>(d, load<f32>(at(r1, k)), 4);
+      store<f32>(d, load<f32>(at(r2, k)), 8);
+      store<f32>(d, load<f32>(at(r3, k)), 12);
+      store<f32>(d, load<f32>(at(r4, k)), 16);
+    }
+  } else if (csA == 1) {
     for (let i = 0; i < rows; i++) {
       const src = at(a, (i0 + i) * rsA + k0);
       for (let k = 0; k < kc; k++) store<f32>(at(dst, k * MR + i), load<f32>(at(src, k)));
