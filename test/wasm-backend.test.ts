@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
 import type { Backend } from '../engine/backend.ts';
 import { createWasmBackend, type WasmBackend } from '../engine/wasm/backend.ts';
+import { Heap } from '../engine/wasm/heap.ts';
 import * as ids from '../kernels/wasm/assembly/ids.ts';
 import { rand } from './helpers/float32.ts';
 import { smallCnn } from './helpers/small-cnn.ts';
@@ -138,6 +139,26 @@ describe('the wasm backend', () => {
     expect(await wasm.read(sum)).toEqual(Float64Array.from([n / 2]));
     expect(await wasm.read(small)).toEqual(Float64Array.from([1, 2, 3]));
     [small, big, sum].forEach((s) => wasm.free(s));
+  });
+
+  it('the allocator reuses freed blocks by size, merges neighbours when the memory cannot grow, and says when it is full', () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 2 }); // 128 KiB at most
+    const heap = new Heap(memory, 0);
+    const a = heap.alloc(1000);
+    const b = heap.alloc(1000);
+    expect(b - a).toBe(1024); // 64-byte blocks
+    heap.free(a, 1000);
+    expect(heap.alloc(1000)).toBe(a); // same size: the same block
+    const big = heap.alloc(100_000); // grows the memory to its second page
+    expect(memory.buffer.byteLength).toBe(131072);
+    expect(heap.f32.length).toBe(131072 / 4); // views follow the growth
+    heap.free(a, 1000);
+    heap.free(b, 1000);
+    heap.free(big, 100_000);
+    // Nothing fits a 120 KB block by size, and the memory is at its maximum: the free blocks (which are
+    // adjacent, up to the top) merge, and the block starts at address 0 again.
+    expect(heap.alloc(120_000)).toBe(0);
+    expect(() => heap.alloc(20_000)).toThrow(/wasm backend: out of memory allocating 20000 bytes/);
   });
 
   it('runs small problems on the calling thread alone, large ones on every thread', () => {
