@@ -173,6 +173,17 @@ describe('the wasm backend', () => {
     [a, b].forEach((s) => wasm.free(s));
   });
 
+  it('a kernel that traps is reported as an error, on the caller or in a worker, and the pool keeps working', () => {
+    const pool = (wasm as unknown as { pool: { run(kernel: number, args: number, tasks: number, alone: boolean): void } }).pool;
+    // No kernel has number 999: every task reaches `unreachable`.
+    expect(() => pool.run(999, 65536 + 256, 64, false)).toThrow(/wasm backend: internal: kernel 999 trapped/);
+    expect(() => pool.run(999, 65536 + 256, 1, true)).toThrow(/unreachable/);
+    const a = wasm.upload(rand(1 << 20, 3));
+    const out = wasm.run('unary', [a], { op: 'neg', size: 1 << 20 });
+    expect(wasm.readSync(out)[5]).toBe(-Math.fround(rand(1 << 20, 3)[5]));
+    [a, out].forEach((s) => wasm.free(s));
+  });
+
   it('refuses a freed storage and a storage of another backend with a clear error', () => {
     const s = wasm.upload([1, 2]);
     wasm.free(s);
@@ -183,7 +194,7 @@ describe('the wasm backend', () => {
 
   it("the worker's copy of the control-block layout matches kernels/wasm/assembly/ids.ts", () => {
     const src = readFileSync(new URL('../engine/wasm/worker.mjs', import.meta.url), 'utf8');
-    for (const name of ['CTL_BASE', 'CTL_SEQ', 'CTL_SHUTDOWN'] as const) {
+    for (const name of ['CTL_BASE', 'CTL_SEQ', 'CTL_SHUTDOWN', 'CTL_FINISHED', 'CTL_FAILED'] as const) {
       const m = src.match(new RegExp(`const ${name} = (\\d+);`));
       expect(m, name).not.toBeNull();
       expect(Number(m![1]), name).toBe(ids[name]);

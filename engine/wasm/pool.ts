@@ -6,7 +6,7 @@
 // for tasks that are already running. No message is posted per dispatch. The caller spins on the
 // finished count rather than blocking (a browser page's main thread may not Atomics.wait).
 
-import { CTL_ARGS, CTL_BASE, CTL_CLAIM, CTL_FINISHED, CTL_KERNEL, CTL_SEQ, CTL_SHUTDOWN, CTL_TASKS, CTL_WORDS, MAX_TASKS } from '../../kernels/wasm/assembly/ids.ts';
+import { CTL_ARGS, CTL_BASE, CTL_CLAIM, CTL_FAILED, CTL_FINISHED, CTL_KERNEL, CTL_SEQ, CTL_SHUTDOWN, CTL_TASKS, CTL_WORDS, MAX_TASKS } from '../../kernels/wasm/assembly/ids.ts';
 import { startWorker, type WorkerHandle } from './platform.ts';
 
 export interface KernelExports {
@@ -68,13 +68,30 @@ export class ThreadPool {
     ctl[CTL_ARGS] = args;
     ctl[CTL_TASKS] = tasks;
     Atomics.store(ctl, CTL_FINISHED, 0);
+    Atomics.store(ctl, CTL_FAILED, 0);
     this.tag = (this.tag + 1) & 0x7fff;
     Atomics.store(ctl, CTL_CLAIM, this.tag << 16);
     Atomics.add(ctl, CTL_SEQ, 1);
     Atomics.notify(ctl, CTL_SEQ);
-    this.exports.work(0);
+    let trap: unknown = null;
+    for (;;) {
+      try {
+        this.exports.work(0);
+        break;
+      } catch (err) {
+        // A task trapped here: count it as finished and go on claiming, so that no worker is left
+        // running this dispatch when it is reported.
+        trap ??= err;
+        Atomics.add(ctl, CTL_FINISHED, 1);
+      }
+    }
     while (Atomics.load(ctl, CTL_FINISHED) < tasks) {
       // Only tasks that a worker is running remain: wait for them.
+    }
+    const failedInWorkers = Atomics.load(ctl, CTL_FAILED);
+    if (trap !== null || failedInWorkers > 0) {
+      const why = trap instanceof Error ? trap.message : `${failedInWorkers} task(s) in worker threads`;
+      throw new Error(`wasm backend: internal: kernel ${kernel} trapped (${why})`);
     }
   }
 

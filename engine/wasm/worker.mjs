@@ -7,6 +7,8 @@
 const CTL_BASE = 65536;
 const CTL_SEQ = 0;
 const CTL_SHUTDOWN = 6;
+const CTL_FINISHED = 2;
+const CTL_FAILED = 7;
 /** Polls of the sequence word before sleeping: back-to-back dispatches then cost no wake-up. */
 const SPINS = 4000;
 
@@ -38,7 +40,14 @@ onFirstMessage(async ({ bytes, memory, tid }) => {
     }
     seen = Atomics.load(ctl, CTL_SEQ);
     if (Atomics.load(ctl, CTL_SHUTDOWN) !== 0) break;
-    instance.exports.work(tid);
+    try {
+      instance.exports.work(tid);
+    } catch {
+      // A task trapped (a bug in a kernel or its plan): count it as finished, so the caller does not
+      // wait forever, and as failed, so the caller reports it.
+      Atomics.add(ctl, CTL_FAILED, 1);
+      Atomics.add(ctl, CTL_FINISHED, 1);
+    }
   }
   if (port) port.close();
   else self.close();

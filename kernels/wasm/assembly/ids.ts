@@ -64,6 +64,8 @@ export const CTL_KERNEL = 3;
 export const CTL_ARGS = 4;
 export const CTL_TASKS = 5;
 export const CTL_SHUTDOWN = 6;
+/** Tasks of the current dispatch that trapped in a worker (counted as finished so nobody waits forever). */
+export const CTL_FAILED = 7;
 /** Words reserved for the control block. */
 export const CTL_WORDS = 64;
 /** Most tasks one dispatch may have (the claim word keeps the task index in 16 bits). */
