@@ -48,7 +48,12 @@ export async function useBackend(name: BackendName): Promise<Backend> {
   }
   if (name === 'wasm') {
     // One backend (one thread pool) per process; ENGINE_WASM_THREADS sets its size.
-    wasm ??= import('./wasm/backend.ts').then((m) => m.createWasmBackend());
+    wasm ??= import('./wasm/backend.ts')
+      .then((m) => m.createWasmBackend())
+      .catch((err) => {
+        wasm = null; // let a later call try again
+        throw err;
+      });
     current = await wasm;
     return current;
   }
