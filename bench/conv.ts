@@ -3,16 +3,18 @@
 // (kernels/naive.ts) vs the float64 CPU backend.
 //
 //   npx tsx bench/conv.ts [--quick] [--nets resnet18,resnet50] [--batch 1,32] [--ops forward,input,filter]
-//                         [--runs 5] [--warmup 1] [--no-naive] [--no-cpu] [--naive-batch32] [--wall]
+//                         [--runs 5] [--warmup 1] [--no-naive] [--no-cpu] [--naive-batch32] [--wall] [--no-wasm]
 //
 // Each distinct layer shape is timed once and weighted by how often it occurs in the network for the
 // per-network totals. Batch 32 (--batch 1,32) runs the tiled kernels on every layer but the naive ones
 // only with --naive-batch32 (on lavapipe a naive batch-32 layer takes tens of seconds); the CPU backend
-// only runs at batch 1. One JSON line per (layer, batch, op, kernel), then a table.
+// only runs at batch 1; the wasm backend (float32 SIMD, every core) runs every layer unless --no-wasm.
+// One JSON line per (layer, batch, op, kernel), then a table.
 
 import { convGeometry, releaseDevice, sizeOf, type ConvGeometry, type GpuStorage, type KernelFamily, type KernelName } from '../engine/internal.ts';
 import { conv2dKernels, conv2dRoute, convFlops } from '../kernels/conv2d.ts';
 import { naiveKernels } from '../kernels/naive.ts';
+import { createWasmBackend } from '../engine/wasm/backend.ts';
 import { capture, cpuBackend, listArg, median, parseArgs, printTable, ratio, startGpuBenchmark, timeCpu, type Row } from './common.ts';
 
 interface Layer {
@@ -89,6 +91,8 @@ const withCpu = !args.flags.has('no-cpu') && !quick;
 const naiveBatch32 = args.flags.has('naive-batch32');
 
 const { gpu, timer, adapter, date, randomStorage } = await startGpuBenchmark('conv', args, runs, warmup);
+const wasm = args.flags.has('no-wasm') ? null : await createWasmBackend();
+if (wasm) console.log(`# ${wasm.describe()}`);
 
 function inputsFor(op: Op, g: ConvGeometry): GpuStorage[] {
   const x = () => randomStorage(sizeOf(g.xShape), 1);
@@ -114,6 +118,7 @@ for (const net of nets) {
   for (const batch of batches) {
     for (const op of ops) {
       let tiledTotal = 0;
+      let wasmTotal = 0;
       let naiveTotal = 0;
       let naiveComplete = true;
       let flopsTotal = 0;
@@ -151,6 +156,15 @@ for (const net of nets) {
         } else {
           naiveComplete = false;
         }
+        if (wasm) {
+          const inputs = (op === 'forward' ? [g.xShape, g.wShape] : op === 'input' ? [g.yShape, g.wShape] : [g.xShape, g.yShape]).map((s, k) =>
+            wasm.upload(Float32Array.from({ length: sizeOf(s) }, (_, i) => Math.sin(i * 0.37 + k))),
+          );
+          const wasmMs = median(timeCpu(() => wasm.free(wasm.run(KERNEL_OF[op], inputs, g)), big ? Math.min(runs, 3) : runs, warmup + 2));
+          emit('wasm', wasmMs);
+          wasmTotal += wasmMs * layer.count;
+          inputs.forEach((st) => wasm.free(st));
+        }
         if (withCpu && batch === 1 && op === 'forward') {
           const cpu = cpuBackend();
           const x = cpu.upload(new Float64Array(sizeOf(g.xShape)).fill(0.5));
@@ -162,6 +176,10 @@ for (const net of nets) {
         rows.push(row);
       }
       const total: Row = { net, batch, op, 'GFLOP': flopsTotal / 1e9, 'tiled ms': tiledTotal, 'tiled GF/s': flopsTotal / tiledTotal / 1e6 };
+      if (wasm) {
+        total['wasm ms'] = wasmTotal;
+        total['wasm GF/s'] = flopsTotal / wasmTotal / 1e6;
+      }
       if (naiveComplete) {
         total['naive ms'] = naiveTotal;
         total['naive GF/s'] = flopsTotal / naiveTotal / 1e6;
@@ -174,8 +192,9 @@ for (const net of nets) {
 }
 
 console.log('');
-printTable(rows, ['net', 'layer', 'shape', 'batch', 'op', 'route', 'tiled ms', 'tiled GF/s', 'naive ms', 'naive GF/s', 'speedup', 'cpu ms', 'cpu GF/s']);
+printTable(rows, ['net', 'layer', 'shape', 'batch', 'op', 'route', 'tiled ms', 'tiled GF/s', 'naive ms', 'naive GF/s', 'speedup', 'cpu ms', 'cpu GF/s', 'wasm ms', 'wasm GF/s']);
 console.log('');
 console.log('Per network (each layer shape weighted by its count):');
-printTable(totals, ['net', 'batch', 'op', 'GFLOP', 'tiled ms', 'tiled GF/s', 'naive ms', 'naive GF/s', 'speedup']);
+printTable(totals, ['net', 'batch', 'op', 'GFLOP', 'tiled ms', 'tiled GF/s', 'naive ms', 'naive GF/s', 'speedup', 'wasm ms', 'wasm GF/s']);
+wasm?.close();
 releaseDevice();

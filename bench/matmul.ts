@@ -2,7 +2,9 @@
 // vs the float64 CPU backend, on square n × n × n products.
 //
 //   npx tsx bench/matmul.ts [--quick] [--sizes 256,512,1024,2048,4096] [--runs 5] [--warmup 1]
-//                           [--cpu-max 512] [--naive-max 2048] [--config square|wide|tall|classic] [--wall]
+//                           [--cpu-max 512] [--naive-max 2048] [--config square|wide|tall|classic] [--wall] [--no-wasm]
+//
+// The wasm backend (float32 SIMD on every core) runs the same products unless --no-wasm (wall time).
 //
 // Prints one JSON line per (size, kernel) and a table. Defaults finish in well under a few minutes on a
 // 2-core lavapipe machine (sizes 256, 512, 1024); 2048 and 4096 take minutes there (naive 4096 is skipped
@@ -11,6 +13,7 @@
 import { releaseDevice } from '../engine/internal.ts';
 import { naiveKernels } from '../kernels/naive.ts';
 import { GEMM_CONFIGS, matmulKernels, setGemmConfig, type GemmConfig } from '../kernels/matmul.ts';
+import { createWasmBackend } from '../engine/wasm/backend.ts';
 import { capture, cpuBackend, listArg, median, parseArgs, printTable, ratio, startGpuBenchmark, timeCpu, type Row } from './common.ts';
 
 const args = parseArgs(process.argv.slice(2));
@@ -28,6 +31,8 @@ if (configName) {
 }
 
 const { gpu, timer, adapter, date, randomStorage } = await startGpuBenchmark('matmul', args, runs, warmup);
+const wasm = args.flags.has('no-wasm') ? null : await createWasmBackend();
+if (wasm) console.log(`# ${wasm.describe()}`);
 
 const rows: Row[] = [];
 for (const n of sizes) {
@@ -69,12 +74,21 @@ for (const n of sizes) {
     cpu.free(av);
     cpu.free(bv);
   }
+  if (wasm) {
+    const av = wasm.upload(await gpu.read(a));
+    const bv = wasm.upload(await gpu.read(b));
+    // Warm-up runs take V8 past its baseline (Liftoff) tier to the optimised code.
+    emit('wasm', median(timeCpu(() => wasm.free(wasm.run('matmul', [av, bv], p)), runs, warmup + 3)));
+    wasm.free(av);
+    wasm.free(bv);
+  }
   gpu.free(a);
   gpu.free(b);
   rows.push(row);
 }
 
 console.log('');
-printTable(rows, ['n', 'tiled ms', 'tiled GFLOP/s', 'naive ms', 'naive GFLOP/s', 'speedup', 'cpu ms', 'cpu GFLOP/s']);
+printTable(rows, ['n', 'tiled ms', 'tiled GFLOP/s', 'naive ms', 'naive GFLOP/s', 'speedup', 'cpu ms', 'cpu GFLOP/s', 'wasm ms', 'wasm GFLOP/s']);
 setGemmConfig(null);
+wasm?.close();
 releaseDevice();

@@ -74,7 +74,7 @@ export interface MemoryStats {
 }
 
 export interface Backend {
-  readonly name: 'cpu' | 'webgpu';
+  readonly name: 'cpu' | 'webgpu' | 'wasm';
   /** One line describing where the computation runs (the adapter for WebGPU). */
   describe(): string;
   upload(values: ArrayLike<number>): Storage;
@@ -85,6 +85,6 @@ export interface Backend {
   free(storage: Storage): void;
   run<K extends KernelName>(kernel: K, inputs: readonly Storage[], params: KernelParams[K]): Storage;
   memory(): MemoryStats;
-  /** Machine epsilon of the storage precision: float64 on the CPU, float32 on WebGPU. */
+  /** Machine epsilon of the storage precision: float64 on the CPU, float32 on WebGPU and wasm. */
   readonly epsilon: number;
 }

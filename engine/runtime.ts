@@ -1,16 +1,18 @@
-// Which backend new tensors live on. The default comes from ENGINE_BACKEND (cpu | webgpu); `setBackend`
-// chooses by API. The WebGPU backend needs an asynchronous device request, so it is created by
-// `await useBackend('webgpu')` (or `await ready()` when the environment asks for it).
+// Which backend new tensors live on. The default comes from ENGINE_BACKEND (cpu | webgpu | wasm);
+// `setBackend` chooses by API. The WebGPU and wasm backends start asynchronously (a device request;
+// compiling the kernels and starting worker threads), so they are created by `await useBackend(name)`
+// (or `await ready()` when the environment asks for it).
 
 import type { Backend } from './backend.ts';
 import { CpuBackend } from './cpu/backend.ts';
 import { env } from './platform.ts';
 
-export type BackendName = 'cpu' | 'webgpu';
+export type BackendName = 'cpu' | 'webgpu' | 'wasm';
 
 const cpu = new CpuBackend();
 let current: Backend = cpu;
 let webgpu: Backend | null = null;
+let wasm: Promise<Backend> | null = null;
 
 export function cpuBackend(): Backend {
   return cpu;
@@ -29,7 +31,7 @@ export function setBackend(backend: Backend): void {
 export function backendFromEnv(): BackendName | undefined {
   const value = env('ENGINE_BACKEND');
   if (value === undefined || value === '') return undefined;
-  if (value !== 'cpu' && value !== 'webgpu') throw new Error(`ENGINE_BACKEND must be "cpu" or "webgpu", got "${value}"`);
+  if (value !== 'cpu' && value !== 'webgpu' && value !== 'wasm') throw new Error(`ENGINE_BACKEND must be "cpu", "webgpu" or "wasm", got "${value}"`);
   return value;
 }
 
@@ -38,6 +40,17 @@ export async function useBackend(name: BackendName): Promise<Backend> {
   if (name === 'cpu') {
     current = cpu;
     return cpu;
+  }
+  if (name === 'wasm') {
+    // One backend (one thread pool) per process; ENGINE_WASM_THREADS sets its size.
+    wasm ??= import('./wasm/backend.ts')
+      .then((m) => m.createWasmBackend())
+      .catch((err) => {
+        wasm = null; // let a later call try again
+        throw err;
+      });
+    current = await wasm;
+    return current;
   }
   if (!webgpu || (webgpu as { isLost?: boolean }).isLost) {
     // First use, or the previous device was lost: a lost device never comes back, so make a new one.

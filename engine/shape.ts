@@ -97,3 +97,31 @@ export function pair(v: number | readonly number[], op: string, what: string): [
   if (v.length !== 2) throw new ShapeError(`${op}: ${what} must be a number or a pair, got [${v.join(',')}]`);
   return [v[0], v[1]];
 }
+
+export interface Coalesced {
+  shape: number[];
+  /** One stride list per operand, aligned with `shape`. */
+  strides: number[][];
+}
+
+/**
+ * Drops size-1 dims and merges dim d into d+1 wherever every operand has stride[d] = stride[d+1]·shape[d+1]
+ * (the pair is then one dim of a contiguous-looking run). The flat row-major order over `shape` is kept,
+ * so offsets computed from the result are identical to the original ones.
+ */
+export function coalesce(shape: Shape, strideSets: readonly (readonly number[])[]): Coalesced {
+  const dims: number[] = [];
+  const strides: number[][] = strideSets.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = dims.length - 1;
+    if (last >= 0 && strideSets.every((s, k) => strides[k][last] === s[d] * shape[d])) {
+      dims[last] *= shape[d];
+      strideSets.forEach((s, k) => (strides[k][last] = s[d]));
+    } else {
+      dims.push(shape[d]);
+      strideSets.forEach((s, k) => strides[k].push(s[d]));
+    }
+  }
+  return { shape: dims, strides };
+}

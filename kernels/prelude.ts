@@ -3,7 +3,7 @@
 // addressing (coalesced shapes and strides in a uniform struct). Kernel families import these from here
 // and from nowhere else.
 
-import type { Shape } from '../engine/shape.ts';
+import type { Coalesced, Shape } from '../engine/shape.ts';
 
 export const MAX_RANK = 8;
 /** Invocations per workgroup for the one-thread-per-element kernels. */
@@ -164,33 +164,8 @@ fn pow_(a: f32, b: f32) -> f32 {
 // and the index arithmetic (one div/mod per remaining dim) is short. Shapes and strides travel in the
 // uniform struct as array<vec4<u32|i32>, 2>: up to MAX_RANK = 8 coalesced dims.
 
-export interface Coalesced {
-  shape: number[];
-  /** One stride list per operand, aligned with `shape`. */
-  strides: number[][];
-}
-
-/**
- * Drops size-1 dims and merges dim d into d+1 wherever every operand has stride[d] = stride[d+1]·shape[d+1]
- * (the pair is then one dim of a contiguous-looking run). The flat row-major order over `shape` is kept,
- * so offsets computed from the result are identical to the original ones.
- */
-export function coalesce(shape: Shape, strideSets: readonly (readonly number[])[]): Coalesced {
-  const dims: number[] = [];
-  const strides: number[][] = strideSets.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = dims.length - 1;
-    if (last >= 0 && strideSets.every((s, k) => strides[k][last] === s[d] * shape[d])) {
-      dims[last] *= shape[d];
-      strideSets.forEach((s, k) => (strides[k][last] = s[d]));
-    } else {
-      dims.push(shape[d]);
-      strideSets.forEach((s, k) => strides[k].push(s[d]));
-    }
-  }
-  return { shape: dims, strides };
-}
+// `coalesce` itself lives in engine/shape.ts: the wasm backend's kernel plans use it too.
+export { coalesce, type Coalesced } from '../engine/shape.ts';
 
 /** Throws (naming the kernel and shapes) when coalescing left more dims than the uniforms hold. */
 export function checkRank(c: Coalesced, kernel: string, shapes: string): void {

@@ -34,14 +34,14 @@ import type { RaceDetectionResult } from 'wgsl_reflect';
 // @ts-expect-error TS7016
 import * as wgslReflect from 'wgsl_reflect/wgsl_reflect.module.js';
 import { rng } from './helpers/random.ts';
+import { U, absAll, assertClose, broadcastIndex, convGeometry, describeParams, exact, outShapeOfPad, pick, rand, subsets, u, type Tol } from './helpers/float32.ts';
+import { smallCnn } from './helpers/small-cnn.ts';
 import { describeWebGpu, webgpuBackend } from './helpers/webgpu.ts';
 
 const detectRaces = (wgslReflect as {
   detectRaces: (code: string, kernel: string, grid: number[], groups: Record<string, Record<string, unknown>>, config?: Record<string, unknown>) => RaceDetectionResult;
 }).detectRaces;
 
-const u = 2 ** -24;
-const U = 2 ** -23;
 const cpu = cpuBackend();
 let gpu: WebGpuBackend;
 
@@ -51,47 +51,11 @@ const dispatches = new Map<string, DispatchRecord>();
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
-/** n random float32 values in [lo, hi). */
-function rand(n: number, seed: number, lo = -1, hi = 1): Float64Array {
-  const r = rng(seed);
-  return Float64Array.from({ length: n }, () => Math.fround(lo + (hi - lo) * r()));
-}
-
-/** n values drawn from a small set (ties on purpose). */
-function pick(n: number, seed: number, values: readonly number[]): Float64Array {
-  const r = rng(seed);
-  return Float64Array.from({ length: n }, () => values[Math.floor(r() * values.length)]);
-}
-
-/** Allowed |gpu − cpu| for element i whose CPU value is c. */
-type Tol = (i: number, c: number) => number;
-const exact: Tol = () => 0;
 
 
-function assertClose(label: string, got: Float64Array, want: Float64Array, tol: Tol): void {
-  expect(got.length, `${label}: length`).toBe(want.length);
-  let bad = 0;
-  let first = '';
-  for (let i = 0; i < want.length; i++) {
-    const c = want[i];
-    const g = got[i];
-    const w = Math.fround(c); // what float32 storage can hold (overflow → ∞)
-    let ok: boolean;
-    if (Number.isNaN(c)) ok = Number.isNaN(g);
-    else if (!Number.isFinite(w)) ok = g === w;
-    else ok = Math.abs(g - c) <= (Number.isNaN(tol(i, c)) ? 0 : tol(i, c)); // NaN tolerance (∞·0 from ∞ inputs): exact
-    if (!ok) {
-      if (bad === 0) first = `[${i}] gpu ${g} cpu ${c} |diff| ${Math.abs(g - c)} tol ${Number.isNaN(c) ? 'NaN' : tol(i, c)}`;
-      bad++;
-    }
-  }
-  if (bad > 0) throw new Error(`${label}: ${bad} of ${want.length} elements out of tolerance; first ${first}`);
-}
 
-function describeParams(p: unknown): string {
-  const s = JSON.stringify(p);
-  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
-}
+
+
 
 /** Runs `kernel` on both backends with the same inputs and compares. Returns the CPU result. */
 async function check<K extends KernelName>(kernel: K, inputs: readonly ArrayLike<number>[], params: KernelParams[K], tol: Tol = exact, on: WebGpuBackend = gpu): Promise<Float64Array> {
@@ -121,20 +85,8 @@ function cpuRun<K extends KernelName>(kernel: K, inputs: readonly ArrayLike<numb
   return values;
 }
 
-const absAll = (v: ArrayLike<number>) => Float64Array.from(v, Math.abs);
 
-function outShapeOfPad(shape: Shape, before: number[], after: number[], interior: number[]): number[] {
-  return shape.map((n, d) => before[d] + after[d] + (n === 0 ? 0 : (n - 1) * (interior[d] + 1) + 1));
-}
 
-function convGeometry(x: Shape, w: Shape, o: { stride?: number[]; padding?: number[]; dilation?: number[]; groups?: number } = {}): ConvGeometry {
-  const stride = (o.stride ?? [1, 1]) as [number, number];
-  const padding = (o.padding ?? [0, 0]) as [number, number];
-  const dilation = (o.dilation ?? [1, 1]) as [number, number];
-  const oh = Math.floor((x[2] + 2 * padding[0] - dilation[0] * (w[2] - 1) - 1) / stride[0]) + 1;
-  const ow = Math.floor((x[3] + 2 * padding[1] - dilation[1] * (w[3] - 1) - 1) / stride[1]) + 1;
-  return { xShape: x, wShape: w, yShape: [x[0], w[0], oh, ow], stride, padding, dilation, groups: o.groups ?? 1 };
-}
 
 const SIZES = [1, 3, 17, 63, 65, 129, 1000];
 
@@ -265,21 +217,6 @@ describeWebGpu('WebGPU kernels against the CPU reference', () => {
     notEqual: { a: (n, s) => pick(n, s, [-1, 0, 0.5, 1]), b: (n, s) => pick(n, s, [-1, 0, 0.5, 1]), tol: () => 0 },
   };
 
-  /** Broadcast operand values for element i of the output (for per-element tolerances). */
-  function broadcastIndex(shape: Shape, outShape: Shape): (i: number) => number {
-    const rank = outShape.length;
-    const strides = stridesOf(shape);
-    const outStrides = stridesOf(outShape);
-    return (i) => {
-      let off = 0;
-      for (let d = 0; d < rank; d++) {
-        const c = Math.floor(i / outStrides[d]) % outShape[d];
-        const sd = d - (rank - shape.length);
-        if (sd >= 0 && shape[sd] !== 1) off += c * strides[sd];
-      }
-      return off;
-    };
-  }
 
   for (const op of Object.keys(BINARY) as BinaryOp[]) {
     it(`binary ${op}: every broadcasting pattern`, async () => {
@@ -327,8 +264,6 @@ describeWebGpu('WebGPU kernels against the CPU reference', () => {
 
   // --- reduce ---------------------------------------------------------------------------------------
 
-  /** Every subset of 0..rank-1, as sorted axis lists. */
-  const subsets = (rank: number) => Array.from({ length: 2 ** rank }, (_, m) => [...Array(rank).keys()].filter((d) => m & (1 << d)));
 
   /** Sum tolerance: D·u·Σ|x| over each output's window with D = 80 (see kernels/reduce.ts). */
   async function checkReduce(shape: Shape, axes: number[], x: Float64Array): Promise<void> {
@@ -838,16 +773,6 @@ describeWebGpu('the engine on WebGPU matches the CPU (float32 tolerance)', () =>
       E.grad((t: E.Tensor) => E.sum(E.mul(E.maxPool2d(t, { kernel: 2 }), E.maxPool2d(t, { kernel: 2 }))))(x),
     ]);
   });
-
-  /** A small CNN: conv → GELU → max-pool → conv (stride 2) → SiLU → global average → linear → ReST utility. */
-  function smallCnn(w1: E.Tensor, w2: E.Tensor, w3: E.Tensor) {
-    const features = (x: E.Tensor) => E.silu(E.conv2d(E.maxPool2d(E.gelu(E.conv2d(x, w1, null, { padding: 1 })), { kernel: 2 }), w2, null, { stride: 2, padding: 1 }));
-    const head = (a: E.Tensor) => {
-      const logits = E.linear(E.flatten(E.adaptiveAvgPool2d(a, 1), 1), w3);
-      return E.sum(E.sub(E.mul(E.slice(logits, [0, 1], [2, 2]), 2), E.logsumexp(logits, 1, true)));
-    };
-    return { features, head };
-  }
 
   const cnnInputs = (): [Float64Array, Shape][] => [img(2, 3, 12, 12, 7), mat([8, 3, 3, 3], 8, 0.5), mat([6, 8, 3, 3], 9, 0.3), mat([5, 6], 10)];
 

@@ -33,51 +33,18 @@ import type { RaceDetectionResult } from 'wgsl_reflect';
 // @ts-expect-error TS7016
 import * as wgslReflect from 'wgsl_reflect/wgsl_reflect.module.js';
 import { rng } from './helpers/random.ts';
+import { compare, matmulShapes, rand, type Comparison } from './helpers/float32.ts';
 import { describeWebGpu, webgpuBackend, webgpuProbe } from './helpers/webgpu.ts';
 
 const detectRaces = (wgslReflect as {
   detectRaces: (code: string, kernel: string, grid: number[], groups: Record<string, Record<string, unknown>>, config?: Record<string, unknown>) => RaceDetectionResult;
 }).detectRaces;
 
-const u = 2 ** -24;
 const cpu = cpuBackend();
 
-/** n random float32 values in [-1, 1). */
-function rand(n: number, seed: number): Float64Array {
-  const r = rng(seed);
-  return Float64Array.from({ length: n }, () => Math.fround(2 * r() - 1));
-}
 
-function gammaBound(terms: number): number {
-  const n = terms + 1;
-  return (n * u) / (1 - n * u);
-}
 
-interface Comparison {
-  /** Elements outside the bound (NaN included). */
-  bad: number;
-  first: string;
-  /** max |gpu − cpu| / bound over the elements (≤ 1 when all pass). */
-  worst: number;
-}
 
-function compare(got: Float64Array, want: Float64Array, absSum: Float64Array, terms: number): Comparison {
-  const g = gammaBound(terms);
-  let bad = 0;
-  let first = '';
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    const tol = g * absSum[i];
-    const diff = Math.abs(got[i] - want[i]);
-    if (!(diff <= tol)) {
-      if (bad === 0) first = `[${i}] gpu ${got[i]} cpu ${want[i]} |diff| ${diff} bound ${tol}`;
-      bad++;
-    } else if (tol > 0) {
-      worst = Math.max(worst, diff / tol);
-    }
-  }
-  return { bad, first, worst };
-}
 
 let gpu: WebGpuBackend;
 /** Every dispatch of the tiled kernels seen while the tests ran (for the race check and routing checks). */
@@ -102,18 +69,6 @@ async function check<K extends KernelName>(kernel: K, inputs: Float64Array[], pa
   return c;
 }
 
-function matmulShapes(aShape: Shape, bShape: Shape): KernelParams['matmul'] {
-  const ab = aShape.slice(0, -2);
-  const bb = bShape.slice(0, -2);
-  const r = Math.max(ab.length, bb.length);
-  const batch: number[] = [];
-  for (let i = 0; i < r; i++) {
-    const da = ab[ab.length - r + i] ?? 1;
-    const db = bb[bb.length - r + i] ?? 1;
-    batch.push(da === 1 ? db : da);
-  }
-  return { aShape, bShape, outShape: [...batch, aShape[aShape.length - 2], bShape[bShape.length - 1]] };
-}
 
 let seed = 1000;
 async function checkMatmul(aShape: Shape, bShape: Shape, backend?: WebGpuBackend): Promise<Comparison> {

@@ -1,26 +1,15 @@
-// Deno smoke test of the engine on WebGPU: a small conv net's forward pass and an HVP, printed as JSON
-// for test/deno-engine.test.ts to compare with Node's results.
-//   deno run -A test/deno/engine-smoke.ts
+// Deno smoke test of the engine: a small conv net's forward pass and an HVP (test/helpers/smoke-net.ts),
+// printed as JSON for test/deno-engine.test.ts (WebGPU) and test/wasm-deno.test.ts (wasm) to compare with
+// Node's results.
+//   deno run -A test/deno/engine-smoke.ts [webgpu|wasm] [size] [channels]
 
 import * as E from '../../engine/index.ts';
+import { smokeNet } from '../helpers/smoke-net.ts';
 
-const backend = await E.useBackend('webgpu');
-const values = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * k));
-const x = E.tensor(values(2 * 3 * 8 * 8, 0.37), [2, 3, 8, 8]);
-const w1 = E.tensor(values(4 * 3 * 3 * 3, 0.11), [4, 3, 3, 3]);
-const w2 = E.tensor(values(5 * 4, 0.23), [5, 4]);
-const classes = E.tensor([[1], [3]], [2, 1]);
-
-const a = E.relu(E.conv2d(x, w1, null, { padding: 1 }));
-const head = (t: E.Tensor) => {
-  const logits = E.linear(E.flatten(E.adaptiveAvgPool2d(E.maxPool2d(E.silu(t), { kernel: 2 }), 1), 1), w2);
-  return E.sum(E.sub(E.mul(E.gather(logits, classes, 1), 2), E.logsumexp(logits, 1, true)));
-};
-const r = E.gradAndHvp(head, a, a);
-console.log(JSON.stringify({
-  adapter: backend.describe(),
-  forward: await a.data(),
-  value: (await r.value.data())[0],
-  grad: await r.grad.data(),
-  hvp: await r.hvp.data(),
-}));
+const { args } = (globalThis as unknown as { Deno: { args: string[] } }).Deno;
+const [name = 'webgpu', size = '8', channels = '4'] = args;
+const backend = await E.useBackend(name as E.BackendName);
+const result = await smokeNet(backend, Number(size), Number(channels));
+const stats = (backend as { dispatchStats?: { shared: number } }).dispatchStats;
+console.log(JSON.stringify({ adapter: backend.describe(), shared: stats?.shared, ...result }));
+(backend as { close?: () => void }).close?.(); // the wasm backend's workers would keep Deno running

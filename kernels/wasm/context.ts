@@ -1,0 +1,56 @@
+// What the wasm kernel plans see of the backend: output allocation, temporary buffers, per-thread
+// scratch, and dispatch of a kernel with its argument words. Pointers are byte addresses in the
+// backend's shared memory.
+
+import { coalesce, type Shape } from '../../engine/shape.ts';
+
+export interface WasmContext {
+  /** A new output storage of `size` floats (NaN-poisoned first when the backend debugs). */
+  output(size: number): { storage: unknown; ptr: number };
+  /** A temporary block of `bytes` bytes, released by `release`. */
+  temp(bytes: number): number;
+  release(ptr: number, bytes: number): void;
+  /** A scratch block per thread of `bytesPerThread` each (valid until the next call): its base and stride. */
+  scratch(bytesPerThread: number): { ptr: number; stride: number };
+  /**
+   * Runs `tasks` tasks of kernel `id`. `words` (≤ 64 i32 words; use f32Bits for floats) go to the
+   * argument area, `extra` after them at `EXTRA_ADDRESS`. `work` estimates the operations: small
+   * problems run on the calling thread alone.
+   */
+  run(id: number, words: readonly number[], tasks: number, work: number, extra?: readonly number[]): void;
+}
+
+/** Where the argument area's extra words (tables) start; set by the backend. */
+export const ARGS_ADDRESS = 65536 + 256;
+export const ARGS_WORDS = 64;
+export const EXTRA_ADDRESS = ARGS_ADDRESS + ARGS_WORDS * 4;
+/** Extra words that fit before the heap. */
+export const EXTRA_CAPACITY = (131072 - EXTRA_ADDRESS) / 4;
+/** Below this many operations a dispatch runs on the calling thread alone. */
+export const SMALL_WORK = 1 << 15;
+
+const bits = new DataView(new ArrayBuffer(4));
+export function f32Bits(v: number): number {
+  bits.setFloat32(0, v, true);
+  return bits.getInt32(0, true);
+}
+
+/** Most axes a strided walk may have after merging (kernels/wasm/assembly/common.ts MAX_RANK). */
+export const MAX_RANK = 12;
+
+/**
+ * The walk over `shape` with size-1 axes dropped and neighbours merged where every stride set allows
+ * (engine/shape.ts `coalesce`); at least one axis, at most MAX_RANK.
+ */
+export function collapse(shape: Shape, strideSets: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
+  const c = coalesce(shape, strideSets);
+  if (c.shape.length === 0) return { shape: [1], strides: strideSets.map(() => [0]) };
+  if (c.shape.length > MAX_RANK) throw new Error(`wasm backend: a strided walk over ${c.shape.length} axes after merging (at most ${MAX_RANK}): ${JSON.stringify(shape)}`);
+  return c;
+}
+
+/** `values` padded with zeros to MAX_RANK words. */
+export function padded(values: readonly number[]): number[] {
+  return [...values, ...new Array<number>(MAX_RANK - values.length).fill(0)];
+}
+

@@ -1,0 +1,111 @@
+// Plans for the data-movement kernels. expand, transpose, slice, pad and concat are one strided copy
+// each (pad after a fill with the constant); gather and scatter-add view the tensors as
+// [outer, axis, inner]; max-pool's argmax runs per plane.
+
+import type { KernelParams } from '../../engine/backend.ts';
+import { broadcastStrides, sizeOf, stridesOf, type Shape } from '../../engine/shape.ts';
+import { K_COPY, K_GATHER, K_MAXPOOL_ARGMAX, K_SCATTER_ADD, MAX_TASKS } from './assembly/ids.ts';
+import { collapse, padded, type WasmContext } from './context.ts';
+import { fillAt } from './elementwise.ts';
+
+const ROWS_WORK = 1 << 15;
+
+/** dst[dOff + Σ i·dStrides] = src[sOff + Σ i·sStrides] over every index i of `shape` (offsets in elements). */
+function copy(ctx: WasmContext, src: number, sOff: number, sStrides: readonly number[], dst: number, dOff: number, dStrides: readonly number[], shape: Shape): void {
+  const size = sizeOf(shape);
+  if (size === 0) return;
+  const walk = collapse(shape, [sStrides, dStrides]);
+  const rank = walk.shape.length;
+  const n = walk.shape[rank - 1];
+  const rows = size / n;
+  const per = Math.max(1, Math.floor(ROWS_WORK / n));
+  ctx.run(K_COPY, [src + 4 * sOff, dst + 4 * dOff, rank, per, rows, ...padded(walk.shape), ...padded(walk.strides[0]), ...padded(walk.strides[1])], Math.ceil(rows / per), size);
+}
+
+export function expand(ctx: WasmContext, [x]: number[], p: KernelParams['expand']): unknown {
+  const out = ctx.output(sizeOf(p.outShape));
+  copy(ctx, x, 0, broadcastStrides(p.shape, p.outShape), out.ptr, 0, stridesOf(p.outShape), p.outShape);
+  return out.storage;
+}
+
+export function transpose(ctx: WasmContext, [x]: number[], p: KernelParams['transpose']): unknown {
+  const outShape = p.perm.map((a) => p.shape[a]);
+  const inStrides = stridesOf(p.shape);
+  const out = ctx.output(sizeOf(outShape));
+  copy(ctx, x, 0, p.perm.map((a) => inStrides[a]), out.ptr, 0, stridesOf(outShape), outShape);
+  return out.storage;
+}
+
+export function slice(ctx: WasmContext, [x]: number[], p: KernelParams['slice']): unknown {
+  const inStrides = stridesOf(p.shape);
+  const out = ctx.output(sizeOf(p.outShape));
+  const start = p.begin.reduce((acc, b, d) => acc + b * inStrides[d], 0);
+  copy(ctx, x, start, inStrides.map((s, d) => s * p.step[d]), out.ptr, 0, stridesOf(p.outShape), p.outShape);
+  return out.storage;
+}
+
+export function pad(ctx: WasmContext, [x]: number[], p: KernelParams['pad']): unknown {
+  const out = ctx.output(sizeOf(p.outShape));
+  fillAt(ctx, out.ptr, sizeOf(p.outShape), p.value);
+  const outStrides = stridesOf(p.outShape);
+  const start = p.before.reduce((acc, b, d) => acc + b * outStrides[d], 0);
+  copy(ctx, x, 0, stridesOf(p.shape), out.ptr, start, outStrides.map((s, d) => s * (p.interior[d] + 1)), p.shape);
+  return out.storage;
+}
+
+export function concat(ctx: WasmContext, inputs: number[], p: KernelParams['concat']): unknown {
+  const out = ctx.output(sizeOf(p.outShape));
+  const outStrides = stridesOf(p.outShape);
+  let along = 0;
+  p.shapes.forEach((shape, k) => {
+    copy(ctx, inputs[k], 0, stridesOf(shape), out.ptr, along * outStrides[p.axis], outStrides, shape);
+    along += shape[p.axis];
+  });
+  return out.storage;
+}
+
+/** [outer, axis length, inner] of a shape around `axis`. */
+function around(shape: Shape, axis: number): [number, number, number] {
+  return [sizeOf(shape.slice(0, axis)), shape[axis], sizeOf(shape.slice(axis + 1))];
+}
+
+export function gather(ctx: WasmContext, [x, idx]: number[], p: KernelParams['gather']): unknown {
+  const size = sizeOf(p.outShape);
+  const out = ctx.output(size);
+  if (size === 0) return out.storage;
+  const [outer, L, inner] = around(p.outShape, p.axis);
+  const per = Math.max(1, Math.floor(ROWS_WORK / inner));
+  ctx.run(K_GATHER, [x, idx, out.ptr, outer, L, inner, p.shape[p.axis], per], Math.ceil((outer * L) / per), size);
+  return out.storage;
+}
+
+export function scatterAdd(ctx: WasmContext, [upd, idx]: number[], p: KernelParams['scatterAdd']): unknown {
+  const size = sizeOf(p.outShape);
+  const out = ctx.output(size);
+  if (size === 0) return out.storage;
+  const [outer, Lo, inner] = around(p.outShape, p.axis);
+  const Lu = p.updShape[p.axis];
+  // A task owns a block of columns of one `outer` slice; enough tasks to share, none too small. Very many
+  // slices go in several dispatches (the task count of one is bounded).
+  const cols = Math.min(inner, Math.max(64, Math.ceil(ROWS_WORK / Math.max(1, Lu + Lo))));
+  const chunks = Math.ceil(inner / cols);
+  const slicesPerDispatch = Math.max(1, Math.floor(MAX_TASKS / chunks));
+  for (let o = 0; o < outer; o += slicesPerDispatch) {
+    const n = Math.min(slicesPerDispatch, outer - o);
+    const words = [upd + 4 * o * Lu * inner, idx + 4 * o * Lu * inner, out.ptr + 4 * o * Lo * inner, n, Lu, inner, Lo, cols];
+    ctx.run(K_SCATTER_ADD, words, n * chunks, n * (Lu + Lo) * inner);
+  }
+  return out.storage;
+}
+
+export function maxPoolArgmax(ctx: WasmContext, [x]: number[], p: KernelParams['maxPoolArgmax']): unknown {
+  const size = sizeOf(p.outShape);
+  const out = ctx.output(size);
+  if (size === 0) return out.storage;
+  const [N, C, H, W] = p.xShape;
+  const [, , OH, OW] = p.outShape;
+  const perPlane = OH * OW * p.kernel[0] * p.kernel[1];
+  const per = Math.max(1, Math.floor(ROWS_WORK / perPlane));
+  ctx.run(K_MAXPOOL_ARGMAX, [x, out.ptr, N * C, H, W, OH, OW, ...p.kernel, ...p.stride, ...p.padding, ...p.dilation, per], Math.ceil((N * C) / per), size * p.kernel[0] * p.kernel[1]);
+  return out.storage;
+}
