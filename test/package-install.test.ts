@@ -260,9 +260,15 @@ explainer.dispose();
     expect(bad.stdout).toMatch(/check\.ts\(\d+,7\): error TS2322: Type 'boolean' is not assignable to type 'string'/);
   });
 
-  it('Deno: import from "npm:shapleycam-webgpu" explains on navigator.gpu (CPU without an adapter), as the README says', () => {
+  it('Deno: import from "npm:shapleycam-webgpu" type-checks and explains on navigator.gpu (CPU without an adapter), as the README says', () => {
     writeFileSync(join(project, 'deno-example.ts'), readmeBlock('example: deno'));
     const deno = join(REPO, 'node_modules', '.bin', 'deno');
+    // Deno type-checks the example against the shipped declarations, and catches a wrong line.
+    ok(run(deno, ['check', '--cached-only', '--node-modules-dir=manual', 'deno-example.ts'], project, { NO_COLOR: '1' }), 'deno check');
+    writeFileSync(join(project, 'deno-bad.ts'), `${readmeBlock('example: deno')}const bad: string = images[0].predicted.probability;\n`);
+    const bad = run(deno, ['check', '--cached-only', '--node-modules-dir=manual', 'deno-bad.ts'], project, { NO_COLOR: '1' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/TS2322.*Type 'number' is not assignable to type 'string'/);
     const r = ok(run(deno, ['run', '-A', '--cached-only', '--node-modules-dir=manual', 'deno-example.ts'], project, { DENO_WEBGPU_BACKEND: 'vulkan', NO_COLOR: '1' }), 'deno run');
     const [label, probability, backend] = r.stdout.trim().split('\n').pop()!.split(' ');
     expect(label).toBe('cat');
