@@ -1,4 +1,6 @@
 // The engine's public API: tensors, ops, transforms, memory scopes and backend selection.
+// The WebGPU types (GPUDevice, …) that the backend's declarations use, kept in the emitted .d.ts for users.
+/// <reference types="@webgpu/types" preserve="true" />
 
 export { Tensor } from './tensor.ts';
 export { ShapeError, type Shape } from './shape.ts';

@@ -1,7 +1,7 @@
 // The model zoo: entries with shipped weights, and loading any registered architecture from a
 // safetensors file. Zoo names and architecture names are a contract (the CAM CLI's --model and --arch).
 
-import { displayName, readSafetensors, SafetensorsError, type SafetensorsFile } from './safetensors.ts';
+import { displayName, parseSafetensors, readSafetensors, SafetensorsError, type SafetensorsFile } from './safetensors.ts';
 import { ModelError, type StateDictSource } from './module.ts';
 import { getArchitecture, type Architecture, type Network } from './registry.ts';
 import './archs/index.ts';
@@ -54,16 +54,17 @@ export interface LoadedModel {
 /**
  * Builds an architecture with the shape hyper-parameters of a safetensors weights file (input channels,
  * widths, classes, a ViT's depth and sizes) and loads the weights into it (strict names and shapes). The
- * weights go to the current backend (useBackend), like every tensor made from host values.
+ * weights go to the current backend (useBackend), like every tensor made from host values. `weights` is a
+ * file (path or URL) or the bytes of one (named `<memory>` in errors).
  */
-export async function loadModel(archName: string, weightsPath: string | URL): Promise<LoadedModel> {
+export async function loadModel(archName: string, weights: string | URL | Uint8Array): Promise<LoadedModel> {
   const base = getArchitecture(archName);
   let file: SafetensorsFile;
   try {
-    file = await readSafetensors(weightsPath);
+    file = weights instanceof Uint8Array ? parseSafetensors(weights) : await readSafetensors(weights);
   } catch (e) {
     if (e instanceof SafetensorsError) throw e;
-    throw new ModelError(`${displayName(weightsPath)}: cannot read weights (${(e as Error).message})`);
+    throw new ModelError(`${weights instanceof Uint8Array ? '<memory>' : displayName(weights)}: cannot read weights (${(e as Error).message})`);
   }
   const source = stateDictFromSafetensors(file);
   let module: Network;

@@ -2,7 +2,8 @@
 
 import { parseArgs } from 'node:util';
 import * as E from '../../../engine/index.ts';
-import { explain, type Explanation } from '../../algorithm/explain.ts';
+import { createExplainer } from '../../../api/index.ts';
+import type { Explanation } from '../../algorithm/explain.ts';
 import { METHOD_NAMES } from '../../algorithm/methods/index.ts';
 import { UsageError, parseIntFlag } from '../errors.ts';
 import { SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, sharedSettings, wordsAfter } from '../flags.ts';
@@ -45,6 +46,7 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
   const { chosen, model, layers } = await openModel(shared, source);
   if (cls !== undefined && cls >= model.numClasses) throw new UsageError(`--class: ${cls} is outside 0…${model.numClasses - 1} for this model`);
   backendLines(chosen, shared.verbose).forEach(log);
+  const explainer = await createExplainer({ model, layers });
   const input = E.tensor(batch.data, batch.shape);
   const B = batch.shape[0];
   const explanations: Explanation[] = [];
@@ -52,19 +54,14 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
     const end = Math.min(B, start + shared.batch);
     if (B > 4) log(`explaining images ${start + 1}–${end} of ${B}`);
     const chunk = E.slice(input, [start], [end]);
-    explanations.push(
-      await explain({
-        module: model.module,
-        input: chunk,
-        layers,
-        methods,
-        target: shared.target,
-        classes: cls === undefined ? undefined : new Array(end - start).fill(cls),
-        layout: model.arch.layout?.bind(model.arch),
-        seed: shared.seed + start,
-        keepTerms: true,
-      }),
-    );
+    const result = await explainer.explain(chunk, {
+      methods,
+      target: shared.target,
+      classes: cls,
+      seed: shared.seed + start,
+      keepTerms: true,
+    });
+    explanations.push(result.raw);
     chunk.dispose();
   }
   const files = await writeExplainOutputs(shared.out, {
