@@ -213,38 +213,7 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
   const reports = new Map<string, MethodReport>();
   let guided: Float64Array[] | null = null;
   const guidedMaps = async () => (guided ??= perImage(await inputGradient(module, input, classes).values(), B));
-  for (const { method, job } of plans) {
-    // A meta-method's eigen smoothing is its base's (a projection method as base ignores it).
-    const eigen = job ? job.method.smoothing.eigen : method.smoothing.eigen;
-    const smoothed = { aug: !!opts.augSmooth && method.smoothing.aug, eigen: !!opts.eigenSmooth && eigen };
-    const report: MethodReport = { maps: [], channels: method.channels, raw: new Map(), weights: new Map(), ms: 0, smoothed };
-    // One final map per image and augmentation, brought back to the original frame and averaged.
-    const smooth = (perPass: Float64Array[][]) =>
-      perPass[0].map((_, b) => meanMaps(perPass.map((maps, i) => deaugmentMap(maps[b], W, augmentations[i]))));
-    if (job) {
-      const results = passes.map((p) => p.jobs.get(jobKey(job))!);
-      const finish = method.kind === 'refine' ? refineMaps : aggregateLayers;
-      report.maps = smooth(results.map((r) => finish(r.perLayer)));
-      const plain = results[augmentations.findIndex(isIdentity)];
-      report.raw = plain.raw;
-      report.weights = plain.weights;
-      report.ms = results.reduce((s, r) => s + r.ms, 0);
-      if (method.kind !== 'layer') report.base = job.method.name;
-    }
-    if (method.kind === 'fullgrad') {
-      report.maps = smooth(passes.map((p) => p.fullgrad!.maps));
-      report.biasLayers = passes[0].fullgrad!.layers;
-      report.ms = passes.reduce((s, p) => s + p.fullgrad!.ms, 0);
-    }
-    if (method.kind === 'guided-backprop' || method.kind === 'guided-gradcam') {
-      const t0 = performance.now();
-      const g = await guidedMaps();
-      const factor = report.maps;
-      report.maps = method.kind === 'guided-backprop' ? g.map((m) => Float64Array.from(m)) : g.map((m, b) => m.map((v, i) => v * factor[b][i % (H * W)]));
-      report.ms += performance.now() - t0;
-    }
-    reports.set(method.name, report);
-  }
+  for (const plan of plans) reports.set(plan.method.name, await methodReport(plan, passes, augmentations, opts, guidedMaps));
 
   const identityPass = passes[augmentations.findIndex(isIdentity)];
   return {
@@ -260,6 +229,51 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
     ...(opts.augSmooth ? { augmentations: augmentations.map((a, i) => ({ ...a, layers: passes[i].layers })) } : {}),
     ...(finer ? { finer } : {}),
   };
+}
+
+/**
+ * A method's final maps from the passes: its layer method's maps finished (averaged over the layers, or
+ * Refine-CAM's product), FullGrad's, or guided backpropagation's; one map per image and augmentation,
+ * brought back to the original frame and averaged.
+ */
+async function methodReport(
+  { method, job }: Plan,
+  passes: PassResult[],
+  augmentations: readonly Augmentation[],
+  opts: ExplainOptions,
+  guidedMaps: () => Promise<Float64Array[]>,
+): Promise<MethodReport> {
+  const [, , H, W] = opts.input.shape;
+  // A meta-method's eigen smoothing is its base's (a projection method as base ignores it).
+  const eigen = job ? job.method.smoothing.eigen : method.smoothing.eigen;
+  const smoothed = { aug: !!opts.augSmooth && method.smoothing.aug, eigen: !!opts.eigenSmooth && eigen };
+  const report: MethodReport = { maps: [], channels: method.channels, raw: new Map(), weights: new Map(), ms: 0, smoothed };
+  const smooth = (perPass: Float64Array[][]) =>
+    perPass[0].map((_, b) => meanMaps(perPass.map((maps, i) => deaugmentMap(maps[b], W, augmentations[i]))));
+  if (job) {
+    const results = passes.map((p) => p.jobs.get(jobKey(job))!);
+    const finish = method.kind === 'refine' ? refineMaps : aggregateLayers;
+    report.maps = smooth(results.map((r) => finish(r.perLayer)));
+    const plain = results[augmentations.findIndex(isIdentity)];
+    report.raw = plain.raw;
+    report.weights = plain.weights;
+    report.ms = results.reduce((s, r) => s + r.ms, 0);
+    if (method.kind !== 'layer') report.base = job.method.name;
+  }
+  if (method.kind === 'fullgrad') {
+    report.maps = smooth(passes.map((p) => p.fullgrad!.maps));
+    report.biasLayers = passes[0].fullgrad!.layers;
+    report.ms = passes.reduce((s, p) => s + p.fullgrad!.ms, 0);
+  }
+  if (method.kind === 'guided-backprop' || method.kind === 'guided-gradcam') {
+    // Computed once on the original input; Guided Grad-CAM multiplies it by its (smoothed) Grad-CAM map.
+    const t0 = performance.now();
+    const g = await guidedMaps();
+    const cam = report.maps;
+    report.maps = method.kind === 'guided-backprop' ? g.map((m) => Float64Array.from(m)) : g.map((m, b) => m.map((v, i) => v * cam[b][i % (H * W)]));
+    report.ms += performance.now() - t0;
+  }
+  return report;
 }
 
 /** Everything computed on one (possibly augmented) input: the layer methods' per-layer maps, FullGrad's. */

@@ -110,10 +110,18 @@ export function sharedSettings(v: SharedFlags): SharedSettings {
   };
 }
 
-/** Method names from repeatable, comma-separated flag values, checked and without repeats. */
-export function parseMethods(values: readonly string[], fallback: readonly string[], flag: string): string[] {
+/**
+ * Method names from repeatable, comma-separated flag values, checked and without repeats. `saliencyOnly`
+ * (for metrics, which multiply the input by a map) refuses the 3-channel input-space methods; `layers`
+ * (as given, empty for the default one) refuses Refine-CAM with fewer than two.
+ */
+export function parseMethods(values: readonly string[], fallback: readonly string[], flag: string, opts: { saliencyOnly?: boolean; layers?: readonly string[] } = {}): string[] {
   const list = values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
-  for (const m of list) if (!METHOD_NAMES.includes(m)) throw new UsageError(`${flag}: unknown method "${m}"; choose from ${METHOD_NAMES.join(' ')}`);
+  for (const m of list) {
+    if (!METHOD_NAMES.includes(m)) throw new UsageError(`${flag}: unknown method "${m}"; choose from ${METHOD_NAMES.join(' ')}`);
+    if (opts.saliencyOnly && getMethod(m).channels !== 1) throw new UsageError(`${flag}: ${m} gives a 3-channel input-space map, not a saliency map the metrics can use`);
+    if (opts.layers && m === 'refine-cam' && opts.layers.length < 2) throw new UsageError(`--layer: refine-cam needs two or more target layers, got ${opts.layers.length || 'only the default one'}`);
+  }
   return list.length ? [...new Set(list)] : [...fallback];
 }
 

@@ -1,5 +1,6 @@
 // What `explain` writes (maps.safetensors, terms.safetensors, overlays, the comparison sheet and
-// summary.json) and what `dff` writes (dff.safetensors, pictures with a legend, a sheet, summary.json). File and tensor names are a contract (code outside the project reads them).
+// summary.json) and what `dff` writes (dff.safetensors, pictures with a legend, a sheet, summary.json).
+// File and tensor names are a contract (code outside the project reads them).
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
