@@ -122,6 +122,8 @@ describe('bad usage: one line naming the flag, exit 2, nothing written', () => {
     ['dff: two layers', ['dff', '--image', images[0], '--layer', 'layer2', '--layer', 'layer3', '--concepts', '2'], /^error: --layer: dff factorises one layer, got 2/m],
     ['dff: no --concepts', ['dff', '--image', images[0]], /^error: --concepts N is required/m],
     ['dff: zero concepts', ['dff', '--image', images[0], '--concepts', '0'], /^error: --concepts: expected an integer ≥ 1, got "0"/m],
+    ['eval: a 3-channel method', ['eval', '--data', FIXTURES, '--methods', 'gradcam,guided-backprop'], /^error: --methods: guided-backprop gives a 3-channel input-space map/m],
+    ['eval: refine-cam with one layer', ['eval', '--data', FIXTURES, '--methods', 'refine-cam', '--layer', 'layer3'], /^error: --layer: refine-cam needs two or more target layers/m],
   ];
   for (const [name, argv, message] of cases) {
     it(name, async () => {

@@ -7,12 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
 import { explain } from '../cam/algorithm/explain.ts';
+import { finerUtility } from '../cam/algorithm/methods/finer.ts';
 import { inputGradient } from '../cam/algorithm/methods/guided.ts';
+import { captureForward, layerTerms } from '../cam/algorithm/terms.ts';
 import { biasLayers } from '../cam/algorithm/methods/fullgrad.ts';
 import { MethodSettingError } from '../cam/algorithm/methods/types.ts';
 import { Lambda } from '../models/layers.ts';
 import { loadZooModel } from '../models/zoo.ts';
-import { absErr, fixture } from './helpers/fixtures.ts';
+import { absErr, fixture, relErr } from './helpers/fixtures.ts';
 import { FAMILY_BOUNDS, FAMILY_CASES, familyDifferences, flatMaps } from './helpers/family.ts';
 
 const cpu = E.cpuBackend();
@@ -66,6 +68,25 @@ describe('guided backpropagation guides functional ReLUs too (ResNet-20)', () =>
     expect(absErr(flatMaps(e, 'guided-gradcam'), product)).toBe(0);
     expect(e.methods.get('guided-backprop')!.channels).toBe(3);
     expect(e.methods.get('guided-backprop')!.maps.length).toBe(B);
+  });
+});
+
+describe('Finer-CAM on a ShapleyCAM base uses G and H·A of its own utility', () => {
+  it('raw map = Σ_k mean(G − ½·H·A)_k A_k of the Finer-CAM utility; differs from the Grad-CAM base', async () => {
+    const { file: f } = fixture('family_resnet20_public');
+    const model = (await loadZooModel('resnet20_cifar10')).module;
+    const input = E.tensor(f.float32('input'), f.entry('input').shape);
+    const base = (name: string) => explain({ module: model, input, layers: ['layer3'], methods: ['finer-cam'], options: { base: name } });
+    const shapley = await base('shapleycam');
+    const capture = captureForward(model, input, 'layer3');
+    const terms = layerTerms(model, input, capture, finerUtility(shapley.finer!, 1), shapley.finer!.main, true);
+    expect(terms.hvpStructurallyZero).toBe(false);
+    const W = E.mean(E.sub(terms.G, E.mul(terms.HA!, 0.5)), [2, 3], true);
+    const raw = await E.sum(E.mul(W, terms.A), 1).values();
+    expect(relErr(shapley.methods.get('finer-cam')!.raw.get('layer3')!, raw)).toBeLessThan(1e-12);
+    const gradcam = await base('gradcam');
+    expect(absErr(flatMaps(shapley, 'finer-cam'), flatMaps(gradcam, 'finer-cam'))).toBeGreaterThan(1e-3);
+    expect(shapley.methods.get('finer-cam')!.base).toBe('shapleycam');
   });
 });
 

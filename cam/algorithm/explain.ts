@@ -125,21 +125,14 @@ interface Plan {
 function planMethods(names: readonly string[], layers: readonly string[], options: MethodOptions): Plan[] {
   return names.map((name) => {
     const method = getMethod(name);
-    const base = (meta: 'finer-cam' | 'refine-cam') => {
-      try {
-        return baseMethod(meta, options.base);
-      } catch (e) {
-        throw new MethodSettingError(`--base: ${(e as Error).message}`);
-      }
-    };
     switch (method.kind) {
       case 'layer':
         return { method, job: { utility: 'target', method } };
       case 'finer':
-        return { method, job: { utility: 'finer', method: base('finer-cam') } };
+        return { method, job: { utility: 'finer', method: baseMethod('finer-cam', options.base) } };
       case 'refine':
         if (layers.length < 2) throw new MethodSettingError(`--layer: refine-cam needs two or more target layers, got ${layers.length}`);
-        return { method, job: { utility: 'target', method: base('refine-cam') } };
+        return { method, job: { utility: 'target', method: baseMethod('refine-cam', options.base) } };
       case 'guided-gradcam':
         return { method, job: { utility: 'target', method: gradcam } };
       case 'fullgrad':

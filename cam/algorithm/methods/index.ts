@@ -15,7 +15,7 @@ import { fullgrad } from './fullgrad.ts';
 import { guidedBackprop, guidedGradcam } from './guided.ts';
 import { DEFAULT_FINER_BASE, finercam } from './finer.ts';
 import { DEFAULT_REFINE_BASE, refinecam } from './refine.ts';
-import type { CamMethod, Method } from './types.ts';
+import { MethodSettingError, type CamMethod, type Method } from './types.ts';
 
 /** Methods computed at each target layer from A (and G, H·A), averaged over the layers. */
 export const LAYER_METHODS: readonly CamMethod[] = [
@@ -48,7 +48,7 @@ export function baseMethod(meta: 'finer-cam' | 'refine-cam', base: string | unde
   const name = base ?? (meta === 'finer-cam' ? DEFAULT_FINER_BASE : DEFAULT_REFINE_BASE);
   const m = LAYER_METHODS.find((x) => x.name === name);
   const allowed = baseMethodNames(meta);
-  if (!m || !allowed.includes(name)) throw new Error(`${meta}: "${name}" cannot be its base; choose from ${allowed.join(' ')}`);
+  if (!m || !allowed.includes(name)) throw new MethodSettingError(`--base: ${meta}: "${name}" cannot be its base; choose from ${allowed.join(' ')}`);
   return m;
 }
 
