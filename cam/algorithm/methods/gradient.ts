@@ -8,13 +8,13 @@ import type { CamMethod, MethodContext, MethodResult } from './types.ts';
 const SPATIAL = [2, 3];
 
 /** w_k A_k for per-channel weights [B, K]: [B, K, h, w]. */
-export function weightedActivations(weights: Tensor, A: Tensor): Tensor {
+function weightedActivations(weights: Tensor, A: Tensor): Tensor {
   const [B, K] = weights.shape;
   return E.mul(E.reshape(weights, [B, K, 1, 1]), A);
 }
 
 /** A result from per-channel terms: the raw map is their sum over channels. */
-export function fromPerChannel(perChannel: Tensor, weights?: Tensor): MethodResult {
+function fromPerChannel(perChannel: Tensor, weights?: Tensor): MethodResult {
   return { raw: E.sum(perChannel, 1), perChannel, ...(weights ? { weights } : {}) };
 }
 
@@ -36,12 +36,12 @@ export function shapleyWeight(ctx: MethodContext): Tensor {
   return E.sub(gradientOf(ctx), E.mul(HA, 0.5));
 }
 
-/** A layer method that needs G (and H·A when asked); smoothing applies as in pytorch-grad-cam. */
-export function gradientMethod(
+/** A layer method that needs G (and H·A when asked); both smoothings apply, as in pytorch-grad-cam. */
+function gradientMethod(
   name: string,
   referenceName: string,
   compute: (ctx: MethodContext, A: Tensor, G: Tensor) => MethodResult,
-  opts: { needsHvp?: boolean; eigenSmooth?: boolean } = {},
+  opts: { needsHvp?: boolean } = {},
 ): CamMethod {
   return {
     kind: 'layer',
@@ -51,7 +51,7 @@ export function gradientMethod(
     needsHvp: opts.needsHvp ?? false,
     randomised: false,
     channels: 1,
-    smoothing: { aug: true, eigen: opts.eigenSmooth ?? true },
+    smoothing: { aug: true, eigen: true },
     compute: (ctx) => compute(ctx, ctx.terms.A, gradientOf(ctx)),
   };
 }
