@@ -1,8 +1,9 @@
-// ShapleyCAM against GradCAM, per image, end to end (forward, derivatives, map, post-processing).
-//   npx tsx bench/shapleycam.ts [--backend auto|cpu,webgpu,wasm] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3]
+// ShapleyCAM against GradCAM, per image, end to end (forward, derivatives, map, post-processing), and one
+// more method of the family beside them (--extra, default fullgrad: a backward pass through the whole network).
+//   npx tsx bench/shapleycam.ts [--backend auto|cpu,webgpu,wasm] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3] [--extra fullgrad]
 // (auto, the default: WebGPU when an adapter is there, else the CPU)
 // Prints a table and one JSON line per configuration:
-//   {"bench":"shapleycam","model":…,"batch":…,"backend":…,"adapter":…,"ms_per_image":…,"gradcam_ms_per_image":…}
+//   {"bench":"shapleycam","model":…,"batch":…,"backend":…,"adapter":…,"ms_per_image":…,"gradcam_ms_per_image":…,"extra":…,"extra_ms_per_image":…}
 
 import { parseArgs } from 'node:util';
 import * as E from '../engine/index.ts';
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     models: { type: 'string', default: 'resnet20,resnet18,resnet50' },
     batches: { type: 'string', default: '1,8' },
     repeat: { type: 'string', default: '3' },
+    extra: { type: 'string', default: 'fullgrad' },
   },
 });
 
@@ -70,15 +72,19 @@ for (const choice of values.backend!.split(',') as E.BackendChoice[]) {
       const repeat = Number(values.repeat);
       const shapley = await timeMethod(model.module, input, model.layer, 'shapleycam', repeat);
       const gradcam = await timeMethod(model.module, input, model.layer, 'gradcam', repeat);
+      const extra = await timeMethod(model.module, input, model.layer, values.extra!, repeat);
       input.dispose();
-      const record = { bench: 'shapleycam', model: name, batch, backend: backend.name, adapter: backend.describe(), ms_per_image: +shapley.toFixed(2), gradcam_ms_per_image: +gradcam.toFixed(2) };
+      const record = {
+        bench: 'shapleycam', model: name, batch, backend: backend.name, adapter: backend.describe(),
+        ms_per_image: +shapley.toFixed(2), gradcam_ms_per_image: +gradcam.toFixed(2), extra: values.extra, extra_ms_per_image: +extra.toFixed(2),
+      };
       console.log(JSON.stringify(record));
-      rows.push([name, String(batch), backend.name, shapley.toFixed(1), gradcam.toFixed(1), (shapley / gradcam).toFixed(2)]);
+      rows.push([name, String(batch), backend.name, shapley.toFixed(1), gradcam.toFixed(1), (shapley / gradcam).toFixed(2), extra.toFixed(1), (extra / gradcam).toFixed(2)]);
     }
     model.module.disposeParameters();
   }
 }
 
-const header = ['model', 'batch', 'backend', 'shapleycam ms/img', 'gradcam ms/img', 'ratio'];
+const header = ['model', 'batch', 'backend', 'shapleycam ms/img', 'gradcam ms/img', 'ratio', `${values.extra} ms/img`, `${values.extra}/gradcam`];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 console.log('\n' + [header, ...rows].map((r) => r.map((c, i) => c.padStart(widths[i])).join('  ')).join('\n'));

@@ -1,5 +1,5 @@
 #!/usr/bin/env -S npx tsx
-// The command-line entry point: `explain` and `eval` (their parts are in ./cli/). Exit codes are a
+// The command-line entry point: `explain`, `eval` and `dff` (their parts are in ./cli/). Exit codes are a
 // contract: 0 success, 2 bad usage, 1 bad input. Errors are one line on stderr; --verbose adds the stack.
 
 import { commandLineArgs, isMainModule } from '../engine/internal.ts';
@@ -13,6 +13,7 @@ const USAGE = `usage: cam/cli.ts <command> [flags]
 commands:
   explain   CAM maps, derivative terms, overlays and a comparison sheet
   eval      faithfulness metrics over an image folder
+  dff       Deep Feature Factorization: concepts of a layer, their heat maps and classes
 run 'cam/cli.ts <command> --help' for its flags`;
 
 /** Errors about what the user gave (files, weights, layers, data): exit 1 without a stack. */
@@ -30,6 +31,10 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'explain') {
       const { runExplainCommand } = await import('./cli/commands/explain.ts');
       return await runExplainCommand(rest, log);
+    }
+    if (command === 'dff') {
+      const { runDffCommand } = await import('./cli/commands/dff.ts');
+      return await runDffCommand(rest, log);
     }
     if (command === 'eval') {
       const { runEvalCommand } = await import('./cli/commands/eval.ts');

@@ -14,7 +14,7 @@ export {
   add, sub, mul, div, neg, pow, maximum, minimum, where,
   greater, greaterEqual, less, lessEqual, equal, notEqual,
   exp, log, log1p, sqrt, rsqrt, abs, sign, tanh, sigmoid, erf, sin, cos, reciprocal, stopGradient,
-  relu, relu6, leakyRelu, gelu, silu, hardswish, hardsigmoid, softplus,
+  relu, relu6, leakyRelu, gelu, silu, hardswish, hardsigmoid, softplus, withGuidedRelu,
   matmul, linear, sum, mean, max, min, var, variance, logsumexp, softmax, logSoftmax,
   conv2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, batchNorm, layerNorm,
   reshape, transpose, permute, slice, concat, pad, flatten, expand, broadcastTo, squeeze, unsqueeze, gather, scatterAdd,

@@ -95,7 +95,27 @@ export const sign = (x: Tensor) => bind(E.sign, [x], null);
 export const tanh = (x: Tensor) => bind(E.tanh, [x], null);
 export const sigmoid = (x: Tensor) => bind(E.sigmoid, [x], null);
 export const erf = (x: Tensor) => bind(E.erf, [x], null);
-export const relu = (x: Tensor) => bind(E.relu, [x], null);
+/** ReLU itself, never guided: for ops that merely use a ReLU inside (softplus, hard sigmoid). */
+const plainRelu = (x: Tensor) => bind(E.relu, [x], null);
+let guidedDepth = 0;
+/** ReLU; inside `withGuidedRelu`, guided backpropagation's ReLU (same forward, guided backward). */
+export const relu = (x: Tensor) => (guidedDepth > 0 ? bind(E.guidedRelu, [x], null) : plainRelu(x));
+
+/**
+ * Runs fn with every `relu` (and `relu6`, a clipped ReLU built on it) bound to guided backpropagation's
+ * ReLU: gradients taken through what fn computes pass only positive cotangents at positive inputs. The
+ * rule is chosen when an op is recorded, so fn must compute the forward pass (it may also take the
+ * gradient). Activations that are not ReLUs (leaky ReLU, hard sigmoid/swish, softplus, GELU, SiLU) keep
+ * their derivatives.
+ */
+export function withGuidedRelu<T>(fn: () => T): T {
+  guidedDepth++;
+  try {
+    return fn();
+  } finally {
+    guidedDepth--;
+  }
+}
 export const sin = (x: Tensor) => bind(E.sin, [x], null);
 export const cos = (x: Tensor) => bind(E.cos, [x], null);
 export const reciprocal = (x: Tensor) => bind(E.reciprocal, [x], null);
@@ -126,13 +146,17 @@ export function where(cond: TensorLike, a: TensorLike, b: TensorLike, shape?: Sh
   return shape && !sameShape(out.shape, shape) ? broadcastTo(out, shape) : out;
 }
 
-export const relu6 = (x: Tensor) => sub(relu(x), relu(sub(x, 6)));
+/** min(max(x, 0), 6), a clipped ReLU: guided like ReLU (positive cotangents pass only where 0 < x < 6). */
+export const relu6 = (x: Tensor) => where(less(x, 6), relu(x), 6);
 export const leakyRelu = (x: Tensor, slope = 0.01) => where(greater(x, 0), x, mul(x, slope));
 export const silu = (x: Tensor) => mul(x, sigmoid(x));
-export const hardsigmoid = (x: Tensor) => div(relu6(add(x, 3)), 6);
+export const hardsigmoid = (x: Tensor) => {
+  const y = add(x, 3);
+  return div(sub(plainRelu(y), plainRelu(sub(y, 6))), 6);
+};
 export const hardswish = (x: Tensor) => mul(x, hardsigmoid(x));
 /** log(1 + eˣ), computed as max(x, 0) + log1p(e^−|x|) so it never overflows. */
-export const softplus = (x: Tensor) => add(relu(x), log1p(exp(neg(abs(x)))));
+export const softplus = (x: Tensor) => add(plainRelu(x), log1p(exp(neg(abs(x)))));
 
 /** GELU: the exact erf form by default, the tanh approximation with {approximate: 'tanh'}. */
 export function gelu(x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}): Tensor {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
 import { explain, type Explanation } from '../cam/algorithm/explain.ts';
-import { METHODS } from '../cam/algorithm/methods/index.ts';
+import { LAYER_METHODS } from '../cam/algorithm/methods/index.ts';
 import { aggregateLayers, scaleCamImage } from '../cam/algorithm/postprocess.ts';
 import { captureForward, headUtility, layerTerms } from '../cam/algorithm/terms.ts';
 import type { TargetName } from '../cam/algorithm/targets.ts';
@@ -155,9 +155,9 @@ for (const c of cases) {
         // ScoreCAM scores one masked input per channel: at MobileNet's 1280-channel features.18 that is
         // 2,560 forwards, minutes on the float64 CPU reference, so it is checked at the other 8 layers only.
         const skip = (name: string) => name === 'random' || (name === 'scorecam' && layer.channels > 1000);
-        const e = await explain({ module: m, input: input(), layers: [path], methods: METHODS.filter((x) => !skip(x.name)).map((x) => x.name), target: 'rest', classes });
+        const e = await explain({ module: m, input: input(), layers: [path], methods: LAYER_METHODS.filter((x) => !skip(x.name)).map((x) => x.name), target: 'rest', classes });
         const K = e.layers[0].shape[1];
-        for (const method of METHODS) {
+        for (const method of LAYER_METHODS) {
           const ref = method.referenceName;
           if (!f.has(`cam/${ref}/ReST/${path}`) || skip(method.name)) continue;
           const rep = e.methods.get(method.name)!;

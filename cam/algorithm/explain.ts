@@ -1,14 +1,25 @@
 // The CAM pipeline shared by every method: forward and capture A at each target layer, differentiate
-// the head (G, and H·A when a method needs it), apply each method, then ReLU, min-max, resize to the
-// input and aggregate the layers, as the reference implementation does.
+// the head (G, and H·A when a method needs it), apply each layer method, then ReLU, min-max, resize to the
+// input and aggregate the layers, as the reference implementation does. Around that core: FullGrad and
+// guided backpropagation, which read the whole network; the meta-methods (Finer-CAM's own utility,
+// Refine-CAM's product over layers, Guided Grad-CAM); eigen smoothing (a projection instead of the channel
+// sum) and augmentation smoothing (the whole pass per augmented input, maps brought back and averaged).
 
 import * as E from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import type { Module } from '../../models/module.ts';
-import { getMethod, type CamMethod, type MethodContext } from './methods/index.ts';
+import { principalProjection } from './methods/eigen.ts';
+import { finerClasses, finerUtility, DEFAULT_ALPHA, DEFAULT_COMPARE, type FinerClasses } from './methods/finer.ts';
+import { fullGrad } from './methods/fullgrad.ts';
+import { inputGradient } from './methods/guided.ts';
+import { gradcam } from './methods/gradient.ts';
+import { baseMethod, getMethod, type CamMethod, type Method, type MethodContext, type MethodOptions } from './methods/index.ts';
+import { refineMaps } from './methods/refine.ts';
+import { MethodSettingError } from './methods/types.ts';
 import { aggregateLayers, scaleCamImage } from './postprocess.ts';
+import { AUGMENTATIONS, augment, deaugmentMap, isIdentity, meanMaps, type Augmentation } from './smoothing.ts';
 import { argmaxRows, softmaxRow, utility, utilityValue, type TargetName } from './targets.ts';
-import { captureForward, forwardFrom, layerTerms, type ForwardCapture, type LayerTerms } from './terms.ts';
+import { captureForward, forwardFrom, layerTerms, type ForwardCapture, type LayerTerms, type Utility } from './terms.ts';
 
 export interface ExplainOptions {
   module: Module;
@@ -24,6 +35,12 @@ export interface ExplainOptions {
   seed?: number;
   /** Compute G and H·A whatever the methods need, and keep A, G and H·A as host arrays (terms.safetensors). */
   keepTerms?: boolean;
+  /** Average every map over pytorch-grad-cam's test-time augmentations (see smoothing.ts). */
+  augSmooth?: boolean;
+  /** Project the per-channel terms on their first principal component instead of summing them. */
+  eigenSmooth?: boolean;
+  /** Settings of particular methods: KPCA-CAM's kernel, Finer-CAM's and Refine-CAM's base, … */
+  options?: MethodOptions;
 }
 
 export interface LayerReport {
@@ -43,13 +60,25 @@ export interface LayerReport {
 }
 
 export interface MethodReport {
-  /** Final maps, one H×W array per image, in [0, 1]. */
+  /** Final maps, one per image, in [0, 1]: H×W, or for 3-channel methods 3×H×W (CHW, unnormalised). */
   maps: Float64Array[];
+  channels: 1 | 3;
   /** Per layer: the raw map [B, h, w] before ReLU/normalisation/resize, and channel weights [B, K] if any. */
   raw: Map<string, Float64Array>;
   weights: Map<string, Float64Array>;
-  /** Milliseconds of the method itself (terms excluded; see LayerReport.termsMs). */
+  /** Milliseconds of the method itself (terms excluded; see LayerReport.termsMs), over all augmentations. */
   ms: number;
+  /** The layer method a meta-method ran on. */
+  base?: string;
+  /** FullGrad: the bias layers it read (it ignores the target layers). */
+  biasLayers?: string[];
+  /** Whether the smoothing asked for changed this method (see methods/index.ts for the rules). */
+  smoothed: { aug: boolean; eigen: boolean };
+}
+
+export interface AugmentationReport extends Augmentation {
+  /** The target layers' terms on this augmented input (kept when `keepTerms`). */
+  layers: LayerReport[];
 }
 
 export interface Explanation {
@@ -61,9 +90,14 @@ export interface Explanation {
   /** Utility value per image. */
   utilities: number[];
   target: TargetName;
+  /** The terms of the (un-augmented) input. */
   layers: LayerReport[];
   methods: Map<string, MethodReport>;
   inputSize: [number, number];
+  /** With augmentation smoothing: each augmentation and its terms. */
+  augmentations?: AugmentationReport[];
+  /** Finer-CAM's classes and α. */
+  finer?: FinerClasses & { alpha: number };
 }
 
 function perImage(values: Float64Array, B: number): Float64Array[] {
@@ -76,100 +110,105 @@ export function explain(opts: ExplainOptions): Promise<Explanation> {
   return E.tidyAsync(() => explainInScope(opts));
 }
 
+/** A layer method to run at every target layer under one utility: the named target or Finer-CAM's. */
+interface Job {
+  utility: 'target' | 'finer';
+  method: CamMethod;
+}
+
+/** What a requested method needs from the per-layer pass, and how its final maps are formed. */
+interface Plan {
+  method: Method;
+  job?: Job;
+}
+
+function planMethods(names: readonly string[], layers: readonly string[], options: MethodOptions): Plan[] {
+  return names.map((name) => {
+    const method = getMethod(name);
+    switch (method.kind) {
+      case 'layer':
+        return { method, job: { utility: 'target', method } };
+      case 'finer':
+        return { method, job: { utility: 'finer', method: baseMethod('finer-cam', options.base) } };
+      case 'refine':
+        if (layers.length < 2) throw new MethodSettingError(`--layer: refine-cam needs two or more target layers, got ${layers.length}`);
+        return { method, job: { utility: 'target', method: baseMethod('refine-cam', options.base) } };
+      case 'guided-gradcam':
+        return { method, job: { utility: 'target', method: gradcam } };
+      case 'fullgrad':
+      case 'guided-backprop':
+        return { method };
+    }
+  });
+}
+
+const jobKey = (j: Job) => `${j.utility}/${j.method.name}`;
+
+interface JobResult {
+  /** Per layer (in order): the scaled H×W map of each image. */
+  perLayer: Float64Array[][];
+  raw: Map<string, Float64Array>;
+  weights: Map<string, Float64Array>;
+  ms: number;
+}
+
+interface PassResult {
+  jobs: Map<string, JobResult>;
+  /** FullGrad's final maps and the layers it read. */
+  fullgrad?: { maps: Float64Array[]; layers: string[]; ms: number };
+  layers: LayerReport[];
+}
+
+interface Settings {
+  opts: ExplainOptions;
+  target: TargetName;
+  classes: number[];
+  finer?: FinerClasses & { alpha: number };
+  jobs: Job[];
+  wantsFullgrad: boolean;
+}
+
 async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
   const target = opts.target ?? 'rest';
-  const methods: CamMethod[] = opts.methods.map(getMethod);
+  const options = opts.options ?? {};
+  const plans = planMethods(opts.methods, opts.layers, options);
   const { module, input } = opts;
   if (input.rank !== 4) throw new Error(`input must be [B, C, H, W], got ${JSON.stringify(input.shape)}`);
   const [B, , H, W] = input.shape;
-  // Kept terms always include G and H·A (terms.safetensors promises both, whatever the methods need).
-  const needsGrad = !!opts.keepTerms || methods.some((m) => m.needsGradient);
-  const needsHvp = !!opts.keepTerms || methods.some((m) => m.needsHvp);
-
   if (opts.layers.length === 0) throw new Error('explain: no target layer given');
+
   // The first layer's capture pass also gives the logits: the network runs once per layer, no more.
-  let firstCapture: ForwardCapture | null = captureForward(module, input, opts.layers[0]);
+  const firstCapture = captureForward(module, input, opts.layers[0]);
   const logits = await firstCapture.logits.values();
   const C = logits.length / B;
   const classes = opts.classes ? [...opts.classes] : argmaxRows(logits, B, C);
   classes.forEach((c, b) => {
     if (!Number.isInteger(c) || c < 0 || c >= C) throw new Error(`class ${c} for image ${b} is outside 0…${C - 1}`);
   });
-  const rows = perImage(logits, B);
-  const reports = new Map<string, MethodReport>(methods.map((m) => [m.name, { maps: [], raw: new Map(), weights: new Map(), ms: 0 }]));
-  const perLayerMaps = new Map<string, Float64Array[][]>(methods.map((m) => [m.name, []]));
-  const layerReports: LayerReport[] = [];
+  const jobs = [...new Map(plans.flatMap((p) => (p.job ? [[jobKey(p.job), p.job] as const] : []))).values()];
+  let finer: Settings['finer'];
+  if (jobs.some((j) => j.utility === 'finer')) {
+    const alpha = options.alpha ?? DEFAULT_ALPHA;
+    const ranks = options.compare ?? DEFAULT_COMPARE;
+    if (ranks.some((r) => !Number.isInteger(r) || r < 1 || r >= C)) throw new MethodSettingError(`--compare: ranks must be integers in 1…${C - 1} for ${C} classes, got ${ranks.join(',')}`);
+    finer = { ...finerClasses(logits, B, C, ranks, opts.classes), alpha };
+  }
+  const settings: Settings = { opts, target, classes, finer, jobs, wantsFullgrad: plans.some((p) => p.method.kind === 'fullgrad') };
 
-  for (const layer of opts.layers) {
-    const layout = opts.layout?.(layer) ?? 'NCHW';
-    await E.tidyAsync(async () => {
-      const t0 = performance.now();
-      const capture = firstCapture ?? captureForward(module, input, layer);
-      firstCapture = null;
-      let terms: LayerTerms;
-      if (needsGrad) {
-        terms = layerTerms(module, input, capture, target, classes, needsHvp, layout);
-      } else {
-        const A = layout === 'NHWC' ? E.permute(capture.activation, [0, 3, 1, 2]) : capture.activation;
-        terms = { layer, A, G: null, HA: null, hvpStructurallyZero: false };
-      }
-      const [, , h, w] = terms.A.shape;
-      const report: LayerReport = { layer, shape: [...terms.A.shape], hvpComputed: !!terms.HA, hvpStructurallyZero: terms.hvpStructurallyZero, termsMs: 0 };
-      // These small readbacks also wait for the derivatives, so the time below includes them.
-      if (terms.G) report.firstOrder = await E.sum(E.mul(terms.A, terms.G), 1).values();
-      if (terms.HA) report.secondOrder = await E.sum(E.mul(E.mul(terms.A, terms.HA), -0.5), 1).values();
-      if (opts.keepTerms) {
-        report.terms = { A: await terms.A.values(), G: terms.G ? await terms.G.values() : null, HA: terms.HA ? await terms.HA.values() : null };
-      }
-      report.termsMs = performance.now() - t0;
-      layerReports.push(report);
-
-      const toNative = (a: Tensor) => (layout === 'NHWC' ? E.permute(a, [0, 2, 3, 1]) : a);
-      const singleCaptures = new Map<number, { xb: Tensor; capture: ReturnType<typeof captureForward> }>();
-      const captureImage = (b: number) => {
-        let c = singleCaptures.get(b);
-        if (!c) {
-          const xb = E.slice(input, [b], [b + 1]);
-          c = { xb, capture: captureForward(module, xb, layer) };
-          singleCaptures.set(b, c);
-        }
-        return c;
-      };
-      const ctx: MethodContext = {
-        terms,
-        input,
-        classes,
-        target,
-        seed: opts.seed ?? 0,
-        scoreInputs: async (x, cls) => {
-          const u = E.tidy(() => utility(target, module.call(x), cls));
-          const v = await u.values();
-          u.dispose();
-          return v;
-        },
-        scoreWithActivations: async (b, a) => {
-          // Replay from the layer for image b alone; the memoised prefix broadcasts over the batch of a.
-          const { xb, capture: single } = captureImage(b);
-          const u = E.tidy(() => utility(target, forwardFrom(module, xb, single, toNative(a)), new Array(a.shape[0]).fill(classes[b])));
-          const v = await u.values();
-          u.dispose();
-          return v;
-        },
-      };
-      for (const m of methods) {
-        const t1 = performance.now();
-        const result = await m.compute(ctx);
-        const raw = await result.raw.values();
-        const rep = reports.get(m.name)!;
-        rep.ms += performance.now() - t1;
-        rep.raw.set(layer, raw);
-        if (result.weights) rep.weights.set(layer, await result.weights.values());
-        perLayerMaps.get(m.name)!.push(scaleCamImage(perImage(raw, B), h, w, H, W));
-      }
-    });
+  const augmentations = opts.augSmooth ? AUGMENTATIONS : AUGMENTATIONS.filter(isIdentity);
+  const passes: PassResult[] = [];
+  for (const a of augmentations) {
+    const identity = isIdentity(a);
+    passes.push(await E.tidyAsync(() => runPass(settings, identity ? input : augment(input, a), identity ? firstCapture : null)));
   }
 
-  for (const m of methods) reports.get(m.name)!.maps = aggregateLayers(perLayerMaps.get(m.name)!);
+  const rows = perImage(logits, B);
+  const reports = new Map<string, MethodReport>();
+  let guided: Float64Array[] | null = null;
+  const guidedMaps = async () => (guided ??= perImage(await inputGradient(module, input, classes).values(), B));
+  for (const plan of plans) reports.set(plan.method.name, await methodReport(plan, passes, augmentations, opts, guidedMaps));
+
+  const identityPass = passes[augmentations.findIndex(isIdentity)];
   return {
     logits,
     numClasses: C,
@@ -177,8 +216,169 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
     probabilities: rows.map((r, b) => softmaxRow(r)[classes[b]]),
     utilities: rows.map((r, b) => utilityValue(target, r, classes[b])),
     target,
-    layers: layerReports,
+    layers: identityPass.layers,
     methods: reports,
     inputSize: [H, W],
+    ...(opts.augSmooth ? { augmentations: augmentations.map((a, i) => ({ ...a, layers: passes[i].layers })) } : {}),
+    ...(finer ? { finer } : {}),
+  };
+}
+
+/**
+ * A method's final maps from the passes: its layer method's maps finished (averaged over the layers, or
+ * Refine-CAM's product), FullGrad's, or guided backpropagation's; one map per image and augmentation,
+ * brought back to the original frame and averaged.
+ */
+async function methodReport(
+  { method, job }: Plan,
+  passes: PassResult[],
+  augmentations: readonly Augmentation[],
+  opts: ExplainOptions,
+  guidedMaps: () => Promise<Float64Array[]>,
+): Promise<MethodReport> {
+  const [, , H, W] = opts.input.shape;
+  // A meta-method's eigen smoothing is its base's (a projection method as base ignores it).
+  const eigen = job ? job.method.smoothing.eigen : method.smoothing.eigen;
+  const smoothed = { aug: !!opts.augSmooth && method.smoothing.aug, eigen: !!opts.eigenSmooth && eigen };
+  const report: MethodReport = { maps: [], channels: method.channels, raw: new Map(), weights: new Map(), ms: 0, smoothed };
+  const smooth = (perPass: Float64Array[][]) =>
+    perPass[0].map((_, b) => meanMaps(perPass.map((maps, i) => deaugmentMap(maps[b], W, augmentations[i]))));
+  if (job) {
+    const results = passes.map((p) => p.jobs.get(jobKey(job))!);
+    const finish = method.kind === 'refine' ? refineMaps : aggregateLayers;
+    report.maps = smooth(results.map((r) => finish(r.perLayer)));
+    const plain = results[augmentations.findIndex(isIdentity)];
+    report.raw = plain.raw;
+    report.weights = plain.weights;
+    report.ms = results.reduce((s, r) => s + r.ms, 0);
+    if (method.kind !== 'layer') report.base = job.method.name;
+  }
+  if (method.kind === 'fullgrad') {
+    report.maps = smooth(passes.map((p) => p.fullgrad!.maps));
+    report.biasLayers = passes[0].fullgrad!.layers;
+    report.ms = passes.reduce((s, p) => s + p.fullgrad!.ms, 0);
+  }
+  if (method.kind === 'guided-backprop' || method.kind === 'guided-gradcam') {
+    // Computed once on the original input; Guided Grad-CAM multiplies it by its (smoothed) Grad-CAM map.
+    const t0 = performance.now();
+    const g = await guidedMaps();
+    const cam = report.maps;
+    report.maps = method.kind === 'guided-backprop' ? g.map((m) => Float64Array.from(m)) : g.map((m, b) => m.map((v, i) => v * cam[b][i % (H * W)]));
+    report.ms += performance.now() - t0;
+  }
+  return report;
+}
+
+/** Everything computed on one (possibly augmented) input: the layer methods' per-layer maps, FullGrad's. */
+async function runPass(s: Settings, input: Tensor, firstCapture: ForwardCapture | null): Promise<PassResult> {
+  const { opts, target, classes } = s;
+  const { module } = opts;
+  const [B, , H, W] = input.shape;
+  const result: PassResult = { jobs: new Map(s.jobs.map((j) => [jobKey(j), { perLayer: [], raw: new Map(), weights: new Map(), ms: 0 }])), layers: [] };
+  const utilities: Record<Job['utility'], TargetName | Utility> = {
+    target,
+    finer: s.finer ? finerUtility(s.finer, s.finer.alpha) : target,
+  };
+
+  // With only FullGrad and guided backpropagation asked and no terms kept, no target layer is read.
+  const readsLayers = s.jobs.length > 0 || !!opts.keepTerms;
+  for (const layer of readsLayers ? opts.layers : []) {
+    const layout = opts.layout?.(layer) ?? 'NCHW';
+    await E.tidyAsync(async () => {
+      const t0 = performance.now();
+      const capture = firstCapture ?? captureForward(module, input, layer);
+      firstCapture = null;
+      for (const u of ['target', 'finer'] as const) {
+        const jobs = s.jobs.filter((j) => j.utility === u);
+        const keep = u === 'target' && !!opts.keepTerms;
+        if (jobs.length === 0 && !keep) continue;
+        const needsGrad = keep || jobs.some((j) => j.method.needsGradient);
+        const needsHvp = keep || jobs.some((j) => j.method.needsHvp);
+        let terms: LayerTerms;
+        if (needsGrad) {
+          terms = layerTerms(module, input, capture, utilities[u], u === 'finer' ? s.finer!.main : classes, needsHvp, layout);
+          const gradientUser = jobs.find((j) => j.method.needsGradient);
+          if (gradientUser && terms.G!.symbolicZero) {
+            throw new MethodSettingError(`--layer ${layer}: the model's output does not depend on this layer, so ${gradientUser.method.name} has no gradient there`);
+          }
+        } else {
+          const A = layout === 'NHWC' ? E.permute(capture.activation, [0, 3, 1, 2]) : capture.activation;
+          terms = { layer, A, G: null, HA: null, hvpStructurallyZero: false };
+        }
+        if (u === 'target') result.layers.push(await layerReport(terms, keep, t0));
+        const ctx = methodContext(s, input, capture, terms, layout, u === 'finer' ? s.finer!.main : classes);
+        for (const job of jobs) {
+          const t1 = performance.now();
+          const out = await job.method.compute(ctx);
+          const eigen = !!opts.eigenSmooth && job.method.smoothing.eigen && !!out.perChannel;
+          const raw = await (eigen ? await principalProjection(out.perChannel!) : out.raw).values();
+          const jr = result.jobs.get(jobKey(job))!;
+          jr.raw.set(layer, raw);
+          if (out.weights) jr.weights.set(layer, await out.weights.values());
+          const [, , h, w] = terms.A.shape;
+          jr.perLayer.push(scaleCamImage(perImage(raw, B), h, w, H, W));
+          jr.ms += performance.now() - t1;
+        }
+      }
+    });
+  }
+
+  if (s.wantsFullgrad) {
+    const t0 = performance.now();
+    const fg = await E.tidyAsync(async () => {
+      const r = await fullGrad(module, input, (logits) => utility(target, logits, classes), !!opts.eigenSmooth);
+      return { maps: perImage(await r.maps.values(), B), layers: r.layers };
+    });
+    result.fullgrad = { ...fg, ms: performance.now() - t0 };
+  }
+  return result;
+}
+
+/** The report of one layer's terms; its readbacks also wait for the derivatives, so the time includes them. */
+async function layerReport(terms: LayerTerms, keep: boolean, t0: number): Promise<LayerReport> {
+  const report: LayerReport = { layer: terms.layer, shape: [...terms.A.shape], hvpComputed: !!terms.HA, hvpStructurallyZero: terms.hvpStructurallyZero, termsMs: 0 };
+  if (terms.G) report.firstOrder = await E.sum(E.mul(terms.A, terms.G), 1).values();
+  if (terms.HA) report.secondOrder = await E.sum(E.mul(E.mul(terms.A, terms.HA), -0.5), 1).values();
+  if (keep) report.terms = { A: await terms.A.values(), G: terms.G ? await terms.G.values() : null, HA: terms.HA ? await terms.HA.values() : null };
+  report.termsMs = performance.now() - t0;
+  return report;
+}
+
+/** What a layer method sees at one layer: its terms, and scoring through the model for the score methods. */
+function methodContext(s: Settings, input: Tensor, capture: ForwardCapture, terms: LayerTerms, layout: 'NCHW' | 'NHWC', classes: readonly number[]): MethodContext {
+  const { module } = s.opts;
+  const target = s.target;
+  const toNative = (a: Tensor) => (layout === 'NHWC' ? E.permute(a, [0, 2, 3, 1]) : a);
+  const singleCaptures = new Map<number, { xb: Tensor; capture: ForwardCapture }>();
+  const captureImage = (b: number) => {
+    let c = singleCaptures.get(b);
+    if (!c) {
+      const xb = E.slice(input, [b], [b + 1]);
+      c = { xb, capture: captureForward(module, xb, capture.replay.targetPath) };
+      singleCaptures.set(b, c);
+    }
+    return c;
+  };
+  return {
+    terms,
+    input,
+    classes,
+    target,
+    seed: s.opts.seed ?? 0,
+    options: s.opts.options ?? {},
+    scoreInputs: async (x, cls) => {
+      const u = E.tidy(() => utility(target, module.call(x), cls));
+      const v = await u.values();
+      u.dispose();
+      return v;
+    },
+    scoreWithActivations: async (b, a) => {
+      // Replay from the layer for image b alone; the memoised prefix broadcasts over the batch of a.
+      const { xb, capture: single } = captureImage(b);
+      const u = E.tidy(() => utility(target, forwardFrom(module, xb, single, toNative(a)), new Array(a.shape[0]).fill(classes[b])));
+      const v = await u.values();
+      u.dispose();
+      return v;
+    },
   };
 }

@@ -48,9 +48,13 @@ export interface LayerTerms {
   hvpStructurallyZero: boolean;
 }
 
+/** A per-image utility of the logits, shape [B], other than a named target (Finer-CAM's). */
+export type Utility = (logits: Tensor) => Tensor;
+
 /** Per-image utility of the network's logits for the given classes, as a function of the layer's output. */
-export function headUtility(module: Module, input: Tensor, capture: ForwardCapture, target: TargetName, classes: readonly number[]) {
-  return (a: Tensor): Tensor => utility(target, forwardFrom(module, input, capture, a), classes);
+export function headUtility(module: Module, input: Tensor, capture: ForwardCapture, target: TargetName | Utility, classes: readonly number[]) {
+  const u: Utility = typeof target === 'function' ? target : (logits) => utility(target, logits, classes);
+  return (a: Tensor): Tensor => u(forwardFrom(module, input, capture, a));
 }
 
 /** G and optionally H·A at the captured layer, for the batch utility Σ_b u_b. */
@@ -58,7 +62,7 @@ export function layerTerms(
   module: Module,
   input: Tensor,
   capture: ForwardCapture,
-  target: TargetName,
+  target: TargetName | Utility,
   classes: readonly number[],
   withHvp: boolean,
   layout: 'NCHW' | 'NHWC' = 'NCHW',

@@ -8,7 +8,10 @@ import * as E from '../../engine/index.ts';
 import { env } from '../../engine/internal.ts';
 import { ModelError } from '../../models/module.ts';
 import type { LoadedModel } from '../../models/zoo.ts';
-import { METHOD_NAMES } from '../algorithm/methods/index.ts';
+import { baseMethodNames, getMethod, METHOD_NAMES, type MethodOptions } from '../algorithm/methods/index.ts';
+import { DEFAULT_ALPHA, DEFAULT_COMPARE, DEFAULT_FINER_BASE } from '../algorithm/methods/finer.ts';
+import { DEFAULT_KERNEL, KERNELS } from '../algorithm/methods/kernel-pca.ts';
+import { DEFAULT_REFINE_BASE } from '../algorithm/methods/refine.ts';
 import { TARGETS, type TargetName } from '../algorithm/targets.ts';
 import { DEFAULT_MAX_PIXELS } from '../rendering/codec.ts';
 import { InputError, UsageError, parseIntFlag } from './errors.ts';
@@ -107,11 +110,113 @@ export function sharedSettings(v: SharedFlags): SharedSettings {
   };
 }
 
-/** Method names from repeatable, comma-separated flag values, checked and without repeats. */
-export function parseMethods(values: readonly string[], fallback: readonly string[], flag: string): string[] {
+/**
+ * Method names from repeatable, comma-separated flag values, checked and without repeats. `saliencyOnly`
+ * (for metrics, which multiply the input by a map) refuses the 3-channel input-space methods; `layers`
+ * (as given, empty for the default one) refuses Refine-CAM with fewer than two.
+ */
+export function parseMethods(values: readonly string[], fallback: readonly string[], flag: string, opts: { saliencyOnly?: boolean; layers?: readonly string[] } = {}): string[] {
   const list = values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
-  for (const m of list) if (!METHOD_NAMES.includes(m)) throw new UsageError(`${flag}: unknown method "${m}"; choose from ${METHOD_NAMES.join(' ')}`);
+  for (const m of list) {
+    if (!METHOD_NAMES.includes(m)) throw new UsageError(`${flag}: unknown method "${m}"; choose from ${METHOD_NAMES.join(' ')}`);
+    if (opts.saliencyOnly && getMethod(m).channels !== 1) throw new UsageError(`${flag}: ${m} gives a 3-channel input-space map, not a saliency map the metrics can use`);
+    if (opts.layers && m === 'refine-cam' && opts.layers.length < 2) throw new UsageError(`--layer: refine-cam needs two or more target layers, got ${opts.layers.length || 'only the default one'}`);
+  }
   return list.length ? [...new Set(list)] : [...fallback];
+}
+
+/** The flags that change how methods run: smoothing, and settings of particular methods. */
+export const METHOD_OPTIONS = {
+  'aug-smooth': { type: 'boolean', default: false },
+  'eigen-smooth': { type: 'boolean', default: false },
+  kernel: { type: 'string' },
+  base: { type: 'string' },
+  compare: { type: 'string' },
+  alpha: { type: 'string' },
+} as const;
+
+export const METHOD_USAGE = `  --aug-smooth    average each map over pytorch-grad-cam's test-time augmentations (horizontal flip ×
+                  scaling by 0.9, 1, 1.1); terms.safetensors then keeps A, G and H·A per augmentation
+  --eigen-smooth  project the per-channel terms (w_k·A_k, G⊙A, …) on their first principal component
+                  instead of summing them (not for methods that are projections already, nor FEM)
+  --kernel NAME   kpca-cam's kernel: ${KERNELS.join(', ')} (default ${DEFAULT_KERNEL})
+  --base NAME     the layer method finer-cam and refine-cam run on (defaults ${DEFAULT_FINER_BASE} and
+                  ${DEFAULT_REFINE_BASE}); finer-cam: ${baseMethodNames('finer-cam').join(' ')}
+  --compare R,…   finer-cam's comparison classes as ranks by logit distance to the main class (default
+                  ${DEFAULT_COMPARE.join(',')}: the three closest)
+  --alpha X       finer-cam's comparison strength α ≥ 0 (default ${DEFAULT_ALPHA})`;
+
+/** The values of METHOD_OPTIONS as parseArgs returns them. */
+export interface MethodFlags {
+  'aug-smooth': boolean;
+  'eigen-smooth': boolean;
+  kernel?: string;
+  base?: string;
+  compare?: string;
+  alpha?: string;
+}
+
+export interface MethodSettings {
+  augSmooth: boolean;
+  eigenSmooth: boolean;
+  options: MethodOptions;
+  /** Lines to tell the user: smoothing that does not apply to a method, layers a method ignores. */
+  notes: string[];
+}
+
+/**
+ * Checks the method flags against the methods asked for and the layers given (empty: the model's default
+ * layer). Bad usage exits 2: a flag no asked method uses, a bad value, Refine-CAM with fewer than two layers.
+ */
+export function methodSettings(v: MethodFlags, methods: readonly string[], layers: readonly string[]): MethodSettings {
+  const asked = (name: string) => methods.includes(name);
+  const onlyFor = (flag: string, users: string[]) => {
+    if (!users.some(asked)) throw new UsageError(`--${flag}: only ${users.join(' and ')} use${users.length === 1 ? 's' : ''} it; add ${users.length === 1 ? 'it' : 'one'} to --method`);
+  };
+  const options: MethodOptions = {};
+  if (v.kernel !== undefined) {
+    onlyFor('kernel', ['kpca-cam']);
+    if (!(KERNELS as readonly string[]).includes(v.kernel)) throw new UsageError(`--kernel: expected one of ${KERNELS.join(', ')}, got "${v.kernel}"`);
+    options.kernel = v.kernel;
+  }
+  if (v.base !== undefined) {
+    onlyFor('base', ['finer-cam', 'refine-cam']);
+    for (const meta of ['finer-cam', 'refine-cam'] as const) {
+      if (asked(meta) && !baseMethodNames(meta).includes(v.base)) throw new UsageError(`--base: ${meta} cannot run on "${v.base}"; choose from ${baseMethodNames(meta).join(' ')}`);
+    }
+    options.base = v.base;
+  }
+  if (v.compare !== undefined) {
+    onlyFor('compare', ['finer-cam']);
+    const ranks = v.compare.split(',').map((r) => r.trim());
+    if (!ranks.every((r) => /^\d+$/.test(r) && Number(r) >= 1) || new Set(ranks.map(Number)).size !== ranks.length) {
+      throw new UsageError(`--compare: expected distinct ranks ≥ 1 separated by commas (1 = the class with the closest logit), got "${v.compare}"`);
+    }
+    options.compare = ranks.map(Number);
+  }
+  if (v.alpha !== undefined) {
+    onlyFor('alpha', ['finer-cam']);
+    const alpha = Number(v.alpha);
+    if (v.alpha.trim() === '' || !Number.isFinite(alpha) || alpha < 0) throw new UsageError(`--alpha: expected a number ≥ 0, got "${v.alpha}"`);
+    options.alpha = alpha;
+  }
+  if (asked('refine-cam') && layers.length < 2) {
+    throw new UsageError(`--layer: refine-cam needs two or more target layers, got ${layers.length === 0 ? 'only the default one' : `only "${layers[0]}"`} (repeat --layer)`);
+  }
+  const notes: string[] = [];
+  for (const [flag, on, key] of [['--aug-smooth', v['aug-smooth'], 'aug'], ['--eigen-smooth', v['eigen-smooth'], 'eigen']] as const) {
+    if (!on) continue;
+    const untouched = methods.filter((m) => !getMethod(m).smoothing[key]);
+    if (untouched.length) notes.push(`${flag}: not applied to ${untouched.join(', ')} (as in pytorch-grad-cam)`);
+  }
+  for (const m of methods) if (getMethod(m).ignoresLayers && layers.length) notes.push(`${m}: ignores --layer (it reads every bias layer)`);
+  return { augSmooth: v['aug-smooth'], eigenSmooth: v['eigen-smooth'], options, notes };
+}
+
+/** Refuses comparison ranks the model's classes cannot have (known once the model is loaded). */
+export function checkCompare(options: MethodOptions, numClasses: number): void {
+  const bad = options.compare?.find((r) => r >= numClasses);
+  if (bad !== undefined) throw new UsageError(`--compare: rank ${bad} is beyond this model's ${numClasses} classes (ranks go up to ${numClasses - 1})`);
 }
 
 export interface OpenedModel {

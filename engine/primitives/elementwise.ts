@@ -36,6 +36,20 @@ export const sigmoid = unary('sigmoid', (v, _x, y) => ops.mul(v, ops.mul(y, ops.
 export const erf = unary('erf', (v, x) => ops.mul(v, ops.mul(ops.exp(ops.neg(ops.mul(x, x))), TWO_OVER_SQRT_PI)));
 // The mask is a comparison (no derivative), so only v's own tangent passes: ReLU has zero curvature.
 export const relu = unary('relu', (v, x) => ops.mul(v, ops.greater(x, 0)));
+/**
+ * Guided backpropagation's ReLU (Springenberg et al., 2015): ReLU's forward, but a backward that passes a
+ * cotangent only where both the input and the cotangent are positive. That is not ReLU's derivative, so
+ * it is a primitive of its own (ops.ts binds it for `relu` inside `withGuidedRelu`). Forward mode has no
+ * guided variant: its JVP is ReLU's. The VJP rule is engine ops, piecewise linear in the cotangent, so it
+ * can be differentiated again like any other rule.
+ */
+export const guidedRelu = definePrimitive<null>({
+  name: 'guidedRelu',
+  shape: ([s]) => [...s],
+  impl: (backend, [x], [s]) => backend.run('unary', [x], { op: 'relu', size: sizeOf(s) }),
+  jvp: ([x], [t]) => ops.mul(t!, ops.greater(x, 0)),
+  vjp: (ct, [x]) => [ops.where(ops.greater(x, 0), ops.where(ops.greater(ct, 0), ct, 0), 0)],
+});
 export const sin = unary('sin', (v, x) => ops.mul(v, ops.cos(x)));
 export const cos = unary('cos', (v, x) => ops.neg(ops.mul(v, ops.sin(x))));
 export const reciprocal = unary('reciprocal', (v, _x, y) => ops.neg(ops.mul(v, ops.mul(y, y))));

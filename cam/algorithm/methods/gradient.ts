@@ -7,14 +7,20 @@ import type { CamMethod, MethodContext, MethodResult } from './types.ts';
 
 const SPATIAL = [2, 3];
 
-/** Σ_k w_k A_k for per-channel weights. */
-export function weightedSum(weights: Tensor, A: Tensor): Tensor {
+/** w_k A_k for per-channel weights [B, K]: [B, K, h, w]. */
+function weightedActivations(weights: Tensor, A: Tensor): Tensor {
   const [B, K] = weights.shape;
-  return E.sum(E.mul(E.reshape(weights, [B, K, 1, 1]), A), 1);
+  return E.mul(E.reshape(weights, [B, K, 1, 1]), A);
 }
 
-function byWeights(weights: Tensor, A: Tensor): MethodResult {
-  return { raw: weightedSum(weights, A), weights };
+/** A result from per-channel terms: the raw map is their sum over channels. */
+function fromPerChannel(perChannel: Tensor, weights?: Tensor): MethodResult {
+  return { raw: E.sum(perChannel, 1), perChannel, ...(weights ? { weights } : {}) };
+}
+
+/** Σ_k w_k A_k, keeping the weights and the per-channel terms. */
+export function byWeights(weights: Tensor, A: Tensor): MethodResult {
+  return fromPerChannel(weightedActivations(weights, A), weights);
 }
 
 /** G, which every method declaring `needsGradient` gets. */
@@ -30,6 +36,7 @@ export function shapleyWeight(ctx: MethodContext): Tensor {
   return E.sub(gradientOf(ctx), E.mul(HA, 0.5));
 }
 
+/** A layer method that needs G (and H·A when asked); both smoothings apply, as in pytorch-grad-cam. */
 function gradientMethod(
   name: string,
   referenceName: string,
@@ -37,20 +44,23 @@ function gradientMethod(
   opts: { needsHvp?: boolean } = {},
 ): CamMethod {
   return {
+    kind: 'layer',
     name,
     referenceName,
     needsGradient: true,
     needsHvp: opts.needsHvp ?? false,
     randomised: false,
+    channels: 1,
+    smoothing: { aug: true, eigen: true },
     compute: (ctx) => compute(ctx, ctx.terms.A, gradientOf(ctx)),
   };
 }
 
 export const gradcam = gradientMethod('gradcam', 'GradCAM', (_c, A, G) => byWeights(E.mean(G, SPATIAL), A));
 
-export const hirescam = gradientMethod('hirescam', 'HiResCAM', (_c, A, G) => ({ raw: E.sum(E.mul(G, A), 1) }));
+export const hirescam = gradientMethod('hirescam', 'HiResCAM', (_c, A, G) => fromPerChannel(E.mul(G, A)));
 
-export const gradcamElementwise = gradientMethod('gradcam-e', 'GradCAMElementWise', (_c, A, G) => ({ raw: E.sum(E.relu(E.mul(G, A)), 1) }));
+export const gradcamElementwise = gradientMethod('gradcam-e', 'GradCAMElementWise', (_c, A, G) => fromPerChannel(E.relu(E.mul(G, A))));
 
 export const gradcamPlusPlus = gradientMethod('gradcam++', 'GradCAMPlusPlus', (_c, A, G) => {
   const g2 = E.mul(G, G);
@@ -66,15 +76,15 @@ export const xgradcam = gradientMethod('xgradcam', 'XGradCAM', (_c, A, G) => {
   return byWeights(E.sum(E.div(E.mul(G, A), E.add(sumA, 1e-7)), SPATIAL), A);
 });
 
-export const layercam = gradientMethod('layercam', 'LayerCAM', (_c, A, G) => ({ raw: E.sum(E.mul(E.relu(G), A), 1) }));
+export const layercam = gradientMethod('layercam', 'LayerCAM', (_c, A, G) => fromPerChannel(E.mul(E.relu(G), A)));
 
 export const shapleycam = gradientMethod('shapleycam', 'ShapleyCAM_mean', (c, A) => byWeights(E.mean(shapleyWeight(c), SPATIAL), A), { needsHvp: true });
 
-export const shapleycamHires = gradientMethod('shapleycam-h', 'ShapleyCAM_hires', (c, A) => ({ raw: E.sum(E.mul(shapleyWeight(c), A), 1) }), { needsHvp: true });
+export const shapleycamHires = gradientMethod('shapleycam-h', 'ShapleyCAM_hires', (c, A) => fromPerChannel(E.mul(shapleyWeight(c), A)), { needsHvp: true });
 
 export const shapleycamElementwise = gradientMethod(
   'shapleycam-e',
   'ShapleyCAM_E',
-  (c, A) => ({ raw: E.sum(E.relu(E.mul(shapleyWeight(c), A)), 1) }),
+  (c, A) => fromPerChannel(E.relu(E.mul(shapleyWeight(c), A))),
   { needsHvp: true },
 );

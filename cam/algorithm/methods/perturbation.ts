@@ -3,7 +3,7 @@
 
 import * as E from '../../../engine/index.ts';
 import { resizeBilinear } from '../postprocess.ts';
-import { weightedSum } from './gradient.ts';
+import { byWeights } from './gradient.ts';
 import type { CamMethod } from './types.ts';
 import { rngFor } from '../random.ts';
 
@@ -18,9 +18,12 @@ const ABLATION_CHUNK = 32;
 export const scorecam: CamMethod = {
   name: 'scorecam',
   referenceName: 'ScoreCAM',
+  kind: 'layer',
   needsGradient: false,
   needsHvp: false,
   randomised: false,
+  channels: 1,
+  smoothing: { aug: true, eigen: true },
   compute: async (ctx) => {
     const A = ctx.terms.A;
     const [B, K, h, w] = A.shape;
@@ -55,8 +58,7 @@ export const scorecam: CamMethod = {
       const total = e.reduce((p, q) => p + q, 0);
       e.forEach((v, k) => (weights[b * K + k] = v / total));
     }
-    const wt = E.tensor(weights, [B, K]);
-    return { raw: weightedSum(wt, A), weights: wt };
+    return byWeights(E.tensor(weights, [B, K]), A);
   },
 };
 
@@ -69,9 +71,12 @@ export const scorecam: CamMethod = {
 export const ablationcam: CamMethod = {
   name: 'ablationcam',
   referenceName: 'AblationCAM',
+  kind: 'layer',
   needsGradient: false,
   needsHvp: false,
   randomised: false,
+  channels: 1,
+  smoothing: { aug: true, eigen: true },
   compute: async (ctx) => {
     const A = ctx.terms.A;
     const [B, K, h, w] = A.shape;
@@ -99,8 +104,7 @@ export const ablationcam: CamMethod = {
         for (let i = 0; i < m; i++) weights[b * K + k0 + i] = (y - scores[i]) / y;
       }
     }
-    const wt = E.tensor(weights, [B, K]);
-    return { raw: weightedSum(wt, A), weights: wt };
+    return byWeights(E.tensor(weights, [B, K]), A);
   },
 };
 
@@ -108,13 +112,15 @@ export const ablationcam: CamMethod = {
 export const randomcam: CamMethod = {
   name: 'random',
   referenceName: 'RandomCAM',
+  kind: 'layer',
   needsGradient: false,
   needsHvp: false,
   randomised: true,
+  channels: 1,
+  smoothing: { aug: true, eigen: true },
   compute: (ctx) => {
     const [B, K] = ctx.terms.A.shape;
     const r = rngFor(ctx.seed);
-    const wt = E.tensor(Float64Array.from({ length: B * K }, () => r() * 2 - 1), [B, K]);
-    return { raw: weightedSum(wt, ctx.terms.A), weights: wt };
+    return byWeights(E.tensor(Float64Array.from({ length: B * K }, () => r() * 2 - 1), [B, K]), ctx.terms.A);
   },
 };

@@ -52,7 +52,7 @@ export async function runEvalCommand(argv: string[], log: (line: string) => void
   }
   if (!v.data) throw new UsageError('--data DIR is required');
   const shared = sharedSettings(v);
-  const methods = parseMethods([...(v.methods ?? []), ...(v.method ?? [])], ['gradcam', 'shapleycam'], '--methods');
+  const methods = parseMethods([...(v.methods ?? []), ...(v.method ?? [])], ['gradcam', 'shapleycam'], '--methods', { saliencyOnly: true, layers: shared.layers });
   const steps = parseIntFlag('steps', v.steps, 2);
   const limit = v.limit === undefined ? Infinity : parseIntFlag('limit', v.limit, 1);
 

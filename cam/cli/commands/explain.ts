@@ -5,16 +5,21 @@ import * as E from '../../../engine/index.ts';
 import { createExplainer } from '../../../api/index.ts';
 import type { Explanation } from '../../algorithm/explain.ts';
 import { METHOD_NAMES } from '../../algorithm/methods/index.ts';
+import { MethodSettingError } from '../../algorithm/methods/types.ts';
 import { UsageError, parseIntFlag } from '../errors.ts';
-import { SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, sharedSettings, wordsAfter } from '../flags.ts';
+import {
+  METHOD_OPTIONS, METHOD_USAGE, SHARED_OPTIONS, SHARED_USAGE, backendLines, checkCompare, methodSettings, openModel, parseCommandLine, parseMethods, sharedSettings, wordsAfter,
+} from '../flags.ts';
 import { loadInputs, resolveModel } from '../inputs.ts';
 import { writeExplainOutputs } from '../outputs.ts';
 
 export const EXPLAIN_USAGE = `usage: cam/cli.ts explain [--model NAME | --arch NAME --weights FILE.safetensors]
                         (--image FILE… | --input FILE.safetensors) [--layer PATH]…
                         [--method NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--class N]
+                        [--aug-smooth] [--eigen-smooth] [--kernel NAME] [--base NAME] [--compare R,…] [--alpha X]
                         [--backend auto|cpu|webgpu] [--batch N] [--seed N] [--max-pixels N] --out DIR [--verbose]
 methods: ${METHOD_NAMES.join(' ')}
+${METHOD_USAGE}
 ${SHARED_USAGE}`;
 
 export async function runExplainCommand(argv: string[], log: (line: string) => void): Promise<number> {
@@ -25,6 +30,7 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
       tokens: true,
       options: {
         ...SHARED_OPTIONS,
+        ...METHOD_OPTIONS,
         image: { type: 'string', multiple: true },
         input: { type: 'string' },
         method: { type: 'string', multiple: true },
@@ -39,13 +45,16 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
   const images = [...(v.image ?? []), ...wordsAfter(tokens, 'image')];
   const shared = sharedSettings(v);
   const methods = parseMethods(v.method ?? [], ['shapleycam'], '--method');
+  const how = methodSettings(v, methods, shared.layers);
   const cls = v.class === undefined ? undefined : parseIntFlag('class', v.class, 0);
   const source = await resolveModel(shared.model);
   const batch = await loadInputs(source.arch.preprocessing, images, v.input, shared.maxPixels);
 
   const { chosen, model, layers } = await openModel(shared, source);
   if (cls !== undefined && cls >= model.numClasses) throw new UsageError(`--class: ${cls} is outside 0…${model.numClasses - 1} for this model`);
+  checkCompare(how.options, model.numClasses);
   backendLines(chosen, shared.verbose).forEach(log);
+  how.notes.forEach(log);
   const explainer = await createExplainer({ model, layers });
   const input = E.tensor(batch.data, batch.shape);
   const B = batch.shape[0];
@@ -54,14 +63,23 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
     const end = Math.min(B, start + shared.batch);
     if (B > 4) log(`explaining images ${start + 1}–${end} of ${B}`);
     const chunk = E.slice(input, [start], [end]);
-    const result = await explainer.explain(chunk, {
-      methods,
-      target: shared.target,
-      classes: cls,
-      seed: shared.seed + start,
-      keepTerms: true,
-    });
-    explanations.push(result.raw);
+    try {
+      const result = await explainer.explain(chunk, {
+        methods,
+        target: shared.target,
+        classes: cls,
+        seed: shared.seed + start,
+        keepTerms: true,
+        augSmooth: how.augSmooth,
+        eigenSmooth: how.eigenSmooth,
+        options: how.options,
+      });
+      explanations.push(result.raw);
+    } catch (e) {
+      // Settings found wrong only against the model (a layer without gradient): bad usage, nothing written.
+      if (e instanceof MethodSettingError) throw new UsageError(e.message);
+      throw e;
+    }
     chunk.dispose();
   }
   const files = await writeExplainOutputs(shared.out, {
@@ -76,6 +94,9 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
       arch: model.arch.name,
       weights: shared.model.weights,
       target: shared.target,
+      aug_smooth: how.augSmooth,
+      eigen_smooth: how.eigenSmooth,
+      ...(Object.keys(how.options).length ? { method_options: how.options } : {}),
       backend: chosen.backend.name,
       backend_choice: chosen.choice,
       ...(chosen.reason === null ? {} : { backend_reason: chosen.reason }),
