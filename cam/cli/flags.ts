@@ -10,6 +10,7 @@ import { ModelError } from '../../models/module.ts';
 import type { LoadedModel } from '../../models/zoo.ts';
 import { METHOD_NAMES } from '../algorithm/methods/index.ts';
 import { TARGETS, type TargetName } from '../algorithm/targets.ts';
+import { QueueError, parseRedisUrl, type RedisAddress } from '../evaluation/queue/address.ts';
 import { DEFAULT_MAX_PIXELS } from '../rendering/codec.ts';
 import { InputError, UsageError, parseIntFlag } from './errors.ts';
 import type { ModelFlags, ModelSource } from './inputs.ts';
@@ -33,6 +34,23 @@ export const SHARED_OPTIONS = {
 export const SHARED_USAGE = `  --backend   auto (default: WebGPU when an adapter is there, else the CPU), cpu or webgpu; ENGINE_BACKEND
               sets the default
   --max-pixels  refuse larger images before decoding them (default ${DEFAULT_MAX_PIXELS}, Pillow's limit)`;
+
+/** The queue flag `eval` and `worker` share. */
+export const QUEUE_OPTIONS = {
+  queue: { type: 'string' },
+} as const;
+
+export const QUEUE_USAGE = `  --queue     redis://HOST:PORT[/DB]: the Redis whose queue (BullMQ) carries the shards of queued runs`;
+
+/** The Redis address of --queue; a malformed one is bad usage. */
+export function queueAddress(value: string): RedisAddress {
+  try {
+    return parseRedisUrl(value);
+  } catch (e) {
+    if (e instanceof QueueError) throw new UsageError(e.message);
+    throw e;
+  }
+}
 
 /** Runs node's parseArgs, turning its errors into usage errors (exit 2) of one line. */
 export function parseCommandLine<T>(parse: () => T): T {
@@ -130,7 +148,12 @@ export async function openModel(s: SharedSettings, source: ModelSource): Promise
     throw new InputError(`--backend ${s.backend}: cannot start (${(e as Error).message.split('\n')[0]})`);
   }
   const model = await source.load();
-  const layers = s.layers.length ? s.layers : [model.arch.defaultLayer];
+  return { chosen, model, layers: modelLayers(model, s.layers) };
+}
+
+/** The target layers given (or the model's default layer), checked against the model: an unknown one exits 1. */
+export function modelLayers(model: LoadedModel, given: readonly string[]): string[] {
+  const layers = given.length ? [...given] : [model.arch.defaultLayer];
   for (const layer of layers) {
     try {
       model.module.get(layer);
@@ -139,7 +162,7 @@ export async function openModel(s: SharedSettings, source: ModelSource): Promise
       throw e;
     }
   }
-  return { chosen, model, layers };
+  return layers;
 }
 
 /** The line a command prints when its work starts: which backend, and why; with --verbose the adapter too. */
