@@ -148,12 +148,7 @@ export async function openModel(s: SharedSettings, source: ModelSource): Promise
     throw new InputError(`--backend ${s.backend}: cannot start (${(e as Error).message.split('\n')[0]})`);
   }
   const model = await source.load();
-  return { chosen, model, layers: modelLayers(model, s.layers) };
-}
-
-/** The target layers given (or the model's default layer), checked against the model: an unknown one exits 1. */
-export function modelLayers(model: LoadedModel, given: readonly string[]): string[] {
-  const layers = given.length ? [...given] : [model.arch.defaultLayer];
+  const layers = s.layers.length ? s.layers : [model.arch.defaultLayer];
   for (const layer of layers) {
     try {
       model.module.get(layer);
@@ -162,7 +157,7 @@ export function modelLayers(model: LoadedModel, given: readonly string[]): strin
       throw e;
     }
   }
-  return layers;
+  return { chosen, model, layers };
 }
 
 /** The line a command prints when its work starts: which backend, and why; with --verbose the adapter too. */
