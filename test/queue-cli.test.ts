@@ -61,11 +61,12 @@ describe('eval --queue and worker: usage and connection errors', () => {
   it('exits 2 on bad usage, before connecting', async () => {
     await usage(['eval', '--queue', 'http://h:1', '--run', 'a', '--out', 'x'], /error: --queue: unknown scheme "http:"/);
     await usage(['eval', '--queue', URL, '--out', 'x'], /--queue needs --run NAME/);
-    await usage(['eval', '--run', 'a', '--out', 'x'], /--run, --shard, --embed-images, --follow and --status go with --queue/);
+    await usage(['eval', '--run', 'a', '--out', 'x'], /--run, --shard, --embed-images, --follow, --status and --remove go with --queue/);
     await usage(['eval', '--queue', URL, '--run', 'a b', '--out', 'x'], /--run: "a b" is not a run name/);
     await usage(['eval', '--queue', URL, '--run', 'a', '--backend', 'cpu', '--out', 'x'], /--backend: with --queue the workers compute/);
     await usage(['eval', '--queue', URL, '--run', 'a', '--resume', '--out', 'x'], /--resume is for local runs/);
-    await usage(['eval', '--queue', URL, '--run', 'a', '--follow', '--status'], /--follow or --status, not both/);
+    await usage(['eval', '--queue', URL, '--run', 'a', '--follow', '--status'], /give one of --follow, --status and --remove, not --follow and --status/);
+    await usage(['eval', '--queue', URL, '--run', 'a', '--remove', '--data', 'd'], /--remove takes the run's settings from the queue; drop --data/);
     await usage(['eval', '--queue', URL, '--run', 'a', '--follow', '--model', 'resnet20_cifar10', '--steps', '4', '--out', 'x'], /--follow takes the run's settings from the queue; drop --model --steps/);
     await usage(['eval', '--queue', URL, '--run', 'a', '--follow'], /--out DIR is required/);
     await usage(['worker'], /--queue redis:\/\/HOST:PORT\[\/DB\] is required/);

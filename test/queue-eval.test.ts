@@ -240,4 +240,20 @@ describeRedis('eval --queue with worker processes', () => {
     expect(retry.code, retry.text).toBe(0);
     expect(retry.text).toMatch(/continuing run noweights .*1 failed shard\(s\) retried/);
   }, RUN_MS);
+
+  it('--remove deletes a run: its failed jobs, records and images', async () => {
+    expect((await queue.getFailed()).some((j) => j.data.spec.name === 'corrupt')).toBe(true);
+    for (const run of ['corrupt', 'three']) {
+      const r = await follow(['--run', run, '--remove']);
+      expect(r.code, r.text).toBe(0);
+      expect(r.text).toMatch(new RegExp(`removed run ${run} from redis://127\\.0\\.0\\.1:\\d+`));
+      expect(await store.get(run)).toBeNull();
+      expect(await client.exists(`shapleycam:run:${run}:records`, `shapleycam:run:${run}:done`, `shapleycam:run:${run}:failed`)).toBe(0);
+    }
+    expect((await queue.getFailed()).some((j) => j.data.spec.name === 'corrupt')).toBe(false);
+    expect(await store.doneCount('killed')).toBe(N); // other runs untouched
+    const again = await follow(['--run', 'three', '--remove']);
+    expect(again.code).toBe(1);
+    expect(again.text).toMatch(/--run three: no such run/);
+  }, RUN_MS);
 });

@@ -2,7 +2,7 @@
 // cam/evaluation/queue/) and follows it to the end, then writes the same folder as a local run (the
 // records, results.json/.md/.csv and the plots), built from the per-image records in Redis alone.
 // `--follow` reattaches to a run (interrupting the follower loses nothing: the workers go on), `--status`
-// prints where it stands. Submitting a run name again with other settings is refused with the
+// prints where it stands, `--remove` deletes it from Redis. Submitting a run name again with other settings is refused with the
 // differences, as `--resume` does.
 
 import { readFile } from 'node:fs/promises';
@@ -14,7 +14,7 @@ import type { RedisAddress } from '../../evaluation/queue/address.ts';
 import { connectRedis, QUEUE_NAME } from '../../evaluation/queue/connection.ts';
 import { RUN_NAME, RunStore, type QueuedRun } from '../../evaluation/queue/run-store.ts';
 import { RunWatcher, type RunState } from '../../evaluation/queue/run-state.ts';
-import { enqueueRun, recordRun } from '../../evaluation/queue/submit.ts';
+import { enqueueRun, recordRun, removeRun } from '../../evaluation/queue/submit.ts';
 import { summarise, type EvalResults } from '../../evaluation/report.ts';
 import { InputError, UsageError, parseIntFlag } from '../errors.ts';
 import { queueAddress, sharedSettings } from '../flags.ts';
@@ -26,23 +26,24 @@ import { defineRun, type EvalFlags } from './eval.ts';
 const POLL_MS = 500;
 /** Failures listed on stderr at the end (all of them are in results.json). */
 const LISTED_FAILURES = 20;
-/** Flags that define a run: --follow and --status take them from the queue instead. */
+/** Flags that define a run: --follow, --status and --remove take it from the queue instead. */
 const RUN_FLAGS = ['model', 'arch', 'weights', 'data', 'methods', 'method', 'target', 'layer', 'limit', 'batch', 'steps', 'road', 'seed', 'max-pixels', 'shard', 'embed-images'];
 
 export async function runQueuedEval(v: EvalFlags, given: Set<string>, log: (line: string) => void): Promise<number> {
-  if (!v.queue) throw new UsageError('--run, --shard, --embed-images, --follow and --status go with --queue redis://HOST:PORT[/DB]');
+  if (!v.queue) throw new UsageError('--run, --shard, --embed-images, --follow, --status and --remove go with --queue redis://HOST:PORT[/DB]');
   const address = queueAddress(v.queue);
   if (!v.run) throw new UsageError('--queue needs --run NAME (the name of the run in the queue)');
   if (!RUN_NAME.test(v.run)) throw new UsageError(`--run: "${v.run}" is not a run name (letters, digits, '.', '_', '-'; at most 100)`);
   if (given.has('backend')) throw new UsageError('--backend: with --queue the workers compute; give it to `worker --backend`');
   if (given.has('resume')) throw new UsageError('--resume is for local runs; a queued run continues when submitted again, or use --follow');
-  if (v.follow && v.status) throw new UsageError('give --follow or --status, not both');
-  const mode = v.follow ? 'follow' : v.status ? 'status' : null;
+  const modes = (['follow', 'status', 'remove'] as const).filter((m) => v[m]);
+  if (modes.length > 1) throw new UsageError(`give one of --follow, --status and --remove, not ${modes.map((m) => `--${m}`).join(' and ')}`);
+  const mode = modes[0] ?? null;
   if (mode) {
     const extra = RUN_FLAGS.filter((f) => given.has(f));
     if (extra.length) throw new UsageError(`--${mode} takes the run's settings from the queue; drop ${extra.map((f) => `--${f}`).join(' ')}`);
   }
-  if (mode !== 'status' && !v.out) throw new UsageError('--out DIR is required');
+  if (mode !== 'status' && mode !== 'remove' && !v.out) throw new UsageError('--out DIR is required');
 
   const redis = await connectRedis(address, { log });
   const queue = new Queue(QUEUE_NAME, { connection: redis });
@@ -52,6 +53,13 @@ export async function runQueuedEval(v: EvalFlags, given: Set<string>, log: (line
     if (mode === 'status') {
       const run = await recordedRun(store, v.run, address);
       process.stdout.write(statusText(run, await new RunWatcher(store, queue, run).state()));
+      return 0;
+    }
+    if (mode === 'remove') {
+      await recordedRun(store, v.run, address);
+      const removed = await removeRun(store, queue, v.run);
+      if (removed.active) throw new InputError(`--remove: run ${v.run} has ${removed.active} shard(s) in progress; stop its workers or let them finish, then remove it`);
+      log(`eval: removed run ${v.run} from ${address.display} (${removed.jobs} queued or failed job(s), its records and images)`);
       return 0;
     }
     const run = mode === 'follow' ? await recordedRun(store, v.run, address) : await submit(v, store, queue, address, log);

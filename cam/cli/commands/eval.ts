@@ -20,7 +20,7 @@ export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --
                      [--backend auto|cpu|webgpu] [--max-pixels N] [--quiet] [--verbose]
        cam/cli.ts eval --queue redis://HOST:PORT[/DB] --run NAME (the flags above, without --backend) [--shard N] [--embed-images]
        cam/cli.ts eval --queue redis://HOST:PORT[/DB] --run NAME --follow --out DIR
-       cam/cli.ts eval --queue redis://HOST:PORT[/DB] --run NAME --status
+       cam/cli.ts eval --queue redis://HOST:PORT[/DB] --run NAME (--status | --remove)
   --data     an ImageFolder tree (a sub-folder per class), or a folder with labels.json (file → class
              index) or index.json ({images: [{file, label}]})
   --methods  CAM methods (default gradcam,shapleycam): ${METHOD_NAMES.join(' ')}
@@ -37,6 +37,7 @@ ${QUEUE_USAGE}
   --embed-images  put the image bytes into Redis (workers without the data folder)
   --follow    reattach to a queued run and write its results to --out when it is complete
   --status    print where a queued run stands
+  --remove    delete a queued run (its jobs, records and images) from Redis
 writes OUT/per_image.jsonl, results.json, results.md, results.csv, metrics.png, insertion.png, deletion.png`;
 
 export const EVAL_OPTIONS = {
@@ -55,6 +56,7 @@ export const EVAL_OPTIONS = {
   'embed-images': { type: 'boolean', default: false },
   follow: { type: 'boolean', default: false },
   status: { type: 'boolean', default: false },
+  remove: { type: 'boolean', default: false },
 } as const;
 
 export type EvalFlags = ReturnType<typeof parseEvalFlags>['values'];
@@ -102,7 +104,7 @@ export async function runEvalCommand(argv: string[], log: (line: string) => void
     return 0;
   }
   const given = new Set<string>(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])));
-  if (['queue', 'run', 'shard', 'embed-images', 'follow', 'status'].some((f) => given.has(f))) {
+  if (['queue', 'run', 'shard', 'embed-images', 'follow', 'status', 'remove'].some((f) => given.has(f))) {
     const { runQueuedEval } = await import('./eval-queue.ts');
     return runQueuedEval(v, given, log);
   }

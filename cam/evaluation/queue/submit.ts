@@ -1,6 +1,7 @@
 // Submitting a run: record it (once per name), then queue one job per shard of images that is not done.
 // Submitting the same run again queues only what is missing (queued jobs keep their ids, so re-adding
-// them changes nothing) and gives the failed shards another try.
+// them changes nothing) and gives the failed shards another try. Removing a run deletes its jobs and
+// everything recorded for it.
 
 import type { Job, Queue } from 'bullmq';
 import { RunStore, shardJobId, type QueuedRun, type ShardJob } from './run-store.ts';
@@ -65,4 +66,15 @@ export async function enqueueRun(store: RunStore, queue: Queue, run: QueuedRun):
     );
   }
   return { shards: shards.length, pending: pending.length, retried: failed.length };
+}
+
+/** Deletes a run's queued and failed jobs and its records; refuses (returns the count) while shards are in progress. */
+export async function removeRun(store: RunStore, queue: Queue, run: string): Promise<{ active: number; jobs: number }> {
+  const ofRun = (jobs: Job<ShardJob>[]) => jobs.filter((j) => j?.data?.spec?.name === run);
+  const active = ofRun((await queue.getActive()) as Job<ShardJob>[]);
+  if (active.length) return { active: active.length, jobs: 0 };
+  const jobs = ofRun((await queue.getJobs(['waiting', 'delayed', 'prioritized', 'failed', 'completed'])) as Job<ShardJob>[]);
+  for (const job of jobs) await job.remove();
+  await store.remove(run);
+  return { active: 0, jobs: jobs.length };
 }
