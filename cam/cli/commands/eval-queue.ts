@@ -5,21 +5,21 @@
 // prints where it stands, `--remove` deletes it from Redis. Submitting a run name again with other settings is refused with the
 // differences, as `--resume` does.
 
-import { readFile } from 'node:fs/promises';
 import { appendFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Dataset, DatasetItem } from '../../evaluation/dataset.ts';
 import type { RedisAddress } from '../../evaluation/queue/address.ts';
 import { connectRedis, QUEUE_NAME } from '../../evaluation/queue/connection.ts';
-import { RUN_NAME, RunStore, type QueuedRun } from '../../evaluation/queue/run-store.ts';
+import { RUN_NAME, RunStore, type QueuedRun, type RunSpec } from '../../evaluation/queue/run-store.ts';
 import { RunWatcher, type RunState } from '../../evaluation/queue/run-state.ts';
 import { enqueueRun, recordRun, removeRun } from '../../evaluation/queue/submit.ts';
 import { summarise, type EvalResults } from '../../evaluation/report.ts';
 import { InputError, UsageError, parseIntFlag } from '../errors.ts';
 import { queueAddress, sharedSettings } from '../flags.ts';
 import { Progress } from '../progress.ts';
-import { openRunFolder, settingsDiff } from '../run-folder.ts';
+import { openRunFolder, settingsDiff, type RunFolder } from '../run-folder.ts';
 import { defineRun, type EvalFlags } from './eval.ts';
 
 /** How often the follower looks at the run (ms). */
@@ -45,6 +45,8 @@ export async function runQueuedEval(v: EvalFlags, given: Set<string>, log: (line
   }
   if (mode !== 'status' && mode !== 'remove' && !v.out) throw new UsageError('--out DIR is required');
 
+  // A run to submit is checked (flags, model, layers, images, the output folder) before anything is queued.
+  const wanted = mode ? null : await defineQueuedRun(v, log);
   const redis = await connectRedis(address, { log });
   const queue = new Queue(QUEUE_NAME, { connection: redis });
   queue.on('error', () => {}); // the connection reports its own outages
@@ -62,8 +64,9 @@ export async function runQueuedEval(v: EvalFlags, given: Set<string>, log: (line
       log(`eval: removed run ${v.run} from ${address.display} (${removed.jobs} queued or failed job(s), its records and images)`);
       return 0;
     }
-    const run = mode === 'follow' ? await recordedRun(store, v.run, address) : await submit(v, store, queue, address, log);
-    return await follow(new RunWatcher(store, queue, run), v.out!, v.quiet, address, log);
+    const run = wanted ? await submit(wanted, store, queue, address, log) : await recordedRun(store, v.run, address);
+    const folder = wanted?.folder ?? openRunFolder(v.out!, run.spec.settings, true, log);
+    return await follow(new RunWatcher(store, queue, run), folder, v.out!, v.quiet, address, log);
   } finally {
     await queue.close();
     redis.disconnect();
@@ -76,44 +79,67 @@ async function recordedRun(store: RunStore, name: string, address: RedisAddress)
   return run;
 }
 
-/** Records the run the flags define (or checks it against the one recorded under its name) and queues its shards. */
-async function submit(v: EvalFlags, store: RunStore, queue: Queue, address: RedisAddress, log: (l: string) => void): Promise<QueuedRun> {
-  // The model is loaded here only to check the layers and read the labels: the CPU will do.
+/** Stored image bytes a run may hold (--embed-images is for sets that fit comfortably in Redis). */
+const MAX_EMBEDDED_BYTES = 1 << 30;
+
+interface WantedRun {
+  run: QueuedRun;
+  dataset: Dataset;
+  /** The output folder, opened (a folder of another run is refused before anything is queued). */
+  folder: RunFolder;
+}
+
+/** The run the flags define: checked as a local run is (on the CPU: the model is only checked here). */
+async function defineQueuedRun(v: EvalFlags, log: (l: string) => void): Promise<WantedRun> {
   const { shared, dataset, items, settings } = await defineRun(v, { ...sharedSettings(v), backend: 'cpu' });
   const shardSize = v.shard === undefined ? 8 : parseIntFlag('shard', v.shard, 1);
-  const embedImages = v['embed-images'];
-  const { model, arch, weights } = shared.model;
-  const wanted: QueuedRun = {
-    spec: {
-      name: v.run!,
-      settings,
-      model: arch ? { arch, weights: settings.model.slice(arch.length + 1) } : { model: model ?? 'resnet20_cifar10' },
-      options: { shardSize, batchSize: shared.batch, maxPixels: shared.maxPixels, embedImages },
-      created: new Date().toISOString(),
-    },
-    items,
+  const { model, arch } = shared.model;
+  const folder = openRunFolder(shared.out, settings, true, log);
+  const spec: RunSpec = {
+    name: v.run!,
+    settings,
+    model: arch ? { arch, weights: settings.model.slice(arch.length + 1) } : { model: model ?? 'resnet20_cifar10' },
+    options: { shardSize, batchSize: shared.batch, maxPixels: shared.maxPixels, embedImages: v['embed-images'] },
+    created: new Date().toISOString(),
   };
-  const images = embedImages ? new Map(await Promise.all(items.map(async (i) => [i.file, await readFile(i.path)] as const))) : undefined;
-  const recorded = (await recordRun(store, wanted, images)) ?? wanted;
-  if (recorded !== wanted) {
-    const diff = settingsDiff(recorded.spec.settings, settings);
+  return { run: { spec, items }, dataset, folder };
+}
+
+/** Reads the images to embed, one at a time. */
+async function imageBytes(items: readonly DatasetItem[]): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  let total = 0;
+  for (const item of items) {
+    const bytes = await readFile(item.path);
+    total += bytes.length;
+    if (total > MAX_EMBEDDED_BYTES) throw new InputError(`--embed-images: the images pass ${MAX_EMBEDDED_BYTES >> 20} MiB at ${item.file}; give the workers the data folder instead`);
+    out.set(item.file, bytes);
+  }
+  return out;
+}
+
+/** Records the run (or checks it against the one recorded under its name) and queues its shards. */
+async function submit(wanted: WantedRun, store: RunStore, queue: Queue, address: RedisAddress, log: (l: string) => void): Promise<QueuedRun> {
+  const { spec, items } = wanted.run;
+  const recorded = (await recordRun(store, wanted.run, spec.options.embedImages ? () => imageBytes(items) : undefined)) ?? wanted.run;
+  if (recorded !== wanted.run) {
+    const diff = settingsDiff(recorded.spec.settings, spec.settings);
     const files = (r: QueuedRun) => r.items.map((i) => i.file).join('\n');
-    if (files(recorded) !== files(wanted)) diff.push(`images: recorded ${recorded.items.length} (${recorded.items[0]?.file} …), now ${items.length} (${items[0]?.file} …)`);
-    if (diff.length) throw new InputError(`--run ${v.run}: the settings differ from the run recorded in the queue (${diff.join('; ')}); repeat the recorded settings or choose another --run`);
+    if (files(recorded) !== files(wanted.run)) diff.push(`images: recorded ${recorded.items.length} (${recorded.items[0]?.file} …), now ${items.length} (${items[0]?.file} …)`);
+    if (diff.length) throw new InputError(`--run ${spec.name}: the settings differ from the run recorded in the queue (${diff.join('; ')}); repeat the recorded settings or choose another --run`);
   }
   const q = await enqueueRun(store, queue, recorded);
-  const { shardSize: n } = recorded.spec.options;
+  const { shardSize, embedImages } = recorded.spec.options;
   log(
-    `eval: ${recorded === wanted ? 'submitted' : 'continuing'} run ${v.run} at ${address.display}: ${items.length} images (${dataset.layout}) × ${settings.methods.length} method(s)` +
-      ` in ${q.shards} shard(s) of ${n}; ${q.pending} with work left${q.retried ? `, ${q.retried} failed shard(s) retried` : ''}${embedImages ? '; images embedded' : ''}`,
+    `eval: ${recorded === wanted.run ? 'submitted' : 'continuing'} run ${spec.name} at ${address.display}: ${items.length} images (${wanted.dataset.layout}) × ${spec.settings.methods.length} method(s)` +
+      ` in ${q.shards} shard(s) of ${shardSize}; ${q.pending} with work left${q.retried ? `, ${q.retried} failed shard(s) retried` : ''}${embedImages ? '; images embedded' : ''}`,
   );
   return recorded;
 }
 
 /** Follows the run until every image is done or failed, then writes the results to `out`. */
-async function follow(watcher: RunWatcher, out: string, quiet: boolean, address: RedisAddress, log: (l: string) => void): Promise<number> {
+async function follow(watcher: RunWatcher, folder: RunFolder, out: string, quiet: boolean, address: RedisAddress, log: (l: string) => void): Promise<number> {
   const { spec } = watcher.run;
-  const folder = openRunFolder(out, spec.settings, true, log);
   let state = await watcher.state();
   const finished = (s: RunState) => s.done + s.failures.size;
   const progress = new Progress(state.total, finished(state), !quiet, true);

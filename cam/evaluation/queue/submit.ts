@@ -11,12 +11,12 @@ const BULK = 500;
 
 /**
  * Records `run` under its name unless a run of that name exists, in which case nothing is written and
- * that run is returned (for the caller to compare). `images` are stored first (--embed-images).
+ * that run is returned (for the caller to compare). The images (--embed-images) are stored first.
  */
-export async function recordRun(store: RunStore, run: QueuedRun, images?: Map<string, Uint8Array>): Promise<QueuedRun | null> {
+export async function recordRun(store: RunStore, run: QueuedRun, images?: () => Promise<Map<string, Uint8Array>>): Promise<QueuedRun | null> {
   const existing = await store.get(run.spec.name);
   if (existing) return existing;
-  if (images) await store.putImages(run.spec.name, images);
+  if (images) await store.putImages(run.spec.name, await images());
   return store.create(run);
 }
 
