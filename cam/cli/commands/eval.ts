@@ -40,7 +40,7 @@ ${QUEUE_USAGE}
   --remove    delete a queued run (its jobs, records and images) from Redis
 writes OUT/per_image.jsonl, results.json, results.md, results.csv, metrics.png, insertion.png, deletion.png`;
 
-export const EVAL_OPTIONS = {
+const EVAL_OPTIONS = {
   ...SHARED_OPTIONS,
   ...QUEUE_OPTIONS,
   data: { type: 'string' },
