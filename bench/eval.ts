@@ -136,6 +136,7 @@ async function queueBench(): Promise<void> {
   /** Seconds by shard size, with one worker. */
   const oneWorker = new Map<number, number>();
   let local = NaN;
+  let localSmallBatch = NaN;
   const record = (workers: number, shard: number | null, seconds: number) => {
     const shards = shard ? Math.ceil(n / shard) : 0;
     console.log(JSON.stringify({ bench: 'eval-queue', backend, adapter, method, workers, shard, shards, images: n, seconds: +seconds.toFixed(2), images_per_second: +(n / seconds).toFixed(3) }));
@@ -145,6 +146,13 @@ async function queueBench(): Promise<void> {
     await timeEval(method, '1', ['--backend', backend]); // warm-up
     local = await timeEval(method, limit, ['--backend', backend]);
     record(0, null, local);
+    // The local run in batches of the smallest shard: what small shards cost without the queue.
+    const smallest = Math.min(...shardSizes);
+    if (smallest < 8) {
+      localSmallBatch = await timeEval(method, limit, ['--backend', backend, '--batch', String(smallest)]);
+      console.log(JSON.stringify({ bench: 'eval-queue', backend, adapter, method, workers: 0, batch: smallest, images: n, seconds: +localSmallBatch.toFixed(2), images_per_second: +(n / localSmallBatch).toFixed(3) }));
+      rows.push([`local, --batch ${smallest}`, '–', '–', localSmallBatch.toFixed(1), (n / localSmallBatch).toFixed(3), (local / localSmallBatch).toFixed(2)]);
+    }
     for (const count of workerCounts) {
       while (workers.length < count) workers.push(runCli(['worker', '--queue', redis.url, '--backend', backend], 3_600_000));
       await waitFor(`${count} worker(s) on the queue`, async () => (await queue.getWorkersCount()) === count, 120_000);
@@ -171,8 +179,11 @@ async function queueBench(): Promise<void> {
   if (many > few) {
     const perShard = (oneWorker.get(small)! - oneWorker.get(large)!) / (many - few);
     const perRun = oneWorker.get(large)! - local - few * perShard;
-    console.log(`\nqueue cost (1 worker): ${(1000 * perShard).toFixed(0)} ms per shard (shards of ${small} vs ${large}), ${perRun.toFixed(1)} s per run (submission, model check, polling, results)`);
-    console.log(JSON.stringify({ bench: 'eval-queue-overhead', backend, method, ms_per_shard: +(1000 * perShard).toFixed(1), seconds_per_run: +perRun.toFixed(2) }));
+    // Shards of `small` against the local run in batches of `small`: the queue alone, per shard.
+    const queueOnly = (oneWorker.get(small)! - localSmallBatch) / many;
+    console.log(`\nqueue cost (1 worker): ${(1000 * perShard).toFixed(0)} ms per shard (shards of ${small} vs ${large}, smaller batches included), ` +
+      `${Number.isNaN(queueOnly) ? '' : `${(1000 * queueOnly).toFixed(0)} ms per shard against a local run in batches of ${small}, `}${perRun.toFixed(1)} s per run (submission, model check, polling, results)`);
+    console.log(JSON.stringify({ bench: 'eval-queue-overhead', backend, method, ms_per_shard: +(1000 * perShard).toFixed(1), queue_only_ms_per_shard: Number.isNaN(queueOnly) ? null : +(1000 * queueOnly).toFixed(1), seconds_per_run: +perRun.toFixed(2) }));
   }
 }
 
