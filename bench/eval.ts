@@ -6,6 +6,15 @@
 //                         [--arch resnet50]   (an ImageNet architecture with random weights, 224×224 inputs)
 // Prints a markdown table (for bench/RESULTS.md, section "eval") and one JSON line per configuration:
 //   {"bench":"eval","backend":…,"adapter":…,"method":…,"images":…,"seconds":…,"images_per_second":…}
+//
+// With --queue: the same evaluation sharded through a Redis queue (`eval --queue`, a redis-server of its
+// own on a loopback port, `worker` processes on this machine): a local run, then 1 worker with shards of
+// 1, 8 and 32 images, then 2 workers (default --limit 32, the first method, the first backend). Each
+// queued time runs from submission to the results written; workers are warm (model loaded). The queue's
+// cost per shard is the slope between the most and the fewest shards (it includes the smaller batches of
+// small shards); its cost per run is what is left over the local run.
+//   npx tsx bench/eval.ts --queue [--backend cpu] [--methods gradcam] [--limit 32] [--steps 16] [--shards 1,8,32] [--workers 1,2]
+//   {"bench":"eval-queue","backend":…,"workers":…,"shard":…,"shards":…,"images":…,"seconds":…,"images_per_second":…}
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -18,18 +27,26 @@ import { getArchitecture } from '../models/registry.ts';
 import { randomStateDict } from '../models/init.ts';
 import { writeSafetensors } from '../models/safetensors.ts';
 import '../models/archs/index.ts';
+import { QUEUE_NAME, connectRedis } from '../cam/evaluation/queue/connection.ts';
+import { parseRedisUrl } from '../cam/evaluation/queue/address.ts';
+import { runCli, startRedis, waitFor, type CliProcess } from '../test/helpers/redis-server.ts';
+import { Queue } from 'bullmq';
 
 const { values } = parseArgs({
   options: {
     backend: { type: 'string', default: 'auto' },
     methods: { type: 'string', default: 'gradcam,shapleycam' },
-    limit: { type: 'string', default: '8' },
+    limit: { type: 'string' },
     steps: { type: 'string', default: '16' },
     road: { type: 'boolean', default: false },
     data: { type: 'string' },
     arch: { type: 'string' },
+    queue: { type: 'boolean', default: false },
+    shards: { type: 'string', default: '1,8,32' },
+    workers: { type: 'string', default: '1,2' },
   },
 });
+const limit = values.limit ?? (values.queue ? '32' : '8');
 
 /** --model for the shipped ResNet-20, or --arch with a random-weights file for an ImageNet network. */
 async function modelArgs(): Promise<string[]> {
@@ -46,9 +63,10 @@ const model = await modelArgs();
 const data = values.data ?? fileURLToPath(new URL('../test/fixtures/cifar10-sample/', import.meta.url));
 const quietLog = () => {};
 
-async function timeEval(backend: string, method: string, limit: string): Promise<number> {
+/** Runs `eval ARGS` (plus the benchmark's model, data and settings) in this process; returns seconds. */
+async function timeEval(method: string, n: string, args: string[]): Promise<number> {
   const out = mkdtempSync(join(tmpdir(), 'bench-eval-'));
-  const args = [...model, '--data', data, '--methods', method, '--limit', limit, '--steps', values.steps!, '--backend', backend, '--batch', '8', '--out', out, '--quiet'];
+  args = [...model, '--data', data, '--methods', method, '--limit', n, '--steps', values.steps!, '--batch', '8', '--out', out, '--quiet', ...args];
   if (values.road) args.push('--road');
   const t = performance.now();
   const code = await runEvalCommand(args, quietLog);
@@ -58,36 +76,116 @@ async function timeEval(backend: string, method: string, limit: string): Promise
   return s;
 }
 
-const rows: string[][] = [];
-for (const choice of values.backend!.split(',')) {
-  let adapter: string;
-  let backend: E.BackendName;
+const date = new Date().toISOString().slice(0, 10);
+const machine = `${date}, ${cpus()[0]?.model ?? 'unknown CPU'} (${availableParallelism()} cores), Node ${process.version}; ${values.arch ? `${values.arch} (random weights, 224×224)` : 'resnet20_cifar10'}, data ${values.data ?? 'test/fixtures/cifar10-sample'}, ${values.steps} insertion/deletion steps${values.road ? ', ROAD' : ', no ROAD'}`;
+
+/** The backend a choice gives here (null, with a message, when it cannot start). */
+async function backendFor(choice: string): Promise<{ backend: E.BackendName; adapter: string } | null> {
   try {
     const chosen = await E.chooseBackend(choice as E.BackendChoice);
     console.error(E.describeChoice(chosen));
-    adapter = chosen.backend.describe();
-    backend = chosen.backend.name;
+    return { backend: chosen.backend.name, adapter: chosen.backend.describe() };
   } catch (e) {
     console.error(`skipping backend ${choice}: ${(e as Error).message.split('\n')[0]}`);
-    continue;
-  }
-  try {
-    await timeEval(backend, 'gradcam', '1'); // warm-up: model load, JIT, pipelines
-  } catch (e) {
-    console.error(`skipping backend ${backend}: ${(e as Error).message.split('\n')[0]}`);
-    continue;
-  }
-  for (const method of values.methods!.split(',')) {
-    const seconds = await timeEval(backend, method, values.limit!);
-    const n = Number(values.limit);
-    const ips = n / seconds;
-    console.log(JSON.stringify({ bench: 'eval', backend, adapter, method, images: n, steps: Number(values.steps), road: values.road, seconds: +seconds.toFixed(2), images_per_second: +ips.toFixed(3) }));
-    rows.push([backend, adapter, method, String(n), seconds.toFixed(1), ips.toFixed(3), (seconds / n).toFixed(2)]);
+    return null;
   }
 }
 
-const date = new Date().toISOString().slice(0, 10);
-console.log(`\n${date}, ${cpus()[0]?.model ?? 'unknown CPU'} (${availableParallelism()} cores), Node ${process.version}; ${values.arch ? `${values.arch} (random weights, 224×224)` : 'resnet20_cifar10'}, data ${values.data ?? 'test/fixtures/cifar10-sample'}, ${values.steps} insertion/deletion steps${values.road ? ', ROAD' : ', no ROAD'}\n`);
-console.log('| backend | adapter | method | images | seconds | images/s | s/image |');
-console.log('|---|---|---|---:|---:|---:|---:|');
-for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+async function localBench(): Promise<void> {
+  const rows: string[][] = [];
+  for (const choice of values.backend!.split(',')) {
+    const b = await backendFor(choice);
+    if (!b) continue;
+    const { backend, adapter } = b;
+    try {
+      await timeEval('gradcam', '1', ['--backend', backend]); // warm-up: model load, JIT, pipelines
+    } catch (e) {
+      console.error(`skipping backend ${backend}: ${(e as Error).message.split('\n')[0]}`);
+      continue;
+    }
+    for (const method of values.methods!.split(',')) {
+      const seconds = await timeEval(method, limit, ['--backend', backend]);
+      const n = Number(limit);
+      const ips = n / seconds;
+      console.log(JSON.stringify({ bench: 'eval', backend, adapter, method, images: n, steps: Number(values.steps), road: values.road, seconds: +seconds.toFixed(2), images_per_second: +ips.toFixed(3) }));
+      rows.push([backend, adapter, method, String(n), seconds.toFixed(1), ips.toFixed(3), (seconds / n).toFixed(2)]);
+    }
+  }
+  console.log(`\n${machine}\n`);
+  console.log('| backend | adapter | method | images | seconds | images/s | s/image |');
+  console.log('|---|---|---|---:|---:|---:|---:|');
+  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+}
+
+/** Local run, then the queue with 1 and 2 worker processes on this machine, shards of several sizes. */
+async function queueBench(): Promise<void> {
+  const b = await backendFor(values.backend!.split(',')[0]);
+  if (!b) return;
+  const { backend, adapter } = b;
+  const method = values.methods!.split(',')[0];
+  const n = Number(limit);
+  const shardSizes = values.shards!.split(',').map(Number);
+  const workerCounts = values.workers!.split(',').map(Number);
+  const redis = await startRedis();
+  const client = await connectRedis(parseRedisUrl(redis.url));
+  const queue = new Queue(QUEUE_NAME, { connection: client });
+  const workers: CliProcess[] = [];
+  let runs = 0;
+  const queued = (shard: number, images = limit) => timeEval(method, images, ['--queue', redis.url, '--run', `bench${runs++}`, '--shard', String(shard)]);
+  const rows: string[][] = [];
+  /** Seconds by shard size, with one worker. */
+  const oneWorker = new Map<number, number>();
+  let local = NaN;
+  let localSmallBatch = NaN;
+  const record = (workers: number, shard: number | null, seconds: number) => {
+    const shards = shard ? Math.ceil(n / shard) : 0;
+    console.log(JSON.stringify({ bench: 'eval-queue', backend, adapter, method, workers, shard, shards, images: n, seconds: +seconds.toFixed(2), images_per_second: +(n / seconds).toFixed(3) }));
+    rows.push([workers ? `${workers} worker(s)` : 'local (no queue)', shard ? String(shard) : '–', shard ? String(shards) : '–', seconds.toFixed(1), (n / seconds).toFixed(3), (local / seconds).toFixed(2)]);
+  };
+  try {
+    await timeEval(method, '1', ['--backend', backend]); // warm-up
+    local = await timeEval(method, limit, ['--backend', backend]);
+    record(0, null, local);
+    // The local run in batches of the smallest shard: what small shards cost without the queue.
+    const smallest = Math.min(...shardSizes);
+    if (smallest < 8) {
+      localSmallBatch = await timeEval(method, limit, ['--backend', backend, '--batch', String(smallest)]);
+      console.log(JSON.stringify({ bench: 'eval-queue', backend, adapter, method, workers: 0, batch: smallest, images: n, seconds: +localSmallBatch.toFixed(2), images_per_second: +(n / localSmallBatch).toFixed(3) }));
+      rows.push([`local, --batch ${smallest}`, '–', '–', localSmallBatch.toFixed(1), (n / localSmallBatch).toFixed(3), (local / localSmallBatch).toFixed(2)]);
+    }
+    for (const count of workerCounts) {
+      while (workers.length < count) workers.push(runCli(['worker', '--queue', redis.url, '--backend', backend], 3_600_000));
+      await waitFor(`${count} worker(s) on the queue`, async () => (await queue.getWorkersCount()) === count, 120_000);
+      await queued(1, String(count)); // warm-up: every worker's child loads the model
+      for (const shard of count === 1 ? shardSizes : [shardSizes.includes(8) ? 8 : shardSizes[0]]) {
+        const seconds = await queued(shard);
+        if (count === 1) oneWorker.set(shard, seconds);
+        record(count, shard, seconds);
+      }
+    }
+  } finally {
+    for (const w of workers) w.kill('SIGTERM');
+    await Promise.all(workers.map((w) => w.exited));
+    await queue.close();
+    client.disconnect();
+    await redis.dispose();
+  }
+  console.log(`\n${machine}; queue: ${method}, ${n} images, backend ${backend} (${adapter}), Redis on loopback (append-only)\n`);
+  console.log('| run | shard | shards | seconds | images/s | vs local |');
+  console.log('|---|---:|---:|---:|---:|---:|');
+  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+  const [small, large] = [Math.min(...oneWorker.keys()), Math.max(...oneWorker.keys())];
+  const [many, few] = [Math.ceil(n / small), Math.ceil(n / large)];
+  if (many > few) {
+    const perShard = (oneWorker.get(small)! - oneWorker.get(large)!) / (many - few);
+    const perRun = oneWorker.get(large)! - local - few * perShard;
+    // Shards of `small` against the local run in batches of `small`: the queue alone, per shard.
+    const queueOnly = (oneWorker.get(small)! - localSmallBatch) / many;
+    console.log(`\nqueue cost (1 worker): ${(1000 * perShard).toFixed(0)} ms per shard (shards of ${small} vs ${large}, smaller batches included), ` +
+      `${Number.isNaN(queueOnly) ? '' : `${(1000 * queueOnly).toFixed(0)} ms per shard against a local run in batches of ${small}, `}${perRun.toFixed(1)} s per run (submission, model check, polling, results)`);
+    console.log(JSON.stringify({ bench: 'eval-queue-overhead', backend, method, ms_per_shard: +(1000 * perShard).toFixed(1), queue_only_ms_per_shard: Number.isNaN(queueOnly) ? null : +(1000 * queueOnly).toFixed(1), seconds_per_run: +perRun.toFixed(2) }));
+  }
+}
+
+if (values.queue) await queueBench();
+else await localBench();

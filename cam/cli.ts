@@ -1,5 +1,5 @@
 #!/usr/bin/env -S npx tsx
-// The command-line entry point: `explain`, `eval` and `dff` (their parts are in ./cli/). Exit codes are a
+// The command-line entry point: `explain`, `eval`, `dff` and `worker` (their parts are in ./cli/). Exit codes are a
 // contract: 0 success, 2 bad usage, 1 bad input. Errors are one line on stderr; --verbose adds the stack.
 
 import { commandLineArgs, isMainModule } from '../engine/internal.ts';
@@ -7,17 +7,19 @@ import { ModelError } from '../models/module.ts';
 import { SafetensorsError } from '../models/safetensors.ts';
 import { InputError, UsageError } from './cli/errors.ts';
 import { DatasetError } from './evaluation/dataset.ts';
+import { QueueError } from './evaluation/queue/address.ts';
 import { ImageError, PixelLimitError } from './rendering/codec.ts';
 
 const USAGE = `usage: cam/cli.ts <command> [flags]
 commands:
   explain   CAM maps, derivative terms, overlays and a comparison sheet
-  eval      faithfulness metrics over an image folder
+  eval      faithfulness metrics over an image folder (locally, or sharded through a Redis queue)
   dff       Deep Feature Factorization: concepts of a layer, their heat maps and classes
+  worker    evaluate the shards of queued eval runs
 run 'cam/cli.ts <command> --help' for its flags`;
 
 /** Errors about what the user gave (files, weights, layers, data): exit 1 without a stack. */
-const BAD_INPUT = [InputError, SafetensorsError, ImageError, ModelError, DatasetError];
+const BAD_INPUT = [InputError, SafetensorsError, ImageError, ModelError, DatasetError, QueueError];
 
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
@@ -39,6 +41,10 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'eval') {
       const { runEvalCommand } = await import('./cli/commands/eval.ts');
       return await runEvalCommand(rest, log);
+    }
+    if (command === 'worker') {
+      const { runWorkerCommand } = await import('./cli/commands/worker.ts');
+      return await runWorkerCommand(rest, log);
     }
     throw new UsageError(`unknown command "${command}"\n${USAGE}`);
   } catch (e) {

@@ -13,6 +13,7 @@ import { DEFAULT_ALPHA, DEFAULT_COMPARE, DEFAULT_FINER_BASE } from '../algorithm
 import { DEFAULT_KERNEL, KERNELS } from '../algorithm/methods/kernel-pca.ts';
 import { DEFAULT_REFINE_BASE } from '../algorithm/methods/refine.ts';
 import { TARGETS, type TargetName } from '../algorithm/targets.ts';
+import { QueueError, parseRedisUrl, type RedisAddress } from '../evaluation/queue/address.ts';
 import { DEFAULT_MAX_PIXELS } from '../rendering/codec.ts';
 import { InputError, UsageError, parseIntFlag } from './errors.ts';
 import type { ModelFlags, ModelSource } from './inputs.ts';
@@ -36,6 +37,23 @@ export const SHARED_OPTIONS = {
 export const SHARED_USAGE = `  --backend   auto (default: WebGPU when an adapter is there, else the CPU), cpu or webgpu; ENGINE_BACKEND
               sets the default
   --max-pixels  refuse larger images before decoding them (default ${DEFAULT_MAX_PIXELS}, Pillow's limit)`;
+
+/** The queue flag `eval` and `worker` share. */
+export const QUEUE_OPTIONS = {
+  queue: { type: 'string' },
+} as const;
+
+export const QUEUE_USAGE = `  --queue     redis://HOST:PORT[/DB]: the Redis whose queue (BullMQ) carries the shards of queued runs`;
+
+/** The Redis address of --queue; a malformed one is bad usage. */
+export function queueAddress(value: string): RedisAddress {
+  try {
+    return parseRedisUrl(value);
+  } catch (e) {
+    if (e instanceof QueueError) throw new UsageError(e.message);
+    throw e;
+  }
+}
 
 /** Runs node's parseArgs, turning its errors into usage errors (exit 2) of one line. */
 export function parseCommandLine<T>(parse: () => T): T {

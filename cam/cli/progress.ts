@@ -1,5 +1,6 @@
-// The eval progress bar (cli-progress): images done, rate and ETA on stderr. On a terminal it redraws in
-// place; in a log (no TTY) it prints a line every few seconds, so long runs stay readable.
+// The eval progress bar (cli-progress): images done, rate and ETA on stderr (for a queued run also the
+// workers alive and the images failed). On a terminal it redraws in place; in a log (no TTY) it prints a
+// line every few seconds, so long runs stay readable.
 
 import cliProgress from 'cli-progress';
 
@@ -8,11 +9,12 @@ export class Progress {
   private readonly start = performance.now();
   private done = 0;
 
-  constructor(private readonly total: number, private readonly skipped: number, enabled: boolean) {
+  /** `queue`: also show the workers alive and the images failed (a queued run). */
+  constructor(private readonly total: number, private readonly skipped: number, enabled: boolean, queue = false) {
     this.bar = enabled
       ? new cliProgress.SingleBar(
           {
-            format: 'eval [{bar}] {percentage}% {value}/{total} images | {rate} img/s | elapsed {elapsed} | ETA {left}',
+            format: `eval [{bar}] {percentage}% {value}/{total} images | {rate} img/s | elapsed {elapsed} | ETA {left}${queue ? ' | {workers} workers | {failed} failed' : ''}`,
             barsize: 28,
             barCompleteChar: '#',
             barIncompleteChar: '-',
@@ -25,16 +27,21 @@ export class Progress {
           cliProgress.Presets.legacy,
         )
       : null;
-    this.bar?.start(total, skipped, { rate: '0.00', elapsed: clock(0), left: clock(NaN) });
+    this.bar?.start(total, skipped, { rate: '0.00', elapsed: clock(0), left: clock(NaN), workers: '?', failed: 0 });
   }
 
   tick(): void {
-    this.done++;
+    this.update(this.skipped + this.done + 1);
+  }
+
+  /** Sets the images finished (done or failed) so far; `queue` fills the queue fields. */
+  update(finished: number, queue?: { workers: number; failed: number }): void {
+    this.done = finished - this.skipped;
     const secs = (performance.now() - this.start) / 1000;
     // Rate and ETA from this run's images only (resumed images cost nothing).
     const rate = this.done / Math.max(secs, 1e-9);
     const left = (this.total - this.skipped - this.done) / rate;
-    this.bar?.increment(1, { rate: rate.toFixed(2), elapsed: clock(secs), left: clock(left) });
+    this.bar?.update(finished, { rate: rate.toFixed(2), elapsed: clock(secs), left: clock(left), ...queue });
   }
 
   stop(): void {

@@ -107,7 +107,8 @@ function readRecords(path: string, methods: readonly string[], log: (l: string) 
   return done;
 }
 
-function settingsDiff(a: EvalSettings, b: EvalSettings): string[] {
+/** What differs between recorded settings `a` and new ones `b`, one `key: recorded …, now …` per setting. */
+export function settingsDiff(a: EvalSettings, b: EvalSettings): string[] {
   const keys = Object.keys(b) as (keyof EvalSettings)[];
   return keys
     .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))

@@ -14,7 +14,7 @@ import { getMethod } from '../algorithm/methods/index.ts';
 import { rngFor } from '../algorithm/random.ts';
 import { softmaxRow } from '../algorithm/targets.ts';
 import { decodeImage } from '../rendering/codec.ts';
-import { preprocess } from '../rendering/image.ts';
+import { preprocess, type RgbImage } from '../rendering/image.ts';
 import { DatasetError, type DatasetItem } from './dataset.ts';
 import { adccMetrics, curveInputs, multiplyByMap, relevanceOrder, trapezoidAuc } from './metrics.ts';
 import type { EvalSettings, ImageRecord } from './report.ts';
@@ -59,12 +59,15 @@ interface LoadedImages {
   shape: [number, number, number];
 }
 
+/** Reads one item's picture (by default its file, refusing images over the pixel limit). */
+type ImageReader = (item: DatasetItem) => Promise<RgbImage>;
+
 /** The images preprocessed as the model expects, all of one shape (`expected`, when given). */
-async function loadImages(items: DatasetItem[], model: LoadedModel, expected: number[] | null, maxPixels: number): Promise<LoadedImages> {
+async function loadImages(items: DatasetItem[], model: LoadedModel, expected: number[] | null, read: ImageReader): Promise<LoadedImages> {
   const rows: Float64Array[] = [];
   let shape = expected as [number, number, number] | null;
   for (const item of items) {
-    const data = preprocess(await decodeImage(item.path, { maxPixels }), model.arch.preprocessing);
+    const data = preprocess(await read(item), model.arch.preprocessing);
     if (shape && shape.join() !== data.shape.join()) {
       throw new DatasetError(`${item.path}: preprocessed to [${data.shape}], unlike the other images' [${shape}] (the model's preprocessing does not resize)`);
     }
@@ -184,6 +187,11 @@ export interface EvaluationOptions {
   batchSize: number;
   /** Refuse larger images before decoding them. */
   maxPixels: number;
+  /**
+   * Where the pictures come from, when not from each item's file (the queue's workers hand in images
+   * they decoded up front, from a shared folder or from bytes sent with the run).
+   */
+  readImage?: ImageReader;
   /** Receives the records of each image (one per method) as soon as that image is done. */
   finished(records: ImageRecord[]): void;
 }
@@ -192,7 +200,8 @@ export interface EvaluationOptions {
 export async function evaluateImages(items: DatasetItem[], opts: EvaluationOptions): Promise<void> {
   if (items.length === 0) return;
   const { model, settings } = opts;
-  const first = await loadImages(items.slice(0, 1), model, null, opts.maxPixels);
+  const read = opts.readImage ?? ((item: DatasetItem) => decodeImage(item.path, { maxPixels: opts.maxPixels }));
+  const first = await loadImages(items.slice(0, 1), model, null, read);
   const shape = first.shape;
   const zeros = E.tensor(new Float64Array(shape[0] * shape[1] * shape[2]), [1, ...shape]);
   const z = E.tidy(() => model.module.call(zeros));
@@ -202,7 +211,7 @@ export async function evaluateImages(items: DatasetItem[], opts: EvaluationOptio
   const ctx: Context = { model, settings, baseline };
   for (let s = 0; s < items.length; s += opts.batchSize) {
     const chunk = items.slice(s, s + opts.batchSize);
-    const { rows } = await loadImages(chunk, model, shape, opts.maxPixels);
+    const { rows } = await loadImages(chunk, model, shape, read);
     await evaluateBatch(ctx, chunk, rows, shape, opts.finished);
   }
 }
