@@ -17,7 +17,7 @@ import { openRunFolder } from '../run-folder.ts';
 export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --weights FILE.safetensors) --data DIR --out DIR
                      [--methods NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--layer PATH]…
                      [--limit N] [--batch N] [--steps N] [--road] [--seed N] [--resume]
-                     [--backend auto|cpu|webgpu] [--max-pixels N] [--quiet] [--verbose]
+                     [--backend auto|wasm|webgpu|cpu] [--max-pixels N] [--quiet] [--verbose]
   --data     an ImageFolder tree (a sub-folder per class), or a folder with labels.json (file → class
              index) or index.json ({images: [{file, label}]})
   --methods  CAM methods (default gradcam,shapleycam): ${METHOD_NAMES.join(' ')}

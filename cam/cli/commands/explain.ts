@@ -12,7 +12,7 @@ import { writeExplainOutputs } from '../outputs.ts';
 export const EXPLAIN_USAGE = `usage: cam/cli.ts explain [--model NAME | --arch NAME --weights FILE.safetensors]
                         (--image FILE… | --input FILE.safetensors) [--layer PATH]…
                         [--method NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--class N]
-                        [--backend auto|cpu|webgpu] [--batch N] [--seed N] [--max-pixels N] --out DIR [--verbose]
+                        [--backend auto|wasm|webgpu|cpu] [--batch N] [--seed N] [--max-pixels N] --out DIR [--verbose]
 methods: ${METHOD_NAMES.join(' ')}
 ${SHARED_USAGE}`;
 
