@@ -1,6 +1,6 @@
 // ShapleyCAM against GradCAM, per image, end to end (forward, derivatives, map, post-processing).
-//   npx tsx bench/shapleycam.ts [--backend auto|cpu,webgpu,wasm] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3]
-// (auto, the default: WebGPU when an adapter is there, else the CPU)
+//   npx tsx bench/shapleycam.ts [--backend auto|wasm,webgpu,cpu] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3]
+// (auto, the default: WebGPU on a hardware adapter, else wasm)
 // Prints a table and one JSON line per configuration:
 //   {"bench":"shapleycam","model":…,"batch":…,"backend":…,"adapter":…,"ms_per_image":…,"gradcam_ms_per_image":…}
 
