@@ -69,6 +69,8 @@ describe('wasm matmul and convolutions vs the CPU reference (float32 dot-product
 
   const convCases: [string, ConvGeometry][] = [
     ['3×3 stride 1 pad 1, batch 2, odd sizes', geometry([2, 3, 9, 11], [4, 3, 3, 3], { padding: [1, 1] })],
+    ['3×3 stride 1 pad 1, 16-wide rows (panels inside one row, window leaving it)', geometry([1, 3, 6, 16], [7, 3, 3, 3], { padding: [1, 1] })],
+    ['3×3 stride 1 pad 2, 21-wide rows (panels over two rows)', geometry([2, 2, 5, 21], [6, 2, 3, 3], { padding: [2, 2] })],
     ['3×3 stride 2 pad 1', geometry([2, 5, 13, 10], [6, 5, 3, 3], { stride: [2, 2], padding: [1, 1] })],
     ['3×3 stride 3 pad 2, 70 channels', geometry([1, 6, 13, 13], [70, 6, 3, 3], { stride: [3, 3], padding: [2, 2] })],
     ['asymmetric stride 2×1, padding 2×0', geometry([2, 4, 11, 9], [5, 4, 3, 3], { stride: [2, 1], padding: [2, 0] })],

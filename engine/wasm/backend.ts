@@ -30,6 +30,8 @@ const plans: { [K in KernelName]: Plan<K> } = {
 export interface WasmBackendOptions {
   /** Threads including the caller; default ENGINE_WASM_THREADS, else the available cores. */
   threads?: number;
+  /** The compiled kernels; default the committed kernels/wasm/build/kernels.wasm (benchmarks compare builds). */
+  module?: Uint8Array;
 }
 
 /** Maximum memory tried first (4 GiB, the wasm32 limit), then smaller where the host refuses to reserve it. */
@@ -169,7 +171,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   if (typeof SharedArrayBuffer === 'undefined') {
     throw new Error('wasm backend: SharedArrayBuffer is unavailable (a browser page must be cross-origin isolated: COOP/COEP headers)');
   }
-  const bytes = await loadModuleBytes();
+  const bytes = options.module ?? (await loadModuleBytes());
   let memory: WebAssembly.Memory | null = null;
   for (const maximum of MAX_PAGES) {
     try {

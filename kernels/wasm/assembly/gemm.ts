@@ -139,9 +139,42 @@ function packBStrided(dst: usize, b: usize, rsB: i32, csB: i32, k0: i32, kc: i32
 }
 
 /**
+ * Copies `len` lanes of one output row's unrolled input into `out`: lane l reads row[ix + l·sw] (0 outside
+ * the row's W elements). Inside the row with stride 1, eight lanes are two v128 copies.
+ */
+@inline function copyLanes(out: usize, row: usize, ix: i32, len: i32, sw: i32, W: i32): void {
+  if (sw == 1 && ix >= 0 && ix + len <= W) {
+    const src = at(row, ix);
+    if (len == NR) {
+      v128.store(out, v128.load(src));
+      v128.store(out, v128.load(src, 16), 16);
+    } else {
+      for (let l = 0; l < len; l++) store<f32>(at(out, l), load<f32>(at(src, l)));
+    }
+    return;
+  }
+  let x = ix;
+  for (let l = 0; l < len; l++) {
+    store<f32>(at(out, l), <u32>x < <u32>W ? load<f32>(at(row, x)) : <f32>0);
+    x += sw;
+  }
+}
+
+/** Zeros `len` lanes (a window row above or below the image). */
+@inline function zeroLanes(out: usize, len: i32): void {
+  if (len == NR) {
+    v128.store(out, f32x4.splat(0));
+    v128.store(out, f32x4.splat(0), 16);
+  } else {
+    for (let l = 0; l < len; l++) store<f32>(at(out, l), 0);
+  }
+}
+
+/**
  * Packs the unrolled input of a convolution: B[k][j] = x[c][oy·sh − ph + ky·dh][ox·sw − pw + kx·dw]
- * (0 outside the image) with k = (c, ky, kx) and j = (oy, ox). Eight columns in one output row with
- * stride 1 and the window inside the image row take two v128 loads.
+ * (0 outside the image) with k = (c, ky, kx) and j = (oy, ox). A panel's NR columns are cut into runs
+ * within one output row (at most two when OW ≥ NR − 1); each run of each k reads one input row, with
+ * bounds checks only where the window leaves it. Narrower outputs take the lane-by-lane path.
  */
 function packBIm2col(dst: usize, x: usize, args: usize, k0: i32, kc: i32, j0: i32, cols: i32, N: i32): void {
   const H = arg(args, H_), W = arg(args, W_), KH = arg(args, KH_), KW = arg(args, KW_);
@@ -149,57 +182,72 @@ function packBIm2col(dst: usize, x: usize, args: usize, k0: i32, kc: i32, j0: i3
   const OW = arg(args, OW_);
   const HW = H * W;
   const taps = KH * KW;
+  const c0 = k0 / taps;
+  const rem0 = k0 - c0 * taps;
+  const ky0 = rem0 / KW;
+  const kx0 = rem0 - ky0 * KW;
   for (let jp = 0; jp < cols; jp += NR) {
     const panel = at(dst, jp * kc);
     const jA = j0 + jp;
     const n = imin(NR, N - jA);
-    const oy0 = jA / OW;
-    const ox0 = jA - oy0 * OW;
-    const oneRow = n == NR && ox0 + NR <= OW;
-    const iyBase = oy0 * sh - ph;
-    const ixBase = ox0 * sw - pw;
-    let c = k0 / taps;
-    let rem = k0 - c * taps;
-    let ky = rem / KW;
-    let kx = rem - ky * KW;
+    if (n < NR) {
+      // Columns past N are zero in every k (the micro-kernel reads whole panels).
+      for (let k = 0; k < kc; k++) for (let l = n; l < NR; l++) store<f32>(at(panel, k * NR + l), 0);
+    }
+    const oy = jA / OW;
+    const ox = jA - oy * OW;
+    // Run 1: lanes [0, len1) in output row oy from column ox; run 2: lanes [len1, n) in row oy + 1 from 0.
+    const len1 = imin(n, OW - ox);
+    const len2 = n - len1;
+    if (len2 > OW) {
+      packBIm2colLanes(panel, x, args, k0, kc, jA, n);
+      continue;
+    }
+    const iy1 = oy * sh - ph, ix1 = ox * sw - pw;
+    const iy2 = iy1 + sh, ix2 = -pw;
+    let c = c0, ky = ky0, kx = kx0;
     for (let k = 0; k < kc; k++) {
       const out = at(panel, k * NR);
       const plane = at(x, c * HW);
-      let done = false;
-      if (oneRow) {
-        const iy = iyBase + ky * dh;
-        const ix = ixBase + kx * dw;
-        if (iy < 0 || iy >= H) {
-          v128.store(out, f32x4.splat(0));
-          v128.store(out, f32x4.splat(0), 16);
-          done = true;
-        } else if (ix >= 0 && ix + (NR - 1) * sw < W) {
-          const src = at(plane, iy * W + ix);
-          if (sw == 1) {
-            v128.store(out, v128.load(src));
-            v128.store(out, v128.load(src, 16), 16);
-          } else {
-            for (let l = 0; l < NR; l++) store<f32>(at(out, l), load<f32>(at(src, l * sw)));
-          }
-          done = true;
-        }
-      }
-      if (!done) {
-        let oy = oy0;
-        let ox = ox0;
-        for (let l = 0; l < NR; l++) {
-          let v: f32 = 0;
-          if (l < n) {
-            const iy = oy * sh - ph + ky * dh;
-            const ix = ox * sw - pw + kx * dw;
-            if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = load<f32>(at(plane, iy * W + ix));
-          }
-          store<f32>(at(out, l), v);
-          if (++ox == OW) { ox = 0; oy++; }
-        }
+      const dy = ky * dh, dx = kx * dw;
+      let iy = iy1 + dy;
+      if (<u32>iy < <u32>H) copyLanes(out, at(plane, iy * W), ix1 + dx, len1, sw, W);
+      else zeroLanes(out, len1);
+      if (len2 > 0) {
+        iy = iy2 + dy;
+        const out2 = at(out, len1);
+        if (<u32>iy < <u32>H) copyLanes(out2, at(plane, iy * W), ix2 + dx, len2, sw, W);
+        else zeroLanes(out2, len2);
       }
       if (++kx == KW) { kx = 0; if (++ky == KH) { ky = 0; c++; } }
     }
+  }
+}
+
+/** The general im2col panel (outputs narrower than NR − 1 columns): every lane on its own. */
+function packBIm2colLanes(panel: usize, x: usize, args: usize, k0: i32, kc: i32, jA: i32, n: i32): void {
+  const H = arg(args, H_), W = arg(args, W_), KH = arg(args, KH_), KW = arg(args, KW_);
+  const sh = arg(args, SH), sw = arg(args, SW), ph = arg(args, PH), pw = arg(args, PW), dh = arg(args, DH), dw = arg(args, DW);
+  const OW = arg(args, OW_);
+  const taps = KH * KW;
+  const oy0 = jA / OW;
+  const ox0 = jA - oy0 * OW;
+  let c = k0 / taps;
+  const rem = k0 - c * taps;
+  let ky = rem / KW;
+  let kx = rem - ky * KW;
+  for (let k = 0; k < kc; k++) {
+    const out = at(panel, k * NR);
+    const plane = at(x, c * H * W);
+    let oy = oy0;
+    let ox = ox0;
+    for (let l = 0; l < n; l++) {
+      const iy = oy * sh - ph + ky * dh;
+      const ix = ox * sw - pw + kx * dw;
+      store<f32>(at(out, l), <u32>iy < <u32>H && <u32>ix < <u32>W ? load<f32>(at(plane, iy * W + ix)) : <f32>0);
+      if (++ox == OW) { ox = 0; oy++; }
+    }
+    if (++kx == KW) { kx = 0; if (++ky == KH) { ky = 0; c++; } }
   }
 }
 
