@@ -10,6 +10,13 @@ export interface WasmContext {
   /** A temporary block of `bytes` bytes, released by `release`. */
   temp(bytes: number): number;
   release(ptr: number, bytes: number): void;
+  /**
+   * A derived copy of input `input` of the kernel being run (a packed weight matrix), kept with that
+   * storage until it is freed: `bytes` bytes that `fill(dst)` writes the first time `key` (what was
+   * derived, and how) is asked for, found again on later calls. Storages never change after their kernel
+   * wrote them, so the copy stays valid for the storage's life.
+   */
+  cached(input: number, key: string, bytes: number, fill: (dst: number) => void): number;
   /** A scratch block per thread of `bytesPerThread` each (valid until the next call): its base and stride. */
   scratch(bytesPerThread: number): { ptr: number; stride: number };
   /**

@@ -12,17 +12,17 @@
 // filter gradient), each with its own A and B offsets.
 
 import { arg, at, imin, ptr } from './common';
-import { B_IM2COL, B_IM2COL_T, GEMM_KC as KC, GEMM_MR as MR, GEMM_NR as NR } from './ids';
+import { A_PACKED, B_IM2COL, B_IM2COL_T, GEMM_KC as KC, GEMM_MR as MR, GEMM_NR as NR } from './ids';
 
 // Argument words.
-const M_ = 0, N_ = 1, K_ = 2, KBATCHES = 4, BMODE = 6, LDC = 7, ACCUMULATE = 8, MT = 9, NT = 10;
+const M_ = 0, N_ = 1, K_ = 2, KBATCHES = 4, AMODE = 5, BMODE = 6, LDC = 7, ACCUMULATE = 8, MT = 9, NT = 10;
 const SCRATCH = 11, SCRATCH_STRIDE = 12, TABLE = 13, RSA = 14, CSA = 15, KBSA = 16, RSB = 17, CSB = 18, KBSB = 19;
 const CG = 20, H_ = 21, W_ = 22, KH_ = 23, KW_ = 24, SH = 25, SW = 26, PH = 27, PW = 28, DH = 29, DW = 30, OW_ = 31;
 const TILES_M = 32, TILES_N = 33;
 /** Byte address of B blocks packed beforehand by gemmPackBTask, or 0 to pack in each task. */
 const PREPACKED = 34;
-/** Byte address of A strips packed beforehand by gemmPackATask (A shared by every entry), or 0. */
-const PREPACKED_A = 35;
+/** Where gemmPackATask writes the strips it packs (byte address). */
+const PACK_A_DST = 35;
 /** Strips of MR rows per task of gemmPackATask. */
 const STRIPS_PER_TASK = 36;
 
@@ -342,7 +342,7 @@ export function gemmPackATask(args: usize, t: i32): void {
   const k0 = s * KC;
   const kc = imin(KC, K - k0);
   const a = <usize>load<u32>(ptr(args, TABLE));
-  const dst = ptr(args, PREPACKED_A);
+  const dst = ptr(args, PACK_A_DST);
   for (let strip = g * per; strip < imin(strips, (g + 1) * per); strip++) {
     const i0 = strip * MR;
     packA(dst + <usize>(s * strips + strip) * STRIP_BYTES, a, arg(args, RSA), arg(args, CSA), i0, imin(MR, M - i0), k0, kc);
@@ -358,7 +358,7 @@ export function gemmTask(args: usize, t: i32, tid: i32): void {
   const tilesM = arg(args, TILES_M), tilesN = arg(args, TILES_N);
   const rsA = arg(args, RSA), csA = arg(args, CSA), kbsA = arg(args, KBSA);
   const prepacked = ptr(args, PREPACKED);
-  const prepackedA = ptr(args, PREPACKED_A);
+  const aPacked = arg(args, AMODE) == A_PACKED;
   const strips = (M + MR - 1) / MR;
 
   const perBatch = tilesM * tilesN;
@@ -394,7 +394,7 @@ export function gemmTask(args: usize, t: i32, tid: i32): void {
       for (let i0 = m0; i0 < m1; i0 += MR) {
         const rows = imin(MR, m1 - i0);
         let pa = packedA;
-        if (prepackedA) pa = prepackedA + <usize>((k0 / KC) * strips + i0 / MR) * STRIP_BYTES;
+        if (aPacked) pa = aBase + <usize>((k0 / KC) * strips + i0 / MR) * STRIP_BYTES;
         else packA(pa, a, rsA, csA, i0, rows, k0, kc);
         for (let jp = 0; jp < cols; jp += NR) {
           const n = imin(NR, cols - jp);

@@ -80,6 +80,8 @@ export const GEMM_KC = 256;
 
 // GEMM operand addressing modes.
 export const A_STRIDED = 0;
+/** Every batch entry's A is already packed (K slices × MR-row strips, as K_GEMM_PACK_A writes it). */
+export const A_PACKED = 1;
 export const B_STRIDED = 0;
 /** B[k][j] = im2col(x)[k = (c, ky, kx)][j = (oy, ox)]. */
 export const B_IM2COL = 1;
