@@ -1,6 +1,7 @@
-// Builds of the wasm kernels side by side: each module given runs the same GEMM-heavy shapes (matmul
-// 1024³ and ResNet-18 convolutions at batch 1) in turns, in one process, so a change to the kernels is
-// judged by ratios measured under the same load.
+// Builds of the wasm kernels side by side: each module given runs the same problems (matmul 1024³,
+// ResNet-18 and CIFAR ResNet convolutions at batch 1, transcendental functions over 2^20 floats) in turns,
+// in one process, so a change to the kernels is judged by ratios measured under the same load. The
+// GFLOP/s column of the unary rows counts one operation per element.
 //   npx tsx bench/wasm-builds.ts [--modules kernels/wasm/build/kernels.wasm,/tmp/other.wasm] [--threads 1] [--rounds 5]
 // Prints the best time (ms) per shape and module, and each module's ratio to the first.
 
@@ -40,12 +41,14 @@ const SHAPES: Shape[] = [
   conv('layer4 3×3', 512, 7, 512, 3, 1),
   conv('cifar 16@32²', 16, 32, 16, 3, 1),
   conv('cifar 64@8²', 64, 8, 64, 3, 1),
+  ...(['relu', 'exp', 'log', 'tanh', 'sigmoid', 'erf'] as const).map((op): Shape => ({ name: `${op} 2^20`, kernel: 'unary', params: { op, size: 1 << 20 }, sizes: [1 << 20], flops: 1 << 20 })),
 ];
 
 const paths = values.modules!.split(',');
 const backends: WasmBackend[] = [];
 for (const path of paths) backends.push(await createWasmBackend({ threads: Number(values.threads), module: new Uint8Array(readFileSync(path)) }));
-const inputs = backends.map((b) => SHAPES.map((s) => s.sizes.map((n, i) => b.upload(Float32Array.from({ length: n }, (_, j) => Math.sin(j * 0.37 + i))))));
+// sin(·) + 1.5 lies in [0.5, 2.5]: valid for every function benchmarked, log included.
+const inputs = backends.map((b) => SHAPES.map((s) => s.sizes.map((n, i) => b.upload(Float32Array.from({ length: n }, (_, j) => Math.sin(j * 0.37 + i) + 1.5)))));
 const best = SHAPES.map(() => backends.map(() => Infinity));
 // With one thread, the process's CPU time: on a machine shared with other work it counts the work done,
 // not the time spent waiting for a core. With workers, wall time.

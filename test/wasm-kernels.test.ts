@@ -4,12 +4,13 @@
 //
 // Tolerances (u = 2^-24, U = 2^-23 = one ulp of |c| in [1, 2)): copies, selections, comparisons, max,
 // argmax and gather are exact; + − × ÷ and sqrt are correctly rounded in WebAssembly (U·|c|); 1/sqrt
-// rounds twice (2U). The transcendental functions are AssemblyScript's Mathf (ports of musl's float32
-// routines, which evaluate in double and stay within 1 ulp): 2U·|c|, plus the rounding steps our
-// formulas add on top (sigmoid: an add and a divide; tanh: musl's expm1f path, 3U), plus 2^-149 where a
-// result may be subnormal. erf is the same minimax fit the WGSL kernels use, evaluated without fused
-// multiply-add: its bound is the WGSL one, 6U. Sums of L terms: the recursive-summation bound
-// (L + 1)·u·Σ|x| (any order of additions).
+// rounds twice (2U). exp, log, tanh and sigmoid are four-lane ports of Cephes' float32 routines
+// (kernels/wasm/assembly/vmath.ts, within 1 ulp each: 2U·|c|, plus the rounding steps our formulas add on
+// top: sigmoid an add, a divide and a multiply, 4U; tanh the 1 − 2/(e + 1) branch, 3U), plus 2^-149
+// where a result may be subnormal; log1p, sin and cos are AssemblyScript's Mathf (ports of musl's, within
+// 1 ulp): 2U. erf is the same minimax fit the WGSL kernels use, evaluated without fused multiply-add: its
+// bound is the WGSL one, 6U. Sums of L terms: the recursive-summation bound (L + 1)·u·Σ|x| (any order of
+// additions).
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BinaryOp, KernelParams, UnaryOp } from '../engine/backend.ts';
