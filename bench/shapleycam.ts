@@ -1,5 +1,5 @@
 // ShapleyCAM against GradCAM, per image, end to end (forward, derivatives, map, post-processing).
-//   npx tsx bench/shapleycam.ts [--backend auto|wasm,webgpu,cpu] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3]
+//   npx tsx bench/shapleycam.ts [--backend auto|wasm,webgpu,cpu] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 5]
 // (auto, the default: WebGPU on a hardware adapter, else wasm)
 // Prints a table and one JSON line per configuration:
 //   {"bench":"shapleycam","model":…,"batch":…,"backend":…,"adapter":…,"ms_per_image":…,"gradcam_ms_per_image":…}
@@ -18,7 +18,7 @@ const { values } = parseArgs({
     backend: { type: 'string', default: 'auto' },
     models: { type: 'string', default: 'resnet20,resnet18,resnet50' },
     batches: { type: 'string', default: '1,8' },
-    repeat: { type: 'string', default: '3' },
+    repeat: { type: 'string', default: '5' },
   },
 });
 
@@ -36,16 +36,23 @@ async function buildModel(name: string): Promise<{ module: Module; size: number;
   return { module, size: 224, layer: arch.defaultLayer };
 }
 
-async function timeMethod(module: Module, input: E.Tensor, layer: string, method: string, repeat: number): Promise<number> {
-  const run = () => explain({ module, input, layers: [layer], methods: [method] });
-  await run(); // warm-up: pipelines, constant caches
-  const times: number[] = [];
+/**
+ * ms per image of ShapleyCAM and of GradCAM, the two measured in turns (one of each per round, after a
+ * warm-up of each) so that both see the same load, JIT tier and caches; medians over the rounds.
+ */
+async function timeMethods(module: Module, input: E.Tensor, layer: string, repeat: number): Promise<{ shapleycam: number; gradcam: number }> {
+  const methods = ['shapleycam', 'gradcam'] as const;
+  const run = (method: string) => explain({ module, input, layers: [layer], methods: [method] });
+  for (const m of methods) await run(m); // warm-up: pipelines, constant caches, packed weights
+  const times = { shapleycam: [] as number[], gradcam: [] as number[] };
   for (let i = 0; i < repeat; i++) {
-    const t = performance.now();
-    await run();
-    times.push(performance.now() - t);
+    for (const m of methods) {
+      const t = performance.now();
+      await run(m);
+      times[m].push(performance.now() - t);
+    }
   }
-  return median(times) / input.shape[0];
+  return { shapleycam: median(times.shapleycam) / input.shape[0], gradcam: median(times.gradcam) / input.shape[0] };
 }
 
 const rows: string[][] = [];
@@ -68,8 +75,7 @@ for (const choice of values.backend!.split(',') as E.BackendChoice[]) {
     for (const batch of values.batches!.split(',').map(Number)) {
       const input = E.tensor(Float32Array.from({ length: batch * 3 * model.size * model.size }, (_, i) => Math.sin(i * 0.37)), [batch, 3, model.size, model.size]);
       const repeat = Number(values.repeat);
-      const shapley = await timeMethod(model.module, input, model.layer, 'shapleycam', repeat);
-      const gradcam = await timeMethod(model.module, input, model.layer, 'gradcam', repeat);
+      const { shapleycam: shapley, gradcam } = await timeMethods(model.module, input, model.layer, repeat);
       input.dispose();
       const record = { bench: 'shapleycam', model: name, batch, backend: backend.name, adapter: backend.describe(), ms_per_image: +shapley.toFixed(2), gradcam_ms_per_image: +gradcam.toFixed(2) };
       console.log(JSON.stringify(record));

@@ -97,7 +97,8 @@ for (let i = 0; i < repeat; i++) {
 }
 const wall = walls.reduce((a, b) => a + b, 0) / repeat;
 const total = [...times.values()].reduce((a, e) => a + e.ms, 0) / repeat;
-console.log(`# ${values.model} b${batch} ${values.task}, ${backend.describe()}, ${values.cpu ? 'CPU time' : 'wall time'}: ${wall.toFixed(1)} ms per run (mean of ${repeat}; runs ${walls.map((w) => w.toFixed(0)).join(' ')}), ${total.toFixed(1)} ms in kernels, ${(wall - total).toFixed(1)} outside`);
+const sorted = [...walls].sort((a, b) => a - b);
+console.log(`# ${values.model} b${batch} ${values.task}, ${backend.describe()}, ${values.cpu ? 'CPU time' : 'wall time'}: ${wall.toFixed(1)} ms per run (mean of ${repeat}; median ${sorted[repeat >> 1].toFixed(1)}, min ${sorted[0].toFixed(1)}), ${total.toFixed(1)} ms in kernels, ${(wall - total).toFixed(1)} outside`);
 const rows = [...times].sort((a, b) => b[1].ms - a[1].ms);
 for (const [k, e] of rows) {
   const rate = e.flops ? `${(e.flops / e.ms / 1e6).toFixed(1).padStart(7)} GFLOP/s` : '';
