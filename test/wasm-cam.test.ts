@@ -2,7 +2,8 @@
 // fixtures at float32 tolerances and the CPU reference, and the CLI with --backend wasm under Node and Deno
 // (test/helpers/cam-suite.ts, shared with test/cam-webgpu.test.ts); plus `eval` on wasm.
 
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -25,6 +26,25 @@ const wasm: BackendUnderTest = {
 
 camFixtureSuite(wasm);
 camCliSuite(wasm);
+
+describe("the README's first command without a GPU", () => {
+  it('runs on wasm when WebGPU finds no adapter, and says so on stderr and in summary.json', () => {
+    const out = mkdtempSync(join(tmpdir(), 'cam-readme-'));
+    const images = readdirSync('samples/cifar10').filter((f) => f.endsWith('.png')).map((f) => join('samples/cifar10', f));
+    // No Vulkan driver for Dawn to find: what a machine without a GPU (and without lavapipe) offers.
+    const r = spawnSync('npx', ['--no-install', 'tsx', 'cam/cli.ts', 'explain', '--image', ...images, '--method', 'shapleycam,gradcam,hirescam', '--out', out], {
+      encoding: 'utf8',
+      env: { ...process.env, VK_ICD_FILENAMES: join(out, 'no-such-driver.json'), ENGINE_BACKEND: '' },
+      timeout: 300_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('backend: wasm (auto: no WebGPU adapter)');
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    expect(summary).toMatchObject({ backend: 'wasm', backend_choice: 'auto', backend_reason: 'no WebGPU adapter' });
+    expect(summary.images).toHaveLength(10);
+    expect(existsSync(join(out, 'sheet.png'))).toBe(true);
+  }, 300_000);
+});
 
 describe('eval with --backend wasm', () => {
   const records = (dir: string): ImageRecord[] => readFileSync(join(dir, 'per_image.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
