@@ -5,7 +5,7 @@
 import type { KernelParams } from '../../engine/backend.ts';
 import { broadcastStrides, sizeOf, stridesOf, type Shape } from '../../engine/shape.ts';
 import { K_COPY, K_GATHER, K_MAXPOOL_ARGMAX, K_SCATTER_ADD, MAX_TASKS } from './assembly/ids.ts';
-import { collapse, padded, type WasmContext } from './context.ts';
+import { collapse, walkWords, type WasmContext } from './context.ts';
 import { fillAt } from './elementwise.ts';
 
 const ROWS_WORK = 1 << 15;
@@ -19,7 +19,7 @@ function copy(ctx: WasmContext, src: number, sOff: number, sStrides: readonly nu
   const n = walk.shape[rank - 1];
   const rows = size / n;
   const per = Math.max(1, Math.floor(ROWS_WORK / n));
-  ctx.run(K_COPY, [src + 4 * sOff, dst + 4 * dOff, rank, per, rows, ...padded(walk.shape), ...padded(walk.strides[0]), ...padded(walk.strides[1])], Math.ceil(rows / per), size);
+  ctx.run(K_COPY, walkWords([src + 4 * sOff, dst + 4 * dOff, rank, per, rows], walk), Math.ceil(rows / per), size);
 }
 
 export function expand(ctx: WasmContext, [x]: number[], p: KernelParams['expand']): unknown {
