@@ -41,6 +41,7 @@ const SHAPES: Shape[] = [
   conv('layer4 3×3', 512, 7, 512, 3, 1),
   conv('cifar 16@32²', 16, 32, 16, 3, 1),
   conv('cifar 64@8²', 64, 8, 64, 3, 1),
+  { name: 'transpose 1000×2048', kernel: 'transpose', params: { shape: [1000, 2048], perm: [1, 0] }, sizes: [1000 * 2048], flops: 1000 * 2048 },
   ...(['relu', 'exp', 'log', 'tanh', 'sigmoid', 'erf'] as const).map((op): Shape => ({ name: `${op} 2^20`, kernel: 'unary', params: { op, size: 1 << 20 }, sizes: [1 << 20], flops: 1 << 20 })),
 ];
 

@@ -207,6 +207,12 @@ describe('wasm kernels against the CPU reference', () => {
     await check('transpose', [rand(120, 4)], { shape: [2, 3, 4, 5], perm: [3, 1, 0, 2] });
     await check('transpose', [rand(720, 5)], { shape: [2, 3, 4, 5, 6], perm: [4, 2, 0, 3, 1] });
     await check('transpose', [new Float64Array(0)], { shape: [0, 3], perm: [1, 0] });
+    // The blocked matrix transpose: 16-column blocks, 4-column and single-column tails, row tails, several
+    // tasks per matrix, batches.
+    await check('transpose', [rand(515 * 37, 6)], { shape: [515, 37], perm: [1, 0] });
+    await check('transpose', [rand(3 * 301 * 299, 7)], { shape: [3, 301, 299], perm: [0, 2, 1] });
+    await check('transpose', [rand(5 * 7 * 33, 8)], { shape: [5, 7, 33], perm: [2, 1, 0] });
+    await check('transpose', [rand(2 * 6 * 4 * 18, 9)], { shape: [2, 6, 4, 18], perm: [0, 3, 2, 1] });
   });
 
   it('slice: offsets, steps (including negative), ranks 1–4', async () => {

@@ -20,6 +20,8 @@ export const K_DEPTHWISE_BACKWARD_FILTER = 14;
 export const K_GEMM_PACK_B = 15;
 /** Packs the A strips of a GEMM once, when every batch entry shares A (convolution weights). */
 export const K_GEMM_PACK_A = 16;
+/** A batch of 2-D transposes in 16 × 4 blocks (the strided copy reads one float per cache line there). */
+export const K_TRANSPOSE = 17;
 
 // Unary ops, in engine/backend.ts's order.
 export const U_NEG = 0;
