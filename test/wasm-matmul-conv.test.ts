@@ -59,6 +59,14 @@ describe('wasm matmul and convolutions vs the CPU reference (float32 dot-product
     }
   });
 
+  it('one row times a matrix (the GEMV path): column blocks over several tasks, column tails, batches sharing B', async () => {
+    for (const [a, b] of [
+      [[1, 700], [700, 1503]], [[1, 2048], [2048, 1000]], [[1, 3], [3, 4099]], [[6, 1, 300], [6, 300, 70]], [[5, 1, 33], [33, 517]], [[2, 3, 1, 64], [64, 9]],
+    ] as [Shape, Shape][]) {
+      await checkMatmul(a, b);
+    }
+  });
+
   it('batched matmul with numpy batch broadcasting, k = 0 and empty outputs', async () => {
     const cases: [Shape, Shape][] = [
       [[2, 17, 65], [2, 65, 63]], [[2, 1, 17, 8], [3, 8, 12]], [[5, 3, 4], [4, 129]], [[63, 3], [4, 3, 17]], [[1, 17, 3], [4, 3, 1]],

@@ -3,7 +3,7 @@
 
 import type { KernelParams } from '../../engine/backend.ts';
 import { broadcastStrides, sizeOf } from '../../engine/shape.ts';
-import { A_PACKED, A_STRIDED, B_STRIDED, GEMM_KC, GEMM_MR, GEMM_NR, K_GEMM, K_GEMM_PACK_A, K_GEMM_PACK_B, MAX_TASKS } from './assembly/ids.ts';
+import { A_PACKED, A_STRIDED, B_STRIDED, GEMM_KC, GEMM_MR, GEMM_NR, K_GEMM, K_GEMM_PACK_A, K_GEMM_PACK_B, K_GEMV, MAX_TASKS } from './assembly/ids.ts';
 import { EXTRA_ADDRESS, EXTRA_CAPACITY, type WasmContext } from './context.ts';
 import { fillAt } from './elementwise.ts';
 
@@ -70,6 +70,10 @@ export function gemm(ctx: WasmContext, g: Gemm): void {
     return;
   }
   if (g.aPacked && kBatches !== 1) throw new Error('wasm gemm: internal: packed A with K batches');
+  if (g.M === 1 && kBatches === 1 && !g.accumulate && !g.aPacked && (g.bMode ?? B_STRIDED) === B_STRIDED && g.csB === 1) {
+    gemv(ctx, g);
+    return;
+  }
   // At most EXTRA_CAPACITY / 3 entries per dispatch (the entry table lives in the argument area).
   const perDispatch = Math.floor(EXTRA_CAPACITY / 3);
   if (g.entries.length > perDispatch) {
@@ -127,6 +131,27 @@ export function gemm(ctx: WasmContext, g: Gemm): void {
   } finally {
     if (prepackB) ctx.release(packedB, bBytes);
     if (shareA) ctx.release(packedA, aBytes);
+  }
+}
+
+/** Below this many flops a GEMV task is not worth splitting further. */
+const GEMV_TASK_FLOPS = 1 << 19;
+
+/**
+ * One row of A times B (row-major rows of B): the packed GEMM would pack all of B for a single row (and
+ * compute a 5-row tile of which one row is used); this reads each row of B once, in order.
+ */
+function gemv(ctx: WasmContext, g: Gemm): void {
+  const perDispatch = Math.floor(EXTRA_CAPACITY / 3);
+  const entries = g.entries;
+  const wanted = Math.min(MIN_TASKS, Math.max(1, Math.floor((2 * g.N * g.K * entries.length) / GEMV_TASK_FLOPS)));
+  const tilesPerEntry = Math.max(1, Math.ceil(wanted / entries.length));
+  const cols = roundUp(Math.ceil(g.N / tilesPerEntry), 16);
+  const tilesN = Math.ceil(g.N / cols);
+  const perChunk = Math.max(1, Math.min(perDispatch, Math.floor(MAX_TASKS / tilesN)));
+  for (let i = 0; i < entries.length; i += perChunk) {
+    const chunk = entries.slice(i, i + perChunk);
+    ctx.run(K_GEMV, [g.N, g.K, g.csA, g.rsB ?? 0, cols, EXTRA_ADDRESS], chunk.length * tilesN, 2 * g.N * g.K * chunk.length, chunk.flatMap((e) => [e.a, e.b, e.c]));
   }
 }
 

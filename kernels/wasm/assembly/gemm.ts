@@ -418,3 +418,36 @@ export function gemmTask(args: usize, t: i32, tid: i32): void {
     }
   }
 }
+
+// gemv: [N, K, csA, rsB, columnsPerTask, table]; for each table entry (a, b, c): c[j] = Σ_k a[k·csA]·b[k·rsB + j].
+// A task owns a block of columns of one entry, kept in L1 while the rows of B stream by in order
+// (c += a_k · B[k, block] for k ascending: every sum in a fixed order, whatever the split).
+
+export function gemvTask(args: usize, t: i32): void {
+  const N = arg(args, 0), K = arg(args, 1), csA = arg(args, 2), rsB = arg(args, 3), cols = arg(args, 4);
+  const tilesN = (N + cols - 1) / cols;
+  const e = t / tilesN;
+  const j0 = (t - e * tilesN) * cols;
+  const n = imin(cols, N - j0);
+  const entry = ptr(args, 5) + <usize>(e * 12);
+  const a = <usize>load<u32>(entry);
+  const b = <usize>load<u32>(entry, 4);
+  const out = at(<usize>load<u32>(entry, 8), j0);
+  const n4 = n & ~3;
+  for (let j = 0; j < n4; j += 4) v128.store(at(out, j), f32x4.splat(0));
+  for (let j = n4; j < n; j++) store<f32>(at(out, j), 0);
+  for (let k = 0; k < K; k++) {
+    const ak = load<f32>(at(a, k * csA));
+    const av = f32x4.splat(ak);
+    const row = at(b, k * rsB + j0);
+    let j = 0;
+    for (; j < n4; j += 4) {
+      const p = at(out, j);
+      v128.store(p, f32x4.add(v128.load(p), f32x4.mul(av, v128.load(at(row, j)))));
+    }
+    for (; j < n; j++) {
+      const p = at(out, j);
+      store<f32>(p, load<f32>(p) + ak * load<f32>(at(row, j)));
+    }
+  }
+}

@@ -22,6 +22,8 @@ export const K_GEMM_PACK_B = 15;
 export const K_GEMM_PACK_A = 16;
 /** A batch of 2-D transposes in 16 × 4 blocks (the strided copy reads one float per cache line there). */
 export const K_TRANSPOSE = 17;
+/** Products of one row by a matrix (M = 1), row by row of B: no packing, B read once in order. */
+export const K_GEMV = 18;
 
 // Unary ops, in engine/backend.ts's order.
 export const U_NEG = 0;
