@@ -27,8 +27,9 @@ export interface ExplainerOptions {
   /** Torch-style module paths (`layer4`, `features.29`); default the architecture's usual CAM layer. */
   layers?: string | readonly string[];
   /**
-   * `auto` (default: WebGPU when an adapter is there — Dawn under Node, `navigator.gpu` under Deno and in
-   * browsers — else the CPU), `cpu` or `webgpu`. Not for a loaded model, which stays where it was loaded.
+   * `auto` (default: WebGPU on a hardware adapter — Dawn under Node, `navigator.gpu` under Deno and in
+   * browsers — else wasm), `wasm`, `webgpu` or `cpu` (the float64 reference). Not for a loaded model, which
+   * stays where it was loaded.
    */
   backend?: E.BackendChoice;
 }

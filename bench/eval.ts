@@ -1,8 +1,8 @@
 // Throughput of `eval` (images per second, end to end: loading, CAM, coherency recomputation, the ADCC
 // scores, insertion/deletion curves, optionally ROAD) on the shipped CIFAR-10 ResNet-20, per method and
-// backend (default auto: WebGPU when an adapter is there, else the CPU; a named backend that cannot start
-// is skipped).
-//   npx tsx bench/eval.ts [--backend auto|cpu,webgpu] [--methods gradcam,shapleycam] [--limit 8] [--steps 16] [--road]
+// backend (default auto: WebGPU on a hardware adapter, else wasm; a named backend that cannot start is
+// skipped).
+//   npx tsx bench/eval.ts [--backend auto|wasm,webgpu,cpu] [--methods gradcam,shapleycam] [--limit 8] [--steps 16] [--road]
 //                         [--arch resnet50]   (an ImageNet architecture with random weights, 224×224 inputs)
 // Prints a markdown table (for bench/RESULTS.md, section "eval") and one JSON line per configuration:
 //   {"bench":"eval","backend":…,"adapter":…,"method":…,"images":…,"seconds":…,"images_per_second":…}

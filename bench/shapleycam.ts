@@ -1,7 +1,7 @@
 // ShapleyCAM against GradCAM, per image, end to end (forward, derivatives, map, post-processing), and one
 // more method of the family beside them (--extra, default fullgrad: a backward pass through the whole network).
-//   npx tsx bench/shapleycam.ts [--backend auto|cpu,webgpu,wasm] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 3] [--extra fullgrad]
-// (auto, the default: WebGPU when an adapter is there, else the CPU)
+//   npx tsx bench/shapleycam.ts [--backend auto|wasm,webgpu,cpu] [--models resnet20,resnet18,resnet50] [--batches 1,8] [--repeat 5] [--extra fullgrad]
+// (auto, the default: WebGPU on a hardware adapter, else wasm)
 // Prints a table and one JSON line per configuration:
 //   {"bench":"shapleycam","model":…,"batch":…,"backend":…,"adapter":…,"ms_per_image":…,"gradcam_ms_per_image":…,"extra":…,"extra_ms_per_image":…}
 
@@ -19,7 +19,7 @@ const { values } = parseArgs({
     backend: { type: 'string', default: 'auto' },
     models: { type: 'string', default: 'resnet20,resnet18,resnet50' },
     batches: { type: 'string', default: '1,8' },
-    repeat: { type: 'string', default: '3' },
+    repeat: { type: 'string', default: '5' },
     extra: { type: 'string', default: 'fullgrad' },
   },
 });
@@ -38,16 +38,26 @@ async function buildModel(name: string): Promise<{ module: Module; size: number;
   return { module, size: 224, layer: arch.defaultLayer };
 }
 
-async function timeMethod(module: Module, input: E.Tensor, layer: string, method: string, repeat: number): Promise<number> {
-  const run = () => explain({ module, input, layers: [layer], methods: [method] });
-  await run(); // warm-up: pipelines, constant caches
-  const times: number[] = [];
+/**
+ * ms per image of ShapleyCAM and of GradCAM, the two measured in turns (one of each per round, after a
+ * warm-up of each) so that both see the same load, JIT tier and caches; medians over the rounds.
+ */
+/**
+ * ms per image of each method, measured in turns (one of each per round, after a warm-up of each) so that all
+ * see the same load, JIT tier and caches; medians over the rounds.
+ */
+async function timeMethods(module: Module, input: E.Tensor, layer: string, methods: string[], repeat: number): Promise<number[]> {
+  const run = (method: string) => explain({ module, input, layers: [layer], methods: [method] });
+  for (const m of methods) await run(m); // warm-up: pipelines, constant caches, packed weights
+  const times = methods.map(() => [] as number[]);
   for (let i = 0; i < repeat; i++) {
-    const t = performance.now();
-    await run();
-    times.push(performance.now() - t);
+    for (const [k, m] of methods.entries()) {
+      const t = performance.now();
+      await run(m);
+      times[k].push(performance.now() - t);
+    }
   }
-  return median(times) / input.shape[0];
+  return times.map((ts) => median(ts) / input.shape[0]);
 }
 
 const rows: string[][] = [];
@@ -70,9 +80,8 @@ for (const choice of values.backend!.split(',') as E.BackendChoice[]) {
     for (const batch of values.batches!.split(',').map(Number)) {
       const input = E.tensor(Float32Array.from({ length: batch * 3 * model.size * model.size }, (_, i) => Math.sin(i * 0.37)), [batch, 3, model.size, model.size]);
       const repeat = Number(values.repeat);
-      const shapley = await timeMethod(model.module, input, model.layer, 'shapleycam', repeat);
-      const gradcam = await timeMethod(model.module, input, model.layer, 'gradcam', repeat);
-      const extra = await timeMethod(model.module, input, model.layer, values.extra!, repeat);
+      const times = await timeMethods(model.module, input, model.layer, ['shapleycam', 'gradcam', values.extra!], repeat);
+      const [shapley, gradcam, extra] = times;
       input.dispose();
       const record = {
         bench: 'shapleycam', model: name, batch, backend: backend.name, adapter: backend.describe(),

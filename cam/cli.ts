@@ -2,6 +2,7 @@
 // The command-line entry point: `explain`, `eval`, `dff` and `worker` (their parts are in ./cli/). Exit codes are a
 // contract: 0 success, 2 bad usage, 1 bad input. Errors are one line on stderr; --verbose adds the stack.
 
+import { closeBackends } from '../engine/index.ts';
 import { commandLineArgs, isMainModule } from '../engine/internal.ts';
 import { ModelError } from '../models/module.ts';
 import { SafetensorsError } from '../models/safetensors.ts';
@@ -60,7 +61,8 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (isMainModule(import.meta.url)) {
-  main(commandLineArgs()).then((code) => {
+  main(commandLineArgs()).then(async (code) => {
     process.exitCode = code;
+    await closeBackends(); // Deno would otherwise wait for the wasm backend's worker threads forever
   });
 }

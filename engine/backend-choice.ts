@@ -8,7 +8,7 @@ import type { GpuAdapterInfo } from './webgpu/device.ts';
 
 export type BackendChoice = BackendName | 'auto';
 
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'cpu', 'webgpu'];
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'cpu', 'webgpu', 'wasm'];
 
 export interface AutoDecision {
   backend: BackendName;
@@ -18,14 +18,15 @@ export interface AutoDecision {
 
 /**
  * The rule of `auto`: given the adapter WebGPU offers (null when there is none), which backend to use.
- * WebGPU on any adapter, the CPU without one. A software adapter (lavapipe, SwiftShader: WebGPU emulated on
- * the CPU) is recognised and named, but still chosen: it runs our kernels faster than the float64 CPU
- * backend. When the WebAssembly backend lands, the software-adapter and no-adapter cases go to it.
+ * WebGPU on a hardware adapter; the WebAssembly backend (float32 SIMD on every core) when the only
+ * adapter is a software one (lavapipe, SwiftShader: WebGPU emulated on the CPU, several times slower than
+ * our wasm kernels on the same cores) or when there is none. The float64 CPU backend is the reference and
+ * is never chosen by `auto`.
  */
 export function autoBackend(adapter: GpuAdapterInfo | null): AutoDecision {
-  if (!adapter) return { backend: 'cpu', reason: 'no WebGPU adapter' };
+  if (!adapter) return { backend: 'wasm', reason: 'no WebGPU adapter' };
   const name = adapter.description || [adapter.vendor, adapter.architecture].filter(Boolean).join(' ') || 'unnamed';
-  if (adapter.software) return { backend: 'webgpu', reason: `software WebGPU adapter "${name}"` };
+  if (adapter.software) return { backend: 'wasm', reason: `only a software WebGPU adapter, "${name}"` };
   return { backend: 'webgpu', reason: `WebGPU adapter "${name}"` };
 }
 
@@ -38,23 +39,39 @@ export interface ChosenBackend {
 }
 
 /**
- * Selects (useBackend) the backend named, or the one `autoBackend` picks. Under `auto`, a WebGPU adapter
- * that then fails to give a device falls back to the CPU, and the reason says so; a backend named
- * explicitly that cannot start is an error.
+ * Where `auto` goes when the backend it picked cannot start: a WebGPU adapter that gives no device falls
+ * back to wasm; wasm without SharedArrayBuffer (a browser page that is not cross-origin isolated) falls
+ * back to the CPU reference, the one backend that always starts.
+ */
+const FALLBACK: Record<BackendName, BackendName | null> = { webgpu: 'wasm', wasm: 'cpu', cpu: null };
+
+/**
+ * Selects (useBackend) the backend named, or the one `autoBackend` picks. Under `auto`, a backend that
+ * cannot start hands over to its fallback (above) and the reason says so; a backend named explicitly that
+ * cannot start is an error.
  */
 export async function chooseBackend(choice: BackendChoice): Promise<ChosenBackend> {
   if (choice !== 'auto') return { backend: await useBackend(choice), choice, reason: null };
   const { probeAdapter } = await import('./webgpu/device.ts');
-  const decision = autoBackend(await probeAdapter());
-  try {
-    return { backend: await useBackend(decision.backend), choice, reason: decision.reason };
-  } catch (e) {
-    const why = (e as Error).message.split('\n')[0];
-    return { backend: await useBackend('cpu'), choice, reason: `${decision.reason} gave no device (${why})` };
+  return startDecision(autoBackend(await probeAdapter()));
+}
+
+/** Starts what `auto` decided, going down the fallbacks while a backend fails to start. */
+export async function startDecision(decision: AutoDecision, start: (name: BackendName) => Promise<Backend> = useBackend): Promise<ChosenBackend> {
+  let { backend: name, reason } = decision;
+  for (;;) {
+    try {
+      return { backend: await start(name), choice: 'auto', reason };
+    } catch (e) {
+      const next = FALLBACK[name];
+      if (next === null) throw e;
+      reason = `${reason}; ${name} did not start (${(e as Error).message.split('\n')[0]})`;
+      name = next;
+    }
   }
 }
 
-/** The line a program prints on stderr about its backend, e.g. `backend: webgpu (auto: WebGPU adapter "…")`. */
+/** The line a program prints on stderr about its backend, e.g. `backend: wasm (auto: no WebGPU adapter)`. */
 export function describeChoice(chosen: ChosenBackend): string {
   return `backend: ${chosen.backend.name} (${chosen.reason === null ? 'as asked' : `auto: ${chosen.reason}`})`;
 }

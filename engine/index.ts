@@ -6,7 +6,7 @@ export { Tensor } from './tensor.ts';
 export { ShapeError, type Shape } from './shape.ts';
 export type { Backend, MemoryStats } from './backend.ts';
 export { tidy, tidyAsync, keep, dispose } from './memory.ts';
-export { getBackend, setBackend, useBackend, ready, cpuBackend, backendFromEnv, type BackendName } from './runtime.ts';
+export { getBackend, setBackend, useBackend, ready, closeBackends, cpuBackend, backendFromEnv, type BackendName } from './runtime.ts';
 export { chooseBackend, autoBackend, describeChoice, BACKEND_CHOICES, type BackendChoice, type ChosenBackend, type AutoDecision } from './backend-choice.ts';
 export { grad, valueAndGrad, vjp, jvp, hvp, gradAndHvp, type GradAndHvp } from './transforms.ts';
 export {

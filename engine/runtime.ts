@@ -61,6 +61,22 @@ export async function useBackend(name: BackendName): Promise<Backend> {
   return webgpu;
 }
 
+/**
+ * Stops the wasm backend's worker threads and releases the WebGPU device; the CPU backend is current
+ * afterwards and a later `useBackend` starts a fresh one. A program under Deno calls this when it is done:
+ * Deno's Workers keep it running (Node's are unreferenced, and its device is released before exit).
+ */
+export async function closeBackends(): Promise<void> {
+  current = cpu;
+  const started = wasm;
+  wasm = null;
+  if (started) await started.then((b) => (b as Backend & { close(): void }).close(), () => {});
+  if (webgpu) {
+    webgpu = null;
+    (await import('./webgpu/device.ts')).releaseDevice();
+  }
+}
+
 /** Selects the backend named by ENGINE_BACKEND (CPU when unset). */
 export async function ready(): Promise<Backend> {
   return useBackend(backendFromEnv() ?? 'cpu');

@@ -10,6 +10,7 @@ import { main } from '../cam/cli.ts';
 import { parseSafetensors, serializeSafetensors } from '../models/safetensors.ts';
 import { FIXTURES, fixture } from './helpers/fixtures.ts';
 import { probeAdapter } from '../engine/webgpu/device.ts';
+import { autoBackend } from '../engine/backend-choice.ts';
 import { writeFileSync } from 'node:fs';
 
 const images = ['cat_0000', 'dog_0000', 'ship_0000'].map((n) => join(FIXTURES, 'images', `${n}.png`));
@@ -152,14 +153,14 @@ describe('images over the pixel limit', () => {
 describe('backend choice', () => {
   const backendLines = () => stderr.join('').split('\n').filter((l) => l.startsWith('backend: '));
 
-  it('auto by default: WebGPU when an adapter is there, else the CPU; one stderr line says which, summary.json records it', async () => {
+  it('auto by default: WebGPU on a hardware adapter, else wasm; one stderr line says which, summary.json records it', async () => {
     const out = tmp();
     expect(await main(['explain', '--image', images[0], '--method', 'gradcam', '--out', out]), stderr.join('')).toBe(0);
     const lines = backendLines();
     expect(lines).toHaveLength(1);
-    const m = /^backend: (cpu|webgpu) \(auto: (.+)\)$/.exec(lines[0]);
+    const m = /^backend: (wasm|webgpu) \(auto: (.+)\)$/.exec(lines[0]);
     expect(m, lines[0]).not.toBeNull();
-    expect(m![1]).toBe((await probeAdapter()) ? 'webgpu' : 'cpu');
+    expect(m![1]).toBe(autoBackend(await probeAdapter()).backend);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
     expect(summary).toMatchObject({ backend: m![1], backend_choice: 'auto', backend_reason: m![2] });
   });
@@ -173,12 +174,16 @@ describe('backend choice', () => {
     vi.stubEnv('ENGINE_BACKEND', 'cpu');
     expect(await main(['explain', '--image', images[0], '--method', 'gradcam', '--out', tmp()])).toBe(0);
     expect(backendLines()).toEqual(['backend: cpu (as asked)']);
+    stderr.length = 0;
+    vi.stubEnv('ENGINE_BACKEND', 'wasm');
+    expect(await main(['explain', '--image', images[0], '--method', 'gradcam', '--out', tmp()])).toBe(0);
+    expect(backendLines()).toEqual(['backend: wasm (as asked)']);
     vi.stubEnv('ENGINE_BACKEND', 'tpu');
     expect(await main(['explain', '--image', images[0], '--out', tmp()])).toBe(2);
-    expect(stderr.join('')).toMatch(/ENGINE_BACKEND: expected auto, cpu, webgpu, got "tpu"/);
+    expect(stderr.join('')).toMatch(/ENGINE_BACKEND: expected auto, cpu, webgpu, wasm, got "tpu"/);
     vi.unstubAllEnvs();
     expect(await main(['explain', '--image', images[0], '--backend', 'tpu', '--out', tmp()])).toBe(2);
-    expect(stderr.join('')).toMatch(/--backend: expected auto, cpu, webgpu, got "tpu"/);
+    expect(stderr.join('')).toMatch(/--backend: expected auto, cpu, webgpu, wasm, got "tpu"/);
   });
 });
 

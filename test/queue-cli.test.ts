@@ -71,7 +71,7 @@ describe('eval --queue and worker: usage and connection errors', () => {
     await usage(['eval', '--queue', URL, '--run', 'a', '--follow'], /--out DIR is required/);
     await usage(['worker'], /--queue redis:\/\/HOST:PORT\[\/DB\] is required/);
     await usage(['worker', '--queue', URL, '--concurrency', '0'], /--concurrency: expected an integer ≥ 1, got "0"/);
-    await usage(['worker', '--queue', URL, '--backend', 'tpu'], /--backend: expected auto, cpu, webgpu, got "tpu"/);
+    await usage(['worker', '--queue', URL, '--backend', 'tpu'], /--backend: expected auto, cpu, webgpu, wasm, got "tpu"/);
     await usage(['worker', '--queue', URL, '--bogus'], /Unknown option '--bogus'/);
   });
 

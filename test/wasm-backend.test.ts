@@ -7,11 +7,12 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
-import type { Backend } from '../engine/backend.ts';
+import type { Backend, Storage } from '../engine/backend.ts';
 import { createWasmBackend, type WasmBackend } from '../engine/wasm/backend.ts';
 import { Heap } from '../engine/wasm/heap.ts';
 import * as ids from '../kernels/wasm/assembly/ids.ts';
-import { rand } from './helpers/float32.ts';
+import { convGeometry, cpuRun, rand } from './helpers/float32.ts';
+import { relErr } from './helpers/fixtures.ts';
 import { smallCnn } from './helpers/small-cnn.ts';
 import { wasmBackend } from './helpers/wasm.ts';
 
@@ -127,6 +128,42 @@ describe('the wasm backend', () => {
     } finally {
       wasm.debug.poisonOutputs = poison;
     }
+  });
+
+  it('keeps packed conv weights with their storage: later calls reuse them; freeing the weights frees them, and new weights at the same address are packed anew', () => {
+    const g = convGeometry([2, 3, 9, 9], [4, 3, 3, 3], { padding: [1, 1] });
+    const xv = rand(2 * 3 * 81, 1);
+    const dyv = rand(2 * 4 * 81, 2);
+    const [w1v, w2v] = [rand(108, 3), rand(108, 4)];
+    const x = wasm.upload(xv);
+    const dy = wasm.upload(dyv);
+    const run = (kernel: 'conv2d' | 'conv2dBackwardInput', inputs: Storage[]) => {
+      const out = wasm.run(kernel, inputs, g);
+      const v = wasm.readSync(out);
+      wasm.free(out);
+      return v;
+    };
+    const base = wasm.cachedBytes;
+    const w1 = wasm.upload(w1v);
+    const y1 = run('conv2d', [x, w1]);
+    const packed = wasm.cachedBytes - base;
+    expect(packed).toBeGreaterThan(0);
+    expect(run('conv2d', [x, w1])).toEqual(y1); // the kept packing
+    expect(wasm.cachedBytes - base).toBe(packed);
+    const dx1 = run('conv2dBackwardInput', [dy, w1]); // the transposed packing is kept beside it
+    expect(wasm.cachedBytes - base).toBeGreaterThan(packed);
+    expect(run('conv2dBackwardInput', [dy, w1])).toEqual(dx1);
+    expect(relErr(y1, cpuRun('conv2d', [xv, w1v], g))).toBeLessThan(1e-5);
+    expect(relErr(dx1, cpuRun('conv2dBackwardInput', [dyv, w1v], g))).toBeLessThan(1e-5);
+    const address = (w1 as unknown as { ptr: number }).ptr;
+    wasm.free(w1);
+    expect(wasm.cachedBytes).toBe(base);
+    const w2 = wasm.upload(w2v);
+    expect((w2 as unknown as { ptr: number }).ptr, 'the allocator reused the address').toBe(address);
+    expect(relErr(run('conv2d', [x, w2]), cpuRun('conv2d', [xv, w2v], g))).toBeLessThan(1e-5);
+    expect(relErr(run('conv2dBackwardInput', [dy, w2]), cpuRun('conv2dBackwardInput', [dyv, w2v], g))).toBeLessThan(1e-5);
+    [x, dy, w2].forEach((s) => wasm.free(s));
+    expect(wasm.cachedBytes).toBe(base);
   });
 
   it('grows its memory for large tensors and keeps earlier ones intact', async () => {

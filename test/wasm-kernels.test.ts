@@ -4,12 +4,13 @@
 //
 // Tolerances (u = 2^-24, U = 2^-23 = one ulp of |c| in [1, 2)): copies, selections, comparisons, max,
 // argmax and gather are exact; + − × ÷ and sqrt are correctly rounded in WebAssembly (U·|c|); 1/sqrt
-// rounds twice (2U). The transcendental functions are AssemblyScript's Mathf (ports of musl's float32
-// routines, which evaluate in double and stay within 1 ulp): 2U·|c|, plus the rounding steps our
-// formulas add on top (sigmoid: an add and a divide; tanh: musl's expm1f path, 3U), plus 2^-149 where a
-// result may be subnormal. erf is the same minimax fit the WGSL kernels use, evaluated without fused
-// multiply-add: its bound is the WGSL one, 6U. Sums of L terms: the recursive-summation bound
-// (L + 1)·u·Σ|x| (any order of additions).
+// rounds twice (2U). exp, log, tanh and sigmoid are four-lane ports of Cephes' float32 routines
+// (kernels/wasm/assembly/vmath.ts, within 1 ulp each: 2U·|c|, plus the rounding steps our formulas add on
+// top: sigmoid an add, a divide and a multiply, 4U; tanh the 1 − 2/(e + 1) branch, 3U), plus 2^-149
+// where a result may be subnormal; log1p, sin and cos are AssemblyScript's Mathf (ports of musl's, within
+// 1 ulp): 2U. erf is the same minimax fit the WGSL kernels use, evaluated without fused multiply-add: its
+// bound is the WGSL one, 6U. Sums of L terms: the recursive-summation bound (L + 1)·u·Σ|x| (any order of
+// additions).
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { BinaryOp, KernelParams, UnaryOp } from '../engine/backend.ts';
@@ -206,6 +207,12 @@ describe('wasm kernels against the CPU reference', () => {
     await check('transpose', [rand(120, 4)], { shape: [2, 3, 4, 5], perm: [3, 1, 0, 2] });
     await check('transpose', [rand(720, 5)], { shape: [2, 3, 4, 5, 6], perm: [4, 2, 0, 3, 1] });
     await check('transpose', [new Float64Array(0)], { shape: [0, 3], perm: [1, 0] });
+    // The blocked matrix transpose: 16-column blocks, 4-column and single-column tails, row tails, several
+    // tasks per matrix, batches.
+    await check('transpose', [rand(515 * 37, 6)], { shape: [515, 37], perm: [1, 0] });
+    await check('transpose', [rand(3 * 301 * 299, 7)], { shape: [3, 301, 299], perm: [0, 2, 1] });
+    await check('transpose', [rand(5 * 7 * 33, 8)], { shape: [5, 7, 33], perm: [2, 1, 0] });
+    await check('transpose', [rand(2 * 6 * 4 * 18, 9)], { shape: [2, 6, 4, 18], perm: [0, 3, 2, 1] });
   });
 
   it('slice: offsets, steps (including negative), ranks 1–4', async () => {

@@ -59,6 +59,14 @@ describe('wasm matmul and convolutions vs the CPU reference (float32 dot-product
     }
   });
 
+  it('one row times a matrix (the GEMV path): column blocks over several tasks, column tails, batches sharing B', async () => {
+    for (const [a, b] of [
+      [[1, 700], [700, 1503]], [[1, 2048], [2048, 1000]], [[1, 3], [3, 4099]], [[6, 1, 300], [6, 300, 70]], [[5, 1, 33], [33, 517]], [[2, 3, 1, 64], [64, 9]],
+    ] as [Shape, Shape][]) {
+      await checkMatmul(a, b);
+    }
+  });
+
   it('batched matmul with numpy batch broadcasting, k = 0 and empty outputs', async () => {
     const cases: [Shape, Shape][] = [
       [[2, 17, 65], [2, 65, 63]], [[2, 1, 17, 8], [3, 8, 12]], [[5, 3, 4], [4, 129]], [[63, 3], [4, 3, 17]], [[1, 17, 3], [4, 3, 1]],
@@ -69,6 +77,8 @@ describe('wasm matmul and convolutions vs the CPU reference (float32 dot-product
 
   const convCases: [string, ConvGeometry][] = [
     ['3×3 stride 1 pad 1, batch 2, odd sizes', geometry([2, 3, 9, 11], [4, 3, 3, 3], { padding: [1, 1] })],
+    ['3×3 stride 1 pad 1, 16-wide rows (panels inside one row, window leaving it)', geometry([1, 3, 6, 16], [7, 3, 3, 3], { padding: [1, 1] })],
+    ['3×3 stride 1 pad 2, 21-wide rows (panels over two rows)', geometry([2, 2, 5, 21], [6, 2, 3, 3], { padding: [2, 2] })],
     ['3×3 stride 2 pad 1', geometry([2, 5, 13, 10], [6, 5, 3, 3], { stride: [2, 2], padding: [1, 1] })],
     ['3×3 stride 3 pad 2, 70 channels', geometry([1, 6, 13, 13], [70, 6, 3, 3], { stride: [3, 3], padding: [2, 2] })],
     ['asymmetric stride 2×1, padding 2×0', geometry([2, 4, 11, 9], [5, 4, 3, 3], { stride: [2, 1], padding: [2, 0] })],

@@ -34,8 +34,8 @@ export const SHARED_OPTIONS = {
 } as const;
 
 /** The usage lines of the shared flags. */
-export const SHARED_USAGE = `  --backend   auto (default: WebGPU when an adapter is there, else the CPU), cpu or webgpu; ENGINE_BACKEND
-              sets the default
+export const SHARED_USAGE = `  --backend   auto (default: WebGPU on a hardware adapter, else wasm), wasm, webgpu or cpu (float64
+              reference); ENGINE_BACKEND sets the default
   --max-pixels  refuse larger images before decoding them (default ${DEFAULT_MAX_PIXELS}, Pillow's limit)`;
 
 /** The queue flag `eval` and `worker` share. */

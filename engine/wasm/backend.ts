@@ -18,6 +18,8 @@ import { availableCores, envVar, loadModuleBytes } from './platform.ts';
 class WasmStorage implements Storage {
   constructor(readonly backend: WasmBackend, readonly size: number, readonly ptr: number) {}
   freed = false;
+  /** Copies derived from this storage by kernel plans (packed weights), by key; freed with it. */
+  derived: Map<string, { ptr: number; bytes: number }> | null = null;
 }
 
 type Plan<K extends KernelName> = (ctx: WasmContext, inputs: number[], p: KernelParams[K]) => unknown;
@@ -30,6 +32,8 @@ const plans: { [K in KernelName]: Plan<K> } = {
 export interface WasmBackendOptions {
   /** Threads including the caller; default ENGINE_WASM_THREADS, else the available cores. */
   threads?: number;
+  /** The compiled kernels; default the committed kernels/wasm/build/kernels.wasm (benchmarks compare builds). */
+  module?: Uint8Array;
 }
 
 /** Maximum memory tried first (4 GiB, the wasm32 limit), then smaller where the host refuses to reserve it. */
@@ -43,6 +47,9 @@ export class WasmBackend implements Backend {
   private live = 0;
   private liveElements = 0;
   private scratchBlock = { ptr: 0, bytes: 0 };
+  private derivedBytes = 0;
+  /** The inputs of the kernel being run (for `cached`). */
+  private running: readonly Storage[] = [];
   private closed = false;
   private readonly ctx: WasmContext;
 
@@ -56,6 +63,7 @@ export class WasmBackend implements Backend {
       },
       temp: (bytes) => backend.heap.alloc(bytes),
       release: (ptr, bytes) => backend.heap.free(ptr, bytes),
+      cached: (input, key, bytes, fill) => backend.cached(input, key, bytes, fill),
       scratch: (bytesPerThread) => backend.scratch(bytesPerThread),
       run: (id, words, tasks, work, extra) => backend.dispatch(id, words, tasks, work, extra),
     };
@@ -68,6 +76,11 @@ export class WasmBackend implements Backend {
   /** Bytes of the shared memory (it only grows). */
   get memorySize(): number {
     return this.heap.memory.buffer.byteLength;
+  }
+
+  /** Bytes held by copies derived from live storages (packed weights, kept across calls). */
+  get cachedBytes(): number {
+    return this.derivedBytes;
   }
 
   /** Dispatches shared with the workers and run by the caller alone, since the start. */
@@ -116,11 +129,40 @@ export class WasmBackend implements Backend {
     this.live--;
     this.liveElements -= s.size;
     this.heap.free(s.ptr, Math.max(4, s.size * 4));
+    if (s.derived) {
+      for (const d of s.derived.values()) {
+        this.heap.free(d.ptr, d.bytes);
+        this.derivedBytes -= d.bytes;
+      }
+      s.derived = null;
+    }
   }
 
   run<K extends KernelName>(kernel: K, inputs: readonly Storage[], params: KernelParams[K]): Storage {
     const addresses = inputs.map((s) => this.address(s));
-    return (plans[kernel] as Plan<K>)(this.ctx, addresses, params) as Storage;
+    this.running = inputs;
+    try {
+      return (plans[kernel] as Plan<K>)(this.ctx, addresses, params) as Storage;
+    } finally {
+      this.running = [];
+    }
+  }
+
+  private cached(input: number, key: string, bytes: number, fill: (dst: number) => void): number {
+    const s = this.running[input] as WasmStorage | undefined;
+    if (!s) throw new Error(`wasm backend: internal: no input ${input} to derive from`);
+    const found = s.derived?.get(key);
+    if (found) return found.ptr;
+    const ptr = this.heap.alloc(bytes);
+    try {
+      fill(ptr);
+    } catch (e) {
+      this.heap.free(ptr, bytes);
+      throw e;
+    }
+    (s.derived ??= new Map()).set(key, { ptr, bytes });
+    this.derivedBytes += bytes;
+    return ptr;
   }
 
   memory(): MemoryStats {
@@ -169,7 +211,7 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   if (typeof SharedArrayBuffer === 'undefined') {
     throw new Error('wasm backend: SharedArrayBuffer is unavailable (a browser page must be cross-origin isolated: COOP/COEP headers)');
   }
-  const bytes = await loadModuleBytes();
+  const bytes = options.module ?? (await loadModuleBytes());
   let memory: WebAssembly.Memory | null = null;
   for (const maximum of MAX_PAGES) {
     try {

@@ -32,15 +32,20 @@ export interface WorkerHandle {
 }
 
 export async function startWorker(): Promise<WorkerHandle> {
-  if (isNode) {
+  // Deno runs node:worker_threads too, and only there can a worker be unref'd (a Web Worker would keep a
+  // Deno program alive after its last line).
+  if (isNode || isDeno) {
     const { Worker } = await import('node:worker_threads');
     const w = new Worker(WORKER_URL);
-    // Workers block in Atomics.wait between dispatches; they must not keep the process alive.
-    w.unref();
     return {
       post: (m) => w.postMessage(m),
+      // Until it is ready the worker keeps the process alive (Deno would otherwise end a program that only
+      // awaits it); after that it blocks in Atomics.wait between dispatches and must not.
       firstMessage: () => new Promise((resolve, reject) => {
-        w.once('message', resolve);
+        w.once('message', (m) => {
+          w.unref();
+          resolve(m);
+        });
         w.once('error', reject);
       }),
       terminate: () => void w.terminate(),

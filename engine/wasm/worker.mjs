@@ -12,8 +12,9 @@ const CTL_FAILED = 7;
 /** Polls of the sequence word before sleeping: back-to-back dispatches then cost no wake-up. */
 const SPINS = 4000;
 
-const isNode = typeof process !== 'undefined' && process.versions?.node !== undefined && typeof Deno === 'undefined';
-const port = isNode ? (await import('node:worker_threads')).parentPort : null;
+// Node and Deno start this file with node:worker_threads (a parent port); browsers as a Web Worker.
+const serverSide = typeof Deno !== 'undefined' || (typeof process !== 'undefined' && process.versions?.node !== undefined);
+const port = serverSide ? (await import('node:worker_threads')).parentPort : null;
 
 function onFirstMessage(handler) {
   if (port) port.once('message', handler);
@@ -49,6 +50,8 @@ onFirstMessage(async ({ bytes, memory, tid }) => {
       Atomics.add(ctl, CTL_FINISHED, 1);
     }
   }
-  if (port) port.close();
-  else self.close();
+  // Node's parent port ends the thread when closed; Deno's has no close() (its thread ends when this
+  // returns, or when the backend terminates it); a browser's Worker ends by self.close().
+  if (!port) self.close();
+  else if (typeof port.close === 'function') port.close();
 });

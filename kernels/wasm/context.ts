@@ -2,7 +2,7 @@
 // scratch, and dispatch of a kernel with its argument words. Pointers are byte addresses in the
 // backend's shared memory.
 
-import { coalesce, type Shape } from '../../engine/shape.ts';
+import { broadcastStrides, coalesce, sameShape, sizeOf, type Shape } from '../../engine/shape.ts';
 
 export interface WasmContext {
   /** A new output storage of `size` floats (NaN-poisoned first when the backend debugs). */
@@ -10,6 +10,13 @@ export interface WasmContext {
   /** A temporary block of `bytes` bytes, released by `release`. */
   temp(bytes: number): number;
   release(ptr: number, bytes: number): void;
+  /**
+   * A derived copy of input `input` of the kernel being run (a packed weight matrix), kept with that
+   * storage until it is freed: `bytes` bytes that `fill(dst)` writes the first time `key` (what was
+   * derived, and how) is asked for, found again on later calls. Storages never change after their kernel
+   * wrote them, so the copy stays valid for the storage's life.
+   */
+  cached(input: number, key: string, bytes: number, fill: (dst: number) => void): number;
   /** A scratch block per thread of `bytesPerThread` each (valid until the next call): its base and stride. */
   scratch(bytesPerThread: number): { ptr: number; stride: number };
   /**
@@ -49,8 +56,30 @@ export function collapse(shape: Shape, strideSets: readonly (readonly number[])[
   return c;
 }
 
+/**
+ * The walk of an elementwise kernel over `outShape` with operands of the given shapes (broadcast to it):
+ * collapse() of their broadcast strides, or, when every operand has the output's shape (the common case
+ * in a network), one contiguous axis without computing any strides.
+ */
+export function broadcastWalk(outShape: Shape, shapes: readonly Shape[]): { shape: number[]; strides: number[][] } {
+  if (shapes.every((s) => sameShape(s, outShape))) return { shape: [Math.max(1, sizeOf(outShape))], strides: shapes.map(() => [1]) };
+  return collapse(outShape, shapes.map((s) => broadcastStrides(s, outShape)));
+}
+
 /** `values` padded with zeros to MAX_RANK words. */
 export function padded(values: readonly number[]): number[] {
   return [...values, ...new Array<number>(MAX_RANK - values.length).fill(0)];
+}
+
+/** Argument words: `head`, then the walk's shape and each of its stride sets, each padded to MAX_RANK. */
+export function walkWords(head: readonly number[], walk: { shape: readonly number[]; strides: readonly (readonly number[])[] }): number[] {
+  const words = new Array<number>(head.length + MAX_RANK * (1 + walk.strides.length)).fill(0);
+  for (let i = 0; i < head.length; i++) words[i] = head[i];
+  let at = head.length;
+  for (const list of [walk.shape, ...walk.strides]) {
+    for (let i = 0; i < list.length; i++) words[at + i] = list[i];
+    at += MAX_RANK;
+  }
+  return words;
 }
 

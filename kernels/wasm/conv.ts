@@ -9,7 +9,7 @@ import type { ConvGeometry } from '../../engine/backend.ts';
 import { sizeOf } from '../../engine/shape.ts';
 import { B_IM2COL, B_IM2COL_T, B_STRIDED, K_COL2IM, K_DEPTHWISE, K_DEPTHWISE_BACKWARD_FILTER, K_DEPTHWISE_BACKWARD_INPUT } from './assembly/ids.ts';
 import type { WasmContext } from './context.ts';
-import { gemm, type GemmEntry, type Im2col } from './gemm.ts';
+import { gemm, packA, packedABytes, type GemmEntry, type Im2col, type StridedA } from './gemm.ts';
 
 interface Dims {
   N: number; C: number; H: number; W: number; O: number; Cg: number; Og: number; KH: number; KW: number; OH: number; OW: number;
@@ -58,18 +58,34 @@ export function conv2d(ctx: WasmContext, [x, w]: number[], g: ConvGeometry): unk
     depthwise(ctx, K_DEPTHWISE, [x, w], out.ptr, g, d, d.N * d.O, 2 * d.P * d.KH * d.KW);
     return out.storage;
   }
+  // A = the group's weights (Og × Kc), packed once per weight tensor and kept with it.
+  const A = packedWeights(ctx, d, 'forward', (grp) => ({ a: w + 4 * grp * d.Og * d.Kc, M: d.Og, K: d.Kc, rsA: d.Kc, csA: 1 }));
   const entries: GemmEntry[] = [];
   for (let n = 0; n < d.N; n++) {
     for (let grp = 0; grp < d.groups; grp++) {
-      entries.push({ a: w + 4 * grp * d.Og * d.Kc, b: x + 4 * (n * d.C + grp * d.Cg) * d.HW, c: out.ptr + 4 * (n * d.O + grp * d.Og) * d.P });
+      entries.push({ a: A[grp], b: x + 4 * (n * d.C + grp * d.Cg) * d.HW, c: out.ptr + 4 * (n * d.O + grp * d.Og) * d.P });
     }
   }
   const pointwise = isPointwise(g);
   gemm(ctx, {
-    M: d.Og, N: d.P, K: d.Kc, entries, rsA: d.Kc, csA: 1, ldc: d.P,
+    M: d.Og, N: d.P, K: d.Kc, entries, aPacked: true, rsA: d.Kc, csA: 1, ldc: d.P,
     ...(pointwise ? { bMode: B_STRIDED, rsB: d.HW, csB: 1 } : { bMode: B_IM2COL, im2col: im2col(g, d) }),
   });
   return out.storage;
+}
+
+/**
+ * Each group's weight matrix (input 1 of the convolution), packed for the GEMM as `slice` describes it and
+ * kept with the weight storage (ctx.cached): weights are constant, so every later call with them, each
+ * image and each explanation, skips the packing.
+ */
+function packedWeights(ctx: WasmContext, d: Dims, how: 'forward' | 'transposed', slice: (grp: number) => StridedA): number[] {
+  const packed: number[] = [];
+  for (let grp = 0; grp < d.groups; grp++) {
+    const a = slice(grp);
+    packed.push(ctx.cached(1, `conv ${how} ${grp}/${d.groups} ${a.M}×${a.K}`, packedABytes(a.M, a.K), (dst) => packA(ctx, a, dst)));
+  }
+  return packed;
 }
 
 /** Unrolled gradients kept at once (floats): images are processed in chunks that fit. */
@@ -82,13 +98,14 @@ export function conv2dBackwardInput(ctx: WasmContext, [dy, w]: number[], g: Conv
     depthwise(ctx, K_DEPTHWISE_BACKWARD_INPUT, [dy, w], out.ptr, g, d, d.N * d.C, 2 * (d.O / d.C) * d.P * d.KH * d.KW);
     return out.storage;
   }
-  // A(i = (c, ky, kx), k = o) = w[g·Og + o][i]: the weights read transposed.
-  const A = (grp: number) => w + 4 * grp * d.Og * d.Kc;
+  // A(i = (c, ky, kx), k = o) = w[g·Og + o][i]: the weights read transposed, packed once and kept.
+  const packed = packedWeights(ctx, d, 'transposed', (grp) => ({ a: w + 4 * grp * d.Og * d.Kc, M: d.Kc, K: d.Og, rsA: 1, csA: d.Kc }));
+  const A = (grp: number) => packed[grp];
   const B = (n: number, grp: number) => dy + 4 * (n * d.O + grp * d.Og) * d.P;
   if (isPointwise(g)) {
     const entries: GemmEntry[] = [];
     for (let n = 0; n < d.N; n++) for (let grp = 0; grp < d.groups; grp++) entries.push({ a: A(grp), b: B(n, grp), c: out.ptr + 4 * (n * d.C + grp * d.Cg) * d.HW });
-    gemm(ctx, { M: d.Cg, N: d.P, K: d.Og, entries, rsA: 1, csA: d.Kc, rsB: d.P, csB: 1, ldc: d.HW });
+    gemm(ctx, { M: d.Cg, N: d.P, K: d.Og, entries, aPacked: true, rsA: 1, csA: d.Kc, rsB: d.P, csB: 1, ldc: d.HW });
     return out.storage;
   }
   const perImage = d.C * d.KH * d.KW * d.P;
@@ -102,7 +119,7 @@ export function conv2dBackwardInput(ctx: WasmContext, [dy, w]: number[], g: Conv
       for (let n = 0; n < nc; n++) {
         for (let grp = 0; grp < d.groups; grp++) entries.push({ a: A(grp), b: B(n0 + n, grp), c: cols + 4 * (n * d.C + grp * d.Cg) * d.KH * d.KW * d.P });
       }
-      gemm(ctx, { M: d.Kc, N: d.P, K: d.Og, entries, rsA: 1, csA: d.Kc, rsB: d.P, csB: 1, ldc: d.P });
+      gemm(ctx, { M: d.Kc, N: d.P, K: d.Og, entries, aPacked: true, rsA: 1, csA: d.Kc, rsB: d.P, csB: 1, ldc: d.P });
       const planes = nc * d.C;
       const per = Math.max(1, Math.floor(PLANE_WORK / (d.KH * d.KW * d.P)));
       ctx.run(K_COL2IM, [cols, out.ptr + 4 * n0 * d.C * d.HW, planes, ...geometryWords(g, d), per], Math.ceil(planes / per), planes * d.KH * d.KW * d.P);

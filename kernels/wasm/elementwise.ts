@@ -2,9 +2,9 @@
 // broadcast operands as strided walks (an operand repeated along the last axis has stride 0 there).
 
 import type { BinaryOp, KernelParams, UnaryOp } from '../../engine/backend.ts';
-import { broadcastStrides, sizeOf } from '../../engine/shape.ts';
+import { sizeOf } from '../../engine/shape.ts';
 import { B_ADD, B_DIV, B_EQUAL, B_GREATER, B_GREATER_EQUAL, B_LESS, B_LESS_EQUAL, B_MAXIMUM, B_MINIMUM, B_MUL, B_NOT_EQUAL, B_POW, B_SUB, K_BINARY, K_FILL, K_UNARY, K_WHERE } from './assembly/ids.ts';
-import { collapse, f32Bits, padded, type WasmContext } from './context.ts';
+import { broadcastWalk, f32Bits, walkWords, type WasmContext } from './context.ts';
 
 const UNARY: Record<UnaryOp, number> = {
   neg: 0, exp: 1, log: 2, log1p: 3, sqrt: 4, rsqrt: 5, abs: 6, sign: 7, tanh: 8, sigmoid: 9, erf: 10, relu: 11, sin: 12, cos: 13, reciprocal: 14,
@@ -47,13 +47,13 @@ export function binary(ctx: WasmContext, [a, b]: number[], p: KernelParams['bina
   const size = sizeOf(p.outShape);
   const out = ctx.output(size);
   if (size === 0) return out.storage;
-  const walk = collapse(p.outShape, [broadcastStrides(p.aShape, p.outShape), broadcastStrides(p.bShape, p.outShape)]);
+  const walk = broadcastWalk(p.outShape, [p.aShape, p.bShape]);
   const rank = walk.shape.length;
   const n = walk.shape[rank - 1];
   const rows = size / n;
   const per = rowsPerTask(n);
   const work = p.op === 'pow' ? 16 * size : size;
-  ctx.run(K_BINARY, [BINARY[p.op], a, b, out.ptr, rank, per, rows, ...padded(walk.shape), ...padded(walk.strides[0]), ...padded(walk.strides[1])], Math.ceil(rows / per), work);
+  ctx.run(K_BINARY, walkWords([BINARY[p.op], a, b, out.ptr, rank, per, rows], walk), Math.ceil(rows / per), work);
   return out.storage;
 }
 
@@ -61,12 +61,12 @@ export function where(ctx: WasmContext, [c, a, b]: number[], p: KernelParams['wh
   const size = sizeOf(p.outShape);
   const out = ctx.output(size);
   if (size === 0) return out.storage;
-  const walk = collapse(p.outShape, [p.condShape, p.aShape, p.bShape].map((s) => broadcastStrides(s, p.outShape)));
+  const walk = broadcastWalk(p.outShape, [p.condShape, p.aShape, p.bShape]);
   const rank = walk.shape.length;
   const n = walk.shape[rank - 1];
   const rows = size / n;
   const per = rowsPerTask(n);
-  ctx.run(K_WHERE, [c, a, b, out.ptr, rank, per, rows, ...padded(walk.shape), ...walk.strides.flatMap(padded)], Math.ceil(rows / per), size);
+  ctx.run(K_WHERE, walkWords([c, a, b, out.ptr, rank, per, rows], walk), Math.ceil(rows / per), size);
   return out.storage;
 }
 

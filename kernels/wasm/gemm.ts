@@ -3,7 +3,7 @@
 
 import type { KernelParams } from '../../engine/backend.ts';
 import { broadcastStrides, sizeOf } from '../../engine/shape.ts';
-import { A_STRIDED, B_STRIDED, GEMM_KC, GEMM_MR, GEMM_NR, K_GEMM, K_GEMM_PACK_A, K_GEMM_PACK_B, MAX_TASKS } from './assembly/ids.ts';
+import { A_PACKED, A_STRIDED, B_STRIDED, GEMM_KC, GEMM_MR, GEMM_NR, K_GEMM, K_GEMM_PACK_A, K_GEMM_PACK_B, K_GEMV, MAX_TASKS } from './assembly/ids.ts';
 import { EXTRA_ADDRESS, EXTRA_CAPACITY, type WasmContext } from './context.ts';
 import { fillAt } from './elementwise.ts';
 
@@ -49,6 +49,8 @@ export interface Gemm {
   ldc: number;
   /** C += A·B instead of C = A·B. */
   accumulate?: boolean;
+  /** Every entry's `a` is A packed by `packA` (then rsA and csA are unused and kBatches is 1). */
+  aPacked?: boolean;
 }
 
 /** Columns of C per task: the packed B block (KC × NT floats) stays in L2. */
@@ -65,6 +67,11 @@ export function gemm(ctx: WasmContext, g: Gemm): void {
   if (g.M === 0 || g.N === 0 || g.entries.length === 0) return;
   if (g.K === 0 || kBatches === 0) {
     if (!g.accumulate) for (const e of g.entries) for (let i = 0; i < g.M; i++) fillAt(ctx, e.c + 4 * i * g.ldc, g.N, 0);
+    return;
+  }
+  if (g.aPacked && kBatches !== 1) throw new Error('wasm gemm: internal: packed A with K batches');
+  if (g.M === 1 && kBatches === 1 && !g.accumulate && !g.aPacked && (g.bMode ?? B_STRIDED) === B_STRIDED && g.csB === 1) {
+    gemv(ctx, g);
     return;
   }
   // At most EXTRA_CAPACITY / 3 entries per dispatch (the entry table lives in the argument area).
@@ -105,31 +112,84 @@ export function gemm(ctx: WasmContext, g: Gemm): void {
   const packBTasks = batches * tilesN * slicesPerKb * kBatches;
   const prepackB = tilesM > 1 && packBTasks <= MAX_TASKS;
   const bBytes = prepackB ? packBTasks * GEMM_KC * roundUp(nt, GEMM_NR) * 4 : 0;
-  // One A for every entry (convolution weights) used by several tasks: pack its strips once, first.
-  const strips = Math.ceil(g.M / GEMM_MR);
-  const shareA = kBatches === 1 && batches * tilesN > 1 && g.entries.every((e) => e.a === g.entries[0].a);
-  const stripsPerTask = Math.max(1, Math.ceil(4096 / Math.min(g.K, GEMM_KC) / GEMM_MR));
-  const packATasks = slicesPerKb * Math.ceil(strips / stripsPerTask);
-  const prepackA = shareA && packATasks <= MAX_TASKS;
-  const aBytes = prepackA ? slicesPerKb * strips * GEMM_KC * GEMM_MR * 4 : 0;
+  // One A for every entry used by several tasks: pack it once, first (unless it comes packed).
+  const shareA = !g.aPacked && kBatches === 1 && batches * tilesN > 1 && g.entries.every((e) => e.a === g.entries[0].a);
+  const aBytes = shareA ? packedABytes(g.M, g.K) : 0;
   const packedB = prepackB ? ctx.temp(bBytes) : 0;
-  const packedA = prepackA ? ctx.temp(aBytes) : 0;
+  const packedA = shareA ? ctx.temp(aBytes) : 0;
   const c = g.im2col;
-  const words = [
-    g.M, g.N, g.K, batches, kBatches, A_STRIDED, g.bMode ?? B_STRIDED, g.ldc, g.accumulate ? 1 : 0, mt, nt,
-    scratch.ptr, scratch.stride, EXTRA_ADDRESS, g.rsA, g.csA, g.kbsA ?? 0, g.rsB ?? 0, g.csB ?? 0, g.kbsB ?? 0,
-    c?.C ?? 0, c?.H ?? 0, c?.W ?? 0, c?.KH ?? 0, c?.KW ?? 0, c?.sh ?? 0, c?.sw ?? 0, c?.ph ?? 0, c?.pw ?? 0, c?.dh ?? 0, c?.dw ?? 0, c?.OW ?? 0,
-    tilesM, tilesN, packedB, packedA, stripsPerTask,
-  ];
-  const table = g.entries.flatMap((e) => [e.a, e.b, e.c]);
+  const words = gemmWords({
+    M: g.M, N: g.N, K: g.K, batches, kBatches, aMode: g.aPacked || shareA ? A_PACKED : A_STRIDED, bMode: g.bMode ?? B_STRIDED, ldc: g.ldc,
+    accumulate: g.accumulate ? 1 : 0, mt, nt, scratch: scratch.ptr, scratchStride: scratch.stride, rsA: g.rsA, csA: g.csA, kbsA: g.kbsA ?? 0,
+    rsB: g.rsB ?? 0, csB: g.csB ?? 0, kbsB: g.kbsB ?? 0, tilesM, tilesN, packedB, im2col: c,
+  });
+  const table = g.entries.flatMap((e) => [shareA ? packedA : e.a, e.b, e.c]);
   try {
+    if (shareA) packA(ctx, { a: g.entries[0].a, M: g.M, K: g.K, rsA: g.rsA, csA: g.csA }, packedA);
     if (prepackB) ctx.run(K_GEMM_PACK_B, words, packBTasks, (bBytes / 4) * 8, table);
-    if (prepackA) ctx.run(K_GEMM_PACK_A, words, packATasks, (aBytes / 4) * 8, table);
     ctx.run(K_GEMM, words, tasks, flops, table);
   } finally {
     if (prepackB) ctx.release(packedB, bBytes);
-    if (prepackA) ctx.release(packedA, aBytes);
+    if (shareA) ctx.release(packedA, aBytes);
   }
+}
+
+/** Below this many flops a GEMV task is not worth splitting further. */
+const GEMV_TASK_FLOPS = 1 << 19;
+
+/**
+ * One row of A times B (row-major rows of B): the packed GEMM would pack all of B for a single row (and
+ * compute a 5-row tile of which one row is used); this reads each row of B once, in order.
+ */
+function gemv(ctx: WasmContext, g: Gemm): void {
+  const perDispatch = Math.floor(EXTRA_CAPACITY / 3);
+  const entries = g.entries;
+  const wanted = Math.min(MIN_TASKS, Math.max(1, Math.floor((2 * g.N * g.K * entries.length) / GEMV_TASK_FLOPS)));
+  const tilesPerEntry = Math.max(1, Math.ceil(wanted / entries.length));
+  const cols = roundUp(Math.ceil(g.N / tilesPerEntry), 16);
+  const tilesN = Math.ceil(g.N / cols);
+  const perChunk = Math.max(1, Math.min(perDispatch, Math.floor(MAX_TASKS / tilesN)));
+  for (let i = 0; i < entries.length; i += perChunk) {
+    const chunk = entries.slice(i, i + perChunk);
+    ctx.run(K_GEMV, [g.N, g.K, g.csA, g.rsB ?? 0, cols, EXTRA_ADDRESS], chunk.length * tilesN, 2 * g.N * g.K * chunk.length, chunk.flatMap((e) => [e.a, e.b, e.c]));
+  }
+}
+
+/** A strided operand: A[i][k] at a + 4·(i·rsA + k·csA) bytes. */
+export interface StridedA {
+  a: number;
+  M: number;
+  K: number;
+  rsA: number;
+  csA: number;
+}
+
+/** Bytes of an M × K matrix packed by `packA`: every K slice's MR-row strips, zero-padded. */
+export function packedABytes(M: number, K: number): number {
+  return Math.ceil(K / GEMM_KC) * Math.ceil(M / GEMM_MR) * GEMM_KC * GEMM_MR * 4;
+}
+
+/** Packs A into `dst` (packedABytes bytes), the layout `gemm` reads when `aPacked` is set. */
+export function packA(ctx: WasmContext, a: StridedA, dst: number): void {
+  const slices = Math.ceil(a.K / GEMM_KC);
+  const strips = Math.ceil(a.M / GEMM_MR);
+  // About 4096 floats per task.
+  const stripsPerTask = Math.max(1, Math.ceil(4096 / Math.min(a.K, GEMM_KC) / GEMM_MR));
+  const tasks = slices * Math.ceil(strips / stripsPerTask);
+  const words = gemmWords({ M: a.M, K: a.K, rsA: a.rsA, csA: a.csA, packADst: dst, stripsPerTask });
+  ctx.run(K_GEMM_PACK_A, words, tasks, 8 * a.M * a.K, [a.a, 0, 0]);
+}
+
+/** The argument words of the GEMM kernels (assembly/gemm.ts reads them by these positions). */
+function gemmWords(w: Partial<Record<'M' | 'N' | 'K' | 'batches' | 'kBatches' | 'aMode' | 'bMode' | 'ldc' | 'accumulate' | 'mt' | 'nt' | 'scratch' | 'scratchStride' | 'rsA' | 'csA' | 'kbsA' | 'rsB' | 'csB' | 'kbsB' | 'tilesM' | 'tilesN' | 'packedB' | 'packADst' | 'stripsPerTask', number>> & { im2col?: Im2col }): number[] {
+  const c = w.im2col;
+  const v = (x: number | undefined) => x ?? 0;
+  return [
+    v(w.M), v(w.N), v(w.K), v(w.batches), v(w.kBatches), v(w.aMode), v(w.bMode), v(w.ldc), v(w.accumulate), v(w.mt), v(w.nt),
+    v(w.scratch), v(w.scratchStride), EXTRA_ADDRESS, v(w.rsA), v(w.csA), v(w.kbsA), v(w.rsB), v(w.csB), v(w.kbsB),
+    v(c?.C), v(c?.H), v(c?.W), v(c?.KH), v(c?.KW), v(c?.sh), v(c?.sw), v(c?.ph), v(c?.pw), v(c?.dh), v(c?.dw), v(c?.OW),
+    v(w.tilesM), v(w.tilesN), v(w.packedB), v(w.packADst), v(w.stripsPerTask),
+  ];
 }
 
 export function matmul(ctx: WasmContext, [a, b]: number[], p: KernelParams['matmul']): unknown {

@@ -4,8 +4,8 @@
 
 import type { KernelParams } from '../../engine/backend.ts';
 import { broadcastStrides, sizeOf, stridesOf, type Shape } from '../../engine/shape.ts';
-import { K_COPY, K_GATHER, K_MAXPOOL_ARGMAX, K_SCATTER_ADD, MAX_TASKS } from './assembly/ids.ts';
-import { collapse, padded, type WasmContext } from './context.ts';
+import { K_COPY, K_GATHER, K_MAXPOOL_ARGMAX, K_SCATTER_ADD, K_TRANSPOSE, MAX_TASKS } from './assembly/ids.ts';
+import { collapse, walkWords, type WasmContext } from './context.ts';
 import { fillAt } from './elementwise.ts';
 
 const ROWS_WORK = 1 << 15;
@@ -19,7 +19,7 @@ function copy(ctx: WasmContext, src: number, sOff: number, sStrides: readonly nu
   const n = walk.shape[rank - 1];
   const rows = size / n;
   const per = Math.max(1, Math.floor(ROWS_WORK / n));
-  ctx.run(K_COPY, [src + 4 * sOff, dst + 4 * dOff, rank, per, rows, ...padded(walk.shape), ...padded(walk.strides[0]), ...padded(walk.strides[1])], Math.ceil(rows / per), size);
+  ctx.run(K_COPY, walkWords([src + 4 * sOff, dst + 4 * dOff, rank, per, rows], walk), Math.ceil(rows / per), size);
 }
 
 export function expand(ctx: WasmContext, [x]: number[], p: KernelParams['expand']): unknown {
@@ -32,8 +32,34 @@ export function transpose(ctx: WasmContext, [x]: number[], p: KernelParams['tran
   const outShape = p.perm.map((a) => p.shape[a]);
   const inStrides = stridesOf(p.shape);
   const out = ctx.output(sizeOf(outShape));
-  copy(ctx, x, 0, p.perm.map((a) => inStrides[a]), out.ptr, 0, stridesOf(outShape), outShape);
+  const srcStrides = p.perm.map((a) => inStrides[a]);
+  if (!matrixTranspose(ctx, x, out.ptr, srcStrides, outShape)) copy(ctx, x, 0, srcStrides, out.ptr, 0, stridesOf(outShape), outShape);
   return out.storage;
+}
+
+/** Quads of rows per task of the blocked transpose (about 2^15 floats). */
+const TRANSPOSE_WORK = 1 << 15;
+
+/**
+ * The blocked transpose, when the walk is a batch of matrix transposes: dst (contiguous) [b][r][c] =
+ * src[b·sb + r + c·S]. Too narrow a matrix (fewer than 4 rows or columns) gains nothing: false, copy it.
+ */
+function matrixTranspose(ctx: WasmContext, src: number, dst: number, srcStrides: readonly number[], outShape: Shape): boolean {
+  const walk = collapse(outShape, [srcStrides, stridesOf(outShape)]);
+  const rank = walk.shape.length;
+  if (rank < 2 || rank > 3) return false;
+  const [sStrides, dStrides] = walk.strides;
+  const R = walk.shape[rank - 2];
+  const C = walk.shape[rank - 1];
+  if (sStrides[rank - 2] !== 1 || dStrides[rank - 1] !== 1 || dStrides[rank - 2] !== C || R < 4 || C < 4) return false;
+  const batches = rank === 3 ? walk.shape[0] : 1;
+  if (rank === 3 && dStrides[0] !== R * C) return false;
+  const quads = Math.ceil(R / 4);
+  const per = Math.max(1, Math.floor(TRANSPOSE_WORK / (4 * C)));
+  const tasks = batches * Math.ceil(quads / per);
+  if (tasks > MAX_TASKS) return false;
+  ctx.run(K_TRANSPOSE, [src, dst, batches, R, C, rank === 3 ? sStrides[0] : 0, sStrides[rank - 1], per], tasks, batches * R * C);
+  return true;
 }
 
 export function slice(ctx: WasmContext, [x]: number[], p: KernelParams['slice']): unknown {

@@ -14,7 +14,7 @@ import { writeDffOutputs } from '../outputs.ts';
 
 export const DFF_USAGE = `usage: cam/cli.ts dff [--model NAME | --arch NAME --weights FILE.safetensors]
                     (--image FILE… | --input FILE.safetensors) [--layer PATH] --concepts N
-                    [--head PATH] [--top K] [--seed N] [--backend auto|cpu|webgpu] [--max-pixels N] --out DIR [--verbose]
+                    [--head PATH] [--top K] [--seed N] [--backend auto|wasm|webgpu|cpu] [--max-pixels N] --out DIR [--verbose]
   --layer     the one layer to factorise (default the architecture's usual CAM layer)
   --concepts  the number of concepts (NMF components), at most the layer's channels
   --head      the module that turns a concept (the layer's K features) into class scores (default the last

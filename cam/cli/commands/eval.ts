@@ -17,7 +17,7 @@ import { openRunFolder } from '../run-folder.ts';
 export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --weights FILE.safetensors) --data DIR --out DIR
                      [--methods NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--layer PATH]…
                      [--limit N] [--batch N] [--steps N] [--road] [--seed N] [--resume]
-                     [--backend auto|cpu|webgpu] [--max-pixels N] [--quiet] [--verbose]
+                     [--backend auto|wasm|webgpu|cpu] [--max-pixels N] [--quiet] [--verbose]
        cam/cli.ts eval --queue redis://HOST:PORT[/DB] --run NAME (the flags above, without --backend) [--shard N] [--embed-images]
        cam/cli.ts eval --queue redis://HOST:PORT[/DB] --run NAME --follow --out DIR
        cam/cli.ts eval --queue redis://HOST:PORT[/DB] --run NAME (--status | --remove)

@@ -17,7 +17,7 @@ export const EXPLAIN_USAGE = `usage: cam/cli.ts explain [--model NAME | --arch N
                         (--image FILE… | --input FILE.safetensors) [--layer PATH]…
                         [--method NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--class N]
                         [--aug-smooth] [--eigen-smooth] [--kernel NAME] [--base NAME] [--compare R,…] [--alpha X]
-                        [--backend auto|cpu|webgpu] [--batch N] [--seed N] [--max-pixels N] --out DIR [--verbose]
+                        [--backend auto|wasm|webgpu|cpu] [--batch N] [--seed N] [--max-pixels N] --out DIR [--verbose]
 methods: ${METHOD_NAMES.join(' ')}
 ${METHOD_USAGE}
 ${SHARED_USAGE}`;

@@ -11,7 +11,7 @@ import { startWorker } from '../../evaluation/queue/worker.ts';
 import { UsageError, parseIntFlag } from '../errors.ts';
 import { QUEUE_OPTIONS, QUEUE_USAGE, parseCommandLine, queueAddress } from '../flags.ts';
 
-export const WORKER_USAGE = `usage: cam/cli.ts worker --queue redis://HOST:PORT[/DB] [--backend auto|cpu|webgpu] [--concurrency N]
+export const WORKER_USAGE = `usage: cam/cli.ts worker --queue redis://HOST:PORT[/DB] [--backend auto|wasm|webgpu|cpu] [--concurrency N]
                        [--stall-timeout SECONDS] [--verbose]
 ${QUEUE_USAGE}
   --backend      where the shards compute (default auto, or ENGINE_BACKEND), as for eval

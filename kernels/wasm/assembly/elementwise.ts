@@ -1,8 +1,9 @@
-// fill, unary maths, broadcasting binary arithmetic and comparisons, and select, in float32 with SIMD
-// where the operation has a v128 instruction (the transcendental functions run lane by lane through
-// AssemblyScript's Mathf, ports of musl's float32 routines, plus erf below).
+// fill, unary maths, broadcasting binary arithmetic and comparisons, and select, in float32 with SIMD:
+// v128 instructions, and vmath.ts for exp, log, tanh, sigmoid and erf. log1p, sin, cos and pow run lane
+// by lane through AssemblyScript's Mathf (ports of musl's float32 routines).
 
 import { MAX_RANK, arg, argf, at, imin, ptr, rowOffset, storeTail } from './common';
+import { erfV, expV, logV, sigmoidV, tanhV } from './vmath';
 import {
   B_ADD, B_DIV, B_EQUAL, B_GREATER, B_GREATER_EQUAL, B_LESS, B_LESS_EQUAL, B_MAXIMUM, B_MINIMUM, B_MUL, B_NOT_EQUAL, B_POW, B_SUB,
   U_ABS, U_COS, U_ERF, U_EXP, U_LOG, U_LOG1P, U_NEG, U_RECIPROCAL, U_RELU, U_RSQRT, U_SIGMOID, U_SIGN, U_SIN, U_SQRT, U_TANH,
@@ -27,46 +28,10 @@ export function fillRange(p: usize, n: i32, value: f32): void {
 
 // --- unary: [op, x, out, size, chunk] -------------------------------------------------------------
 
-/** erf after N. Juffa's float32 minimax fit (as kernels/elementwise.ts does for WGSL). */
-function erf(a: f32): f32 {
-  if (isNaN(a)) return a;
-  const t = min<f32>(abs<f32>(a), 8.0);
-  const s = t * t;
-  if (t > 0.927734375) {
-    let r: f32 = -1.72853470e-5 * t + 3.83197126e-4;
-    const u: f32 = -3.88396438e-3 * t + 2.42546219e-2;
-    r = r * s + u;
-    r = r * t - 1.06777877e-1;
-    r = r * t - 6.34846687e-1;
-    r = r * t - 1.28717512e-1;
-    r = r * t - t;
-    r = 1.0 - Mathf.exp(r);
-    return a < 0 ? -r : r;
-  }
-  let r: f32 = -5.96761703e-4;
-  r = r * s + 4.99119423e-3;
-  r = r * s - 2.67681349e-2;
-  r = r * s + 1.12819925e-1;
-  r = r * s - 3.76125336e-1;
-  r = r * s + 1.28379166e-1;
-  return r * a + a;
-}
-
-function sigmoid(x: f32): f32 {
-  if (x >= 0) return 1.0 / (1.0 + Mathf.exp(-x));
-  const e = Mathf.exp(x);
-  return e / (1.0 + e);
-}
-
 /** The lane-by-lane operations. */
 function unaryScalar(op: i32, x: f32): f32 {
   switch (op) {
-    case U_EXP: return Mathf.exp(x);
-    case U_LOG: return Mathf.log(x);
     case U_LOG1P: return Mathf.log1p(x);
-    case U_TANH: return Mathf.tanh(x);
-    case U_SIGMOID: return sigmoid(x);
-    case U_ERF: return erf(x);
     case U_SIN: return Mathf.sin(x);
     case U_COS: return Mathf.cos(x);
     default: return unreachable();
@@ -85,12 +50,17 @@ function unaryScalar(op: i32, x: f32): f32 {
     // relu(NaN) = 0 as the CPU's (x > 0 ? x : 0).
     case U_RELU: return v128.and(x, f32x4.gt(x, zero));
     case U_SIGN: return f32x4.sub(v128.and(f32x4.gt(x, zero), one), v128.and(f32x4.lt(x, zero), one));
+    case U_EXP: return expV(x);
+    case U_LOG: return logV(x);
+    case U_TANH: return tanhV(x);
+    case U_SIGMOID: return sigmoidV(x);
+    case U_ERF: return erfV(x);
     default: return unreachable();
   }
 }
 
 @inline function isVectorUnary(op: i32): bool {
-  return op == U_NEG || op == U_ABS || op == U_SQRT || op == U_RSQRT || op == U_RECIPROCAL || op == U_RELU || op == U_SIGN;
+  return op != U_LOG1P && op != U_SIN && op != U_COS;
 }
 
 @inline function unaryLoop(op: i32, x: usize, out: usize, n: i32): void {
@@ -126,6 +96,11 @@ export function unaryTask(args: usize, t: i32): void {
       case U_RECIPROCAL: unaryLoop(U_RECIPROCAL, x, out, n); break;
       case U_RELU: unaryLoop(U_RELU, x, out, n); break;
       case U_SIGN: unaryLoop(U_SIGN, x, out, n); break;
+      case U_EXP: unaryLoop(U_EXP, x, out, n); break;
+      case U_LOG: unaryLoop(U_LOG, x, out, n); break;
+      case U_TANH: unaryLoop(U_TANH, x, out, n); break;
+      case U_SIGMOID: unaryLoop(U_SIGMOID, x, out, n); break;
+      case U_ERF: unaryLoop(U_ERF, x, out, n); break;
     }
     return;
   }

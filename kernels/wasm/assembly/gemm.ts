@@ -12,17 +12,17 @@
 // filter gradient), each with its own A and B offsets.
 
 import { arg, at, imin, ptr } from './common';
-import { B_IM2COL, B_IM2COL_T, GEMM_KC as KC, GEMM_MR as MR, GEMM_NR as NR } from './ids';
+import { A_PACKED, B_IM2COL, B_IM2COL_T, GEMM_KC as KC, GEMM_MR as MR, GEMM_NR as NR } from './ids';
 
 // Argument words.
-const M_ = 0, N_ = 1, K_ = 2, KBATCHES = 4, BMODE = 6, LDC = 7, ACCUMULATE = 8, MT = 9, NT = 10;
+const M_ = 0, N_ = 1, K_ = 2, KBATCHES = 4, AMODE = 5, BMODE = 6, LDC = 7, ACCUMULATE = 8, MT = 9, NT = 10;
 const SCRATCH = 11, SCRATCH_STRIDE = 12, TABLE = 13, RSA = 14, CSA = 15, KBSA = 16, RSB = 17, CSB = 18, KBSB = 19;
 const CG = 20, H_ = 21, W_ = 22, KH_ = 23, KW_ = 24, SH = 25, SW = 26, PH = 27, PW = 28, DH = 29, DW = 30, OW_ = 31;
 const TILES_M = 32, TILES_N = 33;
 /** Byte address of B blocks packed beforehand by gemmPackBTask, or 0 to pack in each task. */
 const PREPACKED = 34;
-/** Byte address of A strips packed beforehand by gemmPackATask (A shared by every entry), or 0. */
-const PREPACKED_A = 35;
+/** Where gemmPackATask writes the strips it packs (byte address). */
+const PACK_A_DST = 35;
 /** Strips of MR rows per task of gemmPackATask. */
 const STRIPS_PER_TASK = 36;
 
@@ -139,9 +139,42 @@ function packBStrided(dst: usize, b: usize, rsB: i32, csB: i32, k0: i32, kc: i32
 }
 
 /**
+ * Copies `len` lanes of one output row's unrolled input into `out`: lane l reads row[ix + l·sw] (0 outside
+ * the row's W elements). Inside the row with stride 1, eight lanes are two v128 copies.
+ */
+@inline function copyLanes(out: usize, row: usize, ix: i32, len: i32, sw: i32, W: i32): void {
+  if (sw == 1 && ix >= 0 && ix + len <= W) {
+    const src = at(row, ix);
+    if (len == NR) {
+      v128.store(out, v128.load(src));
+      v128.store(out, v128.load(src, 16), 16);
+    } else {
+      for (let l = 0; l < len; l++) store<f32>(at(out, l), load<f32>(at(src, l)));
+    }
+    return;
+  }
+  let x = ix;
+  for (let l = 0; l < len; l++) {
+    store<f32>(at(out, l), <u32>x < <u32>W ? load<f32>(at(row, x)) : <f32>0);
+    x += sw;
+  }
+}
+
+/** Zeros `len` lanes (a window row above or below the image). */
+@inline function zeroLanes(out: usize, len: i32): void {
+  if (len == NR) {
+    v128.store(out, f32x4.splat(0));
+    v128.store(out, f32x4.splat(0), 16);
+  } else {
+    for (let l = 0; l < len; l++) store<f32>(at(out, l), 0);
+  }
+}
+
+/**
  * Packs the unrolled input of a convolution: B[k][j] = x[c][oy·sh − ph + ky·dh][ox·sw − pw + kx·dw]
- * (0 outside the image) with k = (c, ky, kx) and j = (oy, ox). Eight columns in one output row with
- * stride 1 and the window inside the image row take two v128 loads.
+ * (0 outside the image) with k = (c, ky, kx) and j = (oy, ox). A panel's NR columns are cut into runs
+ * within one output row (at most two when OW ≥ NR − 1); each run of each k reads one input row, with
+ * bounds checks only where the window leaves it. Narrower outputs take the lane-by-lane path.
  */
 function packBIm2col(dst: usize, x: usize, args: usize, k0: i32, kc: i32, j0: i32, cols: i32, N: i32): void {
   const H = arg(args, H_), W = arg(args, W_), KH = arg(args, KH_), KW = arg(args, KW_);
@@ -149,57 +182,72 @@ function packBIm2col(dst: usize, x: usize, args: usize, k0: i32, kc: i32, j0: i3
   const OW = arg(args, OW_);
   const HW = H * W;
   const taps = KH * KW;
+  const c0 = k0 / taps;
+  const rem0 = k0 - c0 * taps;
+  const ky0 = rem0 / KW;
+  const kx0 = rem0 - ky0 * KW;
   for (let jp = 0; jp < cols; jp += NR) {
     const panel = at(dst, jp * kc);
     const jA = j0 + jp;
     const n = imin(NR, N - jA);
-    const oy0 = jA / OW;
-    const ox0 = jA - oy0 * OW;
-    const oneRow = n == NR && ox0 + NR <= OW;
-    const iyBase = oy0 * sh - ph;
-    const ixBase = ox0 * sw - pw;
-    let c = k0 / taps;
-    let rem = k0 - c * taps;
-    let ky = rem / KW;
-    let kx = rem - ky * KW;
+    if (n < NR) {
+      // Columns past N are zero in every k (the micro-kernel reads whole panels).
+      for (let k = 0; k < kc; k++) for (let l = n; l < NR; l++) store<f32>(at(panel, k * NR + l), 0);
+    }
+    const oy = jA / OW;
+    const ox = jA - oy * OW;
+    // Run 1: lanes [0, len1) in output row oy from column ox; run 2: lanes [len1, n) in row oy + 1 from 0.
+    const len1 = imin(n, OW - ox);
+    const len2 = n - len1;
+    if (len2 > OW) {
+      packBIm2colLanes(panel, x, args, k0, kc, jA, n);
+      continue;
+    }
+    const iy1 = oy * sh - ph, ix1 = ox * sw - pw;
+    const iy2 = iy1 + sh, ix2 = -pw;
+    let c = c0, ky = ky0, kx = kx0;
     for (let k = 0; k < kc; k++) {
       const out = at(panel, k * NR);
       const plane = at(x, c * HW);
-      let done = false;
-      if (oneRow) {
-        const iy = iyBase + ky * dh;
-        const ix = ixBase + kx * dw;
-        if (iy < 0 || iy >= H) {
-          v128.store(out, f32x4.splat(0));
-          v128.store(out, f32x4.splat(0), 16);
-          done = true;
-        } else if (ix >= 0 && ix + (NR - 1) * sw < W) {
-          const src = at(plane, iy * W + ix);
-          if (sw == 1) {
-            v128.store(out, v128.load(src));
-            v128.store(out, v128.load(src, 16), 16);
-          } else {
-            for (let l = 0; l < NR; l++) store<f32>(at(out, l), load<f32>(at(src, l * sw)));
-          }
-          done = true;
-        }
-      }
-      if (!done) {
-        let oy = oy0;
-        let ox = ox0;
-        for (let l = 0; l < NR; l++) {
-          let v: f32 = 0;
-          if (l < n) {
-            const iy = oy * sh - ph + ky * dh;
-            const ix = ox * sw - pw + kx * dw;
-            if (iy >= 0 && iy < H && ix >= 0 && ix < W) v = load<f32>(at(plane, iy * W + ix));
-          }
-          store<f32>(at(out, l), v);
-          if (++ox == OW) { ox = 0; oy++; }
-        }
+      const dy = ky * dh, dx = kx * dw;
+      let iy = iy1 + dy;
+      if (<u32>iy < <u32>H) copyLanes(out, at(plane, iy * W), ix1 + dx, len1, sw, W);
+      else zeroLanes(out, len1);
+      if (len2 > 0) {
+        iy = iy2 + dy;
+        const out2 = at(out, len1);
+        if (<u32>iy < <u32>H) copyLanes(out2, at(plane, iy * W), ix2 + dx, len2, sw, W);
+        else zeroLanes(out2, len2);
       }
       if (++kx == KW) { kx = 0; if (++ky == KH) { ky = 0; c++; } }
     }
+  }
+}
+
+/** The general im2col panel (outputs narrower than NR − 1 columns): every lane on its own. */
+function packBIm2colLanes(panel: usize, x: usize, args: usize, k0: i32, kc: i32, jA: i32, n: i32): void {
+  const H = arg(args, H_), W = arg(args, W_), KH = arg(args, KH_), KW = arg(args, KW_);
+  const sh = arg(args, SH), sw = arg(args, SW), ph = arg(args, PH), pw = arg(args, PW), dh = arg(args, DH), dw = arg(args, DW);
+  const OW = arg(args, OW_);
+  const taps = KH * KW;
+  const oy0 = jA / OW;
+  const ox0 = jA - oy0 * OW;
+  let c = k0 / taps;
+  const rem = k0 - c * taps;
+  let ky = rem / KW;
+  let kx = rem - ky * KW;
+  for (let k = 0; k < kc; k++) {
+    const out = at(panel, k * NR);
+    const plane = at(x, c * H * W);
+    let oy = oy0;
+    let ox = ox0;
+    for (let l = 0; l < n; l++) {
+      const iy = oy * sh - ph + ky * dh;
+      const ix = ox * sw - pw + kx * dw;
+      store<f32>(at(out, l), <u32>iy < <u32>H && <u32>ix < <u32>W ? load<f32>(at(plane, iy * W + ix)) : <f32>0);
+      if (++ox == OW) { ox = 0; oy++; }
+    }
+    if (++kx == KW) { kx = 0; if (++ky == KH) { ky = 0; c++; } }
   }
 }
 
@@ -294,7 +342,7 @@ export function gemmPackATask(args: usize, t: i32): void {
   const k0 = s * KC;
   const kc = imin(KC, K - k0);
   const a = <usize>load<u32>(ptr(args, TABLE));
-  const dst = ptr(args, PREPACKED_A);
+  const dst = ptr(args, PACK_A_DST);
   for (let strip = g * per; strip < imin(strips, (g + 1) * per); strip++) {
     const i0 = strip * MR;
     packA(dst + <usize>(s * strips + strip) * STRIP_BYTES, a, arg(args, RSA), arg(args, CSA), i0, imin(MR, M - i0), k0, kc);
@@ -310,7 +358,7 @@ export function gemmTask(args: usize, t: i32, tid: i32): void {
   const tilesM = arg(args, TILES_M), tilesN = arg(args, TILES_N);
   const rsA = arg(args, RSA), csA = arg(args, CSA), kbsA = arg(args, KBSA);
   const prepacked = ptr(args, PREPACKED);
-  const prepackedA = ptr(args, PREPACKED_A);
+  const aPacked = arg(args, AMODE) == A_PACKED;
   const strips = (M + MR - 1) / MR;
 
   const perBatch = tilesM * tilesN;
@@ -346,7 +394,7 @@ export function gemmTask(args: usize, t: i32, tid: i32): void {
       for (let i0 = m0; i0 < m1; i0 += MR) {
         const rows = imin(MR, m1 - i0);
         let pa = packedA;
-        if (prepackedA) pa = prepackedA + <usize>((k0 / KC) * strips + i0 / MR) * STRIP_BYTES;
+        if (aPacked) pa = aBase + <usize>((k0 / KC) * strips + i0 / MR) * STRIP_BYTES;
         else packA(pa, a, rsA, csA, i0, rows, k0, kc);
         for (let jp = 0; jp < cols; jp += NR) {
           const n = imin(NR, cols - jp);
@@ -367,6 +415,39 @@ export function gemmTask(args: usize, t: i32, tid: i32): void {
           }
         }
       }
+    }
+  }
+}
+
+// gemv: [N, K, csA, rsB, columnsPerTask, table]; for each table entry (a, b, c): c[j] = Σ_k a[k·csA]·b[k·rsB + j].
+// A task owns a block of columns of one entry, kept in L1 while the rows of B stream by in order
+// (c += a_k · B[k, block] for k ascending: every sum in a fixed order, whatever the split).
+
+export function gemvTask(args: usize, t: i32): void {
+  const N = arg(args, 0), K = arg(args, 1), csA = arg(args, 2), rsB = arg(args, 3), cols = arg(args, 4);
+  const tilesN = (N + cols - 1) / cols;
+  const e = t / tilesN;
+  const j0 = (t - e * tilesN) * cols;
+  const n = imin(cols, N - j0);
+  const entry = ptr(args, 5) + <usize>(e * 12);
+  const a = <usize>load<u32>(entry);
+  const b = <usize>load<u32>(entry, 4);
+  const out = at(<usize>load<u32>(entry, 8), j0);
+  const n4 = n & ~3;
+  for (let j = 0; j < n4; j += 4) v128.store(at(out, j), f32x4.splat(0));
+  for (let j = n4; j < n; j++) store<f32>(at(out, j), 0);
+  for (let k = 0; k < K; k++) {
+    const ak = load<f32>(at(a, k * csA));
+    const av = f32x4.splat(ak);
+    const row = at(b, k * rsB + j0);
+    let j = 0;
+    for (; j < n4; j += 4) {
+      const p = at(out, j);
+      v128.store(p, f32x4.add(v128.load(p), f32x4.mul(av, v128.load(at(row, j)))));
+    }
+    for (; j < n; j++) {
+      const p = at(out, j);
+      store<f32>(p, load<f32>(p) + ak * load<f32>(at(row, j)));
     }
   }
 }

@@ -20,6 +20,10 @@ export const K_DEPTHWISE_BACKWARD_FILTER = 14;
 export const K_GEMM_PACK_B = 15;
 /** Packs the A strips of a GEMM once, when every batch entry shares A (convolution weights). */
 export const K_GEMM_PACK_A = 16;
+/** A batch of 2-D transposes in 16 × 4 blocks (the strided copy reads one float per cache line there). */
+export const K_TRANSPOSE = 17;
+/** Products of one row by a matrix (M = 1), row by row of B: no packing, B read once in order. */
+export const K_GEMV = 18;
 
 // Unary ops, in engine/backend.ts's order.
 export const U_NEG = 0;
@@ -80,6 +84,8 @@ export const GEMM_KC = 256;
 
 // GEMM operand addressing modes.
 export const A_STRIDED = 0;
+/** Every batch entry's A is already packed (K slices × MR-row strips, as K_GEMM_PACK_A writes it). */
+export const A_PACKED = 1;
 export const B_STRIDED = 0;
 /** B[k][j] = im2col(x)[k = (c, ky, kx)][j = (oy, ox)]. */
 export const B_IM2COL = 1;

@@ -4,13 +4,13 @@
 
 import {
   CTL_ARGS, CTL_BASE, CTL_CLAIM, CTL_FINISHED, CTL_KERNEL, CTL_TASKS, HEAP_BASE,
-  K_BINARY, K_COL2IM, K_COPY, K_DEPTHWISE, K_DEPTHWISE_BACKWARD_FILTER, K_DEPTHWISE_BACKWARD_INPUT, K_FILL, K_GATHER, K_GEMM,
-  K_GEMM_PACK_A, K_GEMM_PACK_B, K_MAXPOOL_ARGMAX, K_REDUCE_INNER, K_REDUCE_OUTER, K_SCATTER_ADD, K_UNARY, K_WHERE,
+  K_BINARY, K_COL2IM, K_COPY, K_GEMV, K_DEPTHWISE, K_DEPTHWISE_BACKWARD_FILTER, K_DEPTHWISE_BACKWARD_INPUT, K_FILL, K_GATHER, K_GEMM,
+  K_GEMM_PACK_A, K_GEMM_PACK_B, K_MAXPOOL_ARGMAX, K_REDUCE_INNER, K_REDUCE_OUTER, K_SCATTER_ADD, K_TRANSPOSE, K_UNARY, K_WHERE,
 } from './ids';
 import { binaryTask, fillTask, unaryTask, whereTask } from './elementwise';
 import { reduceInnerTask, reduceOuterTask } from './reduce';
-import { copyTask, gatherTask, maxPoolArgmaxTask, scatterAddTask } from './layout';
-import { gemmPackATask, gemmPackBTask, gemmTask } from './gemm';
+import { copyTask, gatherTask, maxPoolArgmaxTask, scatterAddTask, transposeTask } from './layout';
+import { gemmPackATask, gemmPackBTask, gemmTask, gemvTask } from './gemm';
 import { col2imTask, depthwiseBackwardFilterTask, depthwiseBackwardInputTask, depthwiseTask } from './conv';
 
 function runTask(kernel: i32, args: usize, t: i32, tid: i32): void {
@@ -22,10 +22,12 @@ function runTask(kernel: i32, args: usize, t: i32, tid: i32): void {
     case K_REDUCE_INNER: reduceInnerTask(args, t); break;
     case K_REDUCE_OUTER: reduceOuterTask(args, t); break;
     case K_COPY: copyTask(args, t); break;
+    case K_TRANSPOSE: transposeTask(args, t); break;
     case K_GATHER: gatherTask(args, t); break;
     case K_SCATTER_ADD: scatterAddTask(args, t); break;
     case K_MAXPOOL_ARGMAX: maxPoolArgmaxTask(args, t); break;
     case K_GEMM: gemmTask(args, t, tid); break;
+    case K_GEMV: gemvTask(args, t); break;
     case K_GEMM_PACK_B: gemmPackBTask(args, t); break;
     case K_GEMM_PACK_A: gemmPackATask(args, t); break;
     case K_COL2IM: col2imTask(args, t); break;

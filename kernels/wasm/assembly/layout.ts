@@ -1,6 +1,7 @@
 // Data movement: one strided copy serves expand, transpose, slice, pad and concat (the TypeScript side
-// describes each as a walk over an N-d index space with a source and a destination stride per axis);
-// gather and scatter-add along an axis; the argmax of max-pooling windows.
+// describes each as a walk over an N-d index space with a source and a destination stride per axis),
+// with a blocked kernel for the transposes of matrices; gather and scatter-add along an axis; the argmax
+// of max-pooling windows.
 
 import { MAX_RANK, arg, at, imin, ptr, rowOffset } from './common';
 
@@ -34,6 +35,53 @@ export function copyTask(args: usize, t: i32): void {
       for (; i < n; i++) store<f32>(at(pd, i * dd), load<f32>(at(ps, i * ds)));
     }
   }
+}
+
+// transpose: [src, dst, batches, R, C, src batch stride, S, quadsPerTask]
+// dst[b][r][c] = src[b·sb + c·S + r] (dst contiguous, R × C per batch entry). A task owns quadsPerTask
+// groups of four rows r of one entry; four source columns c give one v128 each (r .. r + 3), a 4 × 4
+// transpose by shuffles turns them into four rows of dst, sixteen columns at a time so that each row
+// receives a whole cache line.
+
+@inline function transpose4(dst: usize, ldd: usize, src: usize, lds: usize): void {
+  const v0 = v128.load(src), v1 = v128.load(src + lds), v2 = v128.load(src + 2 * lds), v3 = v128.load(src + 3 * lds);
+  const lo01 = i32x4.shuffle(v0, v1, 0, 4, 1, 5), lo23 = i32x4.shuffle(v2, v3, 0, 4, 1, 5);
+  const hi01 = i32x4.shuffle(v0, v1, 2, 6, 3, 7), hi23 = i32x4.shuffle(v2, v3, 2, 6, 3, 7);
+  v128.store(dst, i32x4.shuffle(lo01, lo23, 0, 1, 4, 5));
+  v128.store(dst + ldd, i32x4.shuffle(lo01, lo23, 2, 3, 6, 7));
+  v128.store(dst + 2 * ldd, i32x4.shuffle(hi01, hi23, 0, 1, 4, 5));
+  v128.store(dst + 3 * ldd, i32x4.shuffle(hi01, hi23, 2, 3, 6, 7));
+}
+
+export function transposeTask(args: usize, t: i32): void {
+  const R = arg(args, 3), C = arg(args, 4);
+  const sb = arg(args, 5), S = arg(args, 6);
+  const per = arg(args, 7);
+  const quads = (R + 3) >> 2;
+  const tasksPerEntry = (quads + per - 1) / per;
+  const b = t / tasksPerEntry;
+  const r0 = (t - b * tasksPerEntry) * per * 4;
+  const r1 = imin(R, r0 + per * 4);
+  const src = at(ptr(args, 0), b * sb);
+  const dst = at(ptr(args, 1), b * R * C);
+  const lds = (<usize>S) << 2;
+  const ldd = (<usize>C) << 2;
+  let r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const d = at(dst, r * C);
+    const s = at(src, r);
+    let c = 0;
+    for (; c + 16 <= C; c += 16) {
+      const o = (<usize>c) << 2;
+      transpose4(d + o, ldd, s + <usize>c * lds, lds);
+      transpose4(d + o + 16, ldd, s + <usize>(c + 4) * lds, lds);
+      transpose4(d + o + 32, ldd, s + <usize>(c + 8) * lds, lds);
+      transpose4(d + o + 48, ldd, s + <usize>(c + 12) * lds, lds);
+    }
+    for (; c + 4 <= C; c += 4) transpose4(d + ((<usize>c) << 2), ldd, s + <usize>c * lds, lds);
+    for (; c < C; c++) for (let i = 0; i < 4; i++) store<f32>(at(d, i * C + c), load<f32>(at(s, c * S + i)));
+  }
+  for (; r < r1; r++) for (let c = 0; c < C; c++) store<f32>(at(dst, r * C + c), load<f32>(at(src, c * S + r)));
 }
 
 // gather: [x, idx, out, outer, L, inner, Lx, rowsPerTask]; out[o][l][i] = x[o][idx[o][l][i]][i]
