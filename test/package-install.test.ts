@@ -262,7 +262,7 @@ explainer.dispose();
     expect(bad.stdout).toMatch(/check\.ts\(\d+,7\): error TS2322: Type 'boolean' is not assignable to type 'string'/);
   });
 
-  it('Deno: import from "npm:shapleycam-webgpu" type-checks and explains on navigator.gpu (CPU without an adapter), as the README says', () => {
+  it('Deno: import from "npm:shapleycam-webgpu" type-checks and explains on the auto backend, as the README says', () => {
     writeFileSync(join(project, 'deno-example.ts'), readmeBlock('example: deno'));
     const deno = join(REPO, 'node_modules', '.bin', 'deno');
     // Deno type-checks the example against the shipped declarations, and catches a wrong line.
