@@ -5,22 +5,23 @@
 import * as E from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import type { Module } from '../../models/module.ts';
+import type { ActivationLayout } from '../../models/registry.ts';
 import { getMethod, type CamMethod, type MethodContext } from './methods/index.ts';
 import { aggregateLayers, scaleCamImage } from './postprocess.ts';
-import { argmaxRows, softmaxRow, utility, utilityValue, type TargetName } from './targets.ts';
-import { captureForward, forwardFrom, layerTerms, type ForwardCapture, type LayerTerms } from './terms.ts';
+import { batchTarget, type TargetName } from './targets.ts';
+import { captureForward, forwardFrom, layerTerms, NCHW_LAYOUT, toCamLayout, type ForwardCapture, type LayerTerms } from './terms.ts';
 
 export interface ExplainOptions {
   module: Module;
-  /** Normalised input [B, 3, H, W]. */
+  /** Normalised input [B, C, H, W] (C = the model's input channels). */
   input: Tensor;
   layers: readonly string[];
   methods: readonly string[];
   target?: TargetName;
-  /** One class per image; default the predicted class. */
+  /** One class per image; default the predicted class (segmentation: the most frequent one other than 0). */
   classes?: readonly number[];
-  /** Layout of a layer's output (transformers give NHWC). */
-  layout?: (layer: string) => 'NCHW' | 'NHWC';
+  /** How a layer's output becomes (B, K, h, w) (models/registry.ts activationLayout); default: it is already. */
+  layout?: (layer: string) => ActivationLayout;
   seed?: number;
   /** Compute G and H·A whatever the methods need, and keep A, G and H·A as host arrays (terms.safetensors). */
   keepTerms?: boolean;
@@ -53,10 +54,14 @@ export interface MethodReport {
 }
 
 export interface Explanation {
+  /** The model's output: logits [B, C], or a dense [B, C, H, W] map for segmentation models. */
   logits: Float64Array;
+  outputShape: number[];
   numClasses: number;
+  /** Segmentation target only: per image, the H×W 0/1 mask of the pixels predicted as its class. */
+  masks: Uint8Array[] | null;
   classes: number[];
-  /** Softmax probability of each image's class. */
+  /** Softmax probability of each image's class (segmentation: its mean over the mask). */
   probabilities: number[];
   /** Utility value per image. */
   utilities: number[];
@@ -77,7 +82,7 @@ export function explain(opts: ExplainOptions): Promise<Explanation> {
 }
 
 async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
-  const target = opts.target ?? 'rest';
+  const targetName = opts.target ?? 'rest';
   const methods: CamMethod[] = opts.methods.map(getMethod);
   const { module, input } = opts;
   if (input.rank !== 4) throw new Error(`input must be [B, C, H, W], got ${JSON.stringify(input.shape)}`);
@@ -90,28 +95,25 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
   // The first layer's capture pass also gives the logits: the network runs once per layer, no more.
   let firstCapture: ForwardCapture | null = captureForward(module, input, opts.layers[0]);
   const logits = await firstCapture.logits.values();
-  const C = logits.length / B;
-  const classes = opts.classes ? [...opts.classes] : argmaxRows(logits, B, C);
-  classes.forEach((c, b) => {
-    if (!Number.isInteger(c) || c < 0 || c >= C) throw new Error(`class ${c} for image ${b} is outside 0…${C - 1}`);
-  });
-  const rows = perImage(logits, B);
+  const outputShape = [...firstCapture.logits.shape];
+  // Classes and (segmentation) masks are fixed here, from the model's own output: constants from now on.
+  const target = batchTarget(targetName, logits, outputShape, opts.classes);
+  const classes = target.classes;
   const reports = new Map<string, MethodReport>(methods.map((m) => [m.name, { maps: [], raw: new Map(), weights: new Map(), ms: 0 }]));
   const perLayerMaps = new Map<string, Float64Array[][]>(methods.map((m) => [m.name, []]));
   const layerReports: LayerReport[] = [];
 
   for (const layer of opts.layers) {
-    const layout = opts.layout?.(layer) ?? 'NCHW';
+    const layout = opts.layout?.(layer) ?? NCHW_LAYOUT;
     await E.tidyAsync(async () => {
       const t0 = performance.now();
       const capture = firstCapture ?? captureForward(module, input, layer);
       firstCapture = null;
       let terms: LayerTerms;
       if (needsGrad) {
-        terms = layerTerms(module, input, capture, target, classes, needsHvp, layout);
+        terms = layerTerms(module, input, capture, target, needsHvp, layout);
       } else {
-        const A = layout === 'NHWC' ? E.permute(capture.activation, [0, 3, 1, 2]) : capture.activation;
-        terms = { layer, A, G: null, HA: null, hvpStructurallyZero: false };
+        terms = { layer, A: toCamLayout(capture, layout, capture.activation), G: null, HA: null, hvpStructurallyZero: false };
       }
       const [, , h, w] = terms.A.shape;
       const report: LayerReport = { layer, shape: [...terms.A.shape], hvpComputed: !!terms.HA, hvpStructurallyZero: terms.hvpStructurallyZero, termsMs: 0 };
@@ -124,7 +126,8 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
       report.termsMs = performance.now() - t0;
       layerReports.push(report);
 
-      const toNative = (a: Tensor) => (layout === 'NHWC' ? E.permute(a, [0, 2, 3, 1]) : a);
+      // A batch of (M, K, h, w) activations for image b in the layer's own layout (prefix tokens from b).
+      const toNative = (a: Tensor, native: Tensor) => layout.toNative(a, E.broadcastTo(native, [a.shape[0], ...native.shape.slice(1)]));
       const singleCaptures = new Map<number, { xb: Tensor; capture: ReturnType<typeof captureForward> }>();
       const captureImage = (b: number) => {
         let c = singleCaptures.get(b);
@@ -139,10 +142,10 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
         terms,
         input,
         classes,
-        target,
+        target: targetName,
         seed: opts.seed ?? 0,
-        scoreInputs: async (x, cls) => {
-          const u = E.tidy(() => utility(target, module.call(x), cls));
+        scoreInputs: async (x, cls, images) => {
+          const u = E.tidy(() => target.rowUtility(module.call(x), cls, images ?? null));
           const v = await u.values();
           u.dispose();
           return v;
@@ -150,7 +153,8 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
         scoreWithActivations: async (b, a) => {
           // Replay from the layer for image b alone; the memoised prefix broadcasts over the batch of a.
           const { xb, capture: single } = captureImage(b);
-          const u = E.tidy(() => utility(target, forwardFrom(module, xb, single, toNative(a)), new Array(a.shape[0]).fill(classes[b])));
+          const rows = new Array(a.shape[0]);
+          const u = E.tidy(() => target.rowUtility(forwardFrom(module, xb, single, toNative(a, single.activation)), rows.fill(classes[b]), [...rows].fill(b)));
           const v = await u.values();
           u.dispose();
           return v;
@@ -172,11 +176,13 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
   for (const m of methods) reports.get(m.name)!.maps = aggregateLayers(perLayerMaps.get(m.name)!);
   return {
     logits,
-    numClasses: C,
+    outputShape,
+    numClasses: target.numClasses,
+    masks: target.masks,
     classes,
-    probabilities: rows.map((r, b) => softmaxRow(r)[classes[b]]),
-    utilities: rows.map((r, b) => utilityValue(target, r, classes[b])),
-    target,
+    probabilities: target.probabilities,
+    utilities: target.utilities,
+    target: targetName,
     layers: layerReports,
     methods: reports,
     inputSize: [H, W],

@@ -9,6 +9,7 @@
 
 import * as E from '../../engine/index.ts';
 import type { LoadedModel } from '../../models/zoo.ts';
+import { activationLayout } from '../../models/registry.ts';
 import { explain } from '../algorithm/explain.ts';
 import { getMethod } from '../algorithm/methods/index.ts';
 import { rngFor } from '../algorithm/random.ts';
@@ -93,7 +94,7 @@ async function camMaps(ctx: Context, rows: Float64Array[], shape: number[], file
   const maps = new Map<string, Float64Array[]>();
   const batched = methods.filter((m) => !getMethod(m).randomised);
   let cls = classes;
-  const common = { module: model.module, layers: settings.layers, target: settings.target, layout: model.arch.layout?.bind(model.arch) };
+  const common = { module: model.module, layers: settings.layers, target: settings.target, layout: (layer: string) => activationLayout(model.arch, layer) };
   if (batched.length || !cls) {
     const x = stack(rows);
     const e = await explain({ ...common, input: x, methods: batched, classes: cls, seed: settings.seed });

@@ -11,8 +11,11 @@ export interface MethodContext {
   input: Tensor;
   classes: readonly number[];
   target: TargetName;
-  /** Target scores (one per row) of a batch of inputs for the given classes. */
-  scoreInputs(x: Tensor, classes: readonly number[]): Promise<Float64Array>;
+  /**
+   * Target scores (one per row) of a batch of inputs for the given classes; `images` says which image each
+   * row stands for (the segmentation target needs it: it scores with that image's mask).
+   */
+  scoreInputs(x: Tensor, classes: readonly number[], images?: readonly number[]): Promise<Float64Array>;
   /** Target scores of image b with the layer's output replaced by each of a batch of activations [M, K, h, w]. */
   scoreWithActivations(b: number, a: Tensor): Promise<Float64Array>;
   /** Seed for methods with randomness. */

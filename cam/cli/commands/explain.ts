@@ -8,6 +8,7 @@ import { UsageError, parseIntFlag } from '../errors.ts';
 import { SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, sharedSettings, wordsAfter } from '../flags.ts';
 import { loadInputs, resolveModel } from '../inputs.ts';
 import { writeExplainOutputs } from '../outputs.ts';
+import { activationLayout } from '../../../models/registry.ts';
 
 export const EXPLAIN_USAGE = `usage: cam/cli.ts explain [--model NAME | --arch NAME --weights FILE.safetensors]
                         (--image FILE… | --input FILE.safetensors) [--layer PATH]…
@@ -60,7 +61,7 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
         methods,
         target: shared.target,
         classes: cls === undefined ? undefined : new Array(end - start).fill(cls),
-        layout: model.arch.layout?.bind(model.arch),
+        layout: (layer) => activationLayout(model.arch, layer),
         seed: shared.seed + start,
         keepTerms: true,
       }),
