@@ -8,8 +8,9 @@ import * as E from '../../engine/index.ts';
 import { env } from '../../engine/internal.ts';
 import { ModelError } from '../../models/module.ts';
 import type { LoadedModel } from '../../models/zoo.ts';
+import type { Architecture } from '../../models/registry.ts';
 import { METHOD_NAMES } from '../algorithm/methods/index.ts';
-import { TARGETS, type TargetName } from '../algorithm/targets.ts';
+import { TARGETS, isDenseTarget, type TargetName } from '../algorithm/targets.ts';
 import { DEFAULT_MAX_PIXELS } from '../rendering/codec.ts';
 import { InputError, UsageError, parseIntFlag } from './errors.ts';
 import type { ModelFlags, ModelSource } from './inputs.ts';
@@ -19,7 +20,7 @@ export const SHARED_OPTIONS = {
   arch: { type: 'string' },
   weights: { type: 'string' },
   layer: { type: 'string', multiple: true },
-  target: { type: 'string', default: 'rest' },
+  target: { type: 'string' },
   backend: { type: 'string' },
   batch: { type: 'string', default: '8' },
   seed: { type: 'string', default: '0' },
@@ -63,7 +64,7 @@ export function wordsAfter(tokens: readonly { kind: string; name?: string; value
 /** The values of SHARED_OPTIONS as parseArgs returns them. */
 export interface SharedFlags extends ModelFlags {
   layer?: string[];
-  target: string;
+  target?: string;
   backend?: string;
   batch: string;
   seed: string;
@@ -76,7 +77,8 @@ export interface SharedSettings {
   model: ModelFlags;
   /** As given; empty for the architecture's default layer. */
   layers: string[];
-  target: TargetName;
+  /** The utility named by --target; none given: the model's own kind decides (see targetFor). */
+  target: TargetName | null;
   batch: number;
   seed: number;
   backend: E.BackendChoice;
@@ -88,7 +90,7 @@ export interface SharedSettings {
 /** Checks the shared flags (bad usage exits 2). */
 export function sharedSettings(v: SharedFlags): SharedSettings {
   if (!v.out) throw new UsageError('--out DIR is required');
-  if (!(TARGETS as readonly string[]).includes(v.target)) throw new UsageError(`--target: expected one of ${TARGETS.join('|')}, got "${v.target}"`);
+  if (v.target !== undefined && !(TARGETS as readonly string[]).includes(v.target)) throw new UsageError(`--target: expected one of ${TARGETS.join('|')}, got "${v.target}"`);
   const fromEnv = v.backend === undefined ? env('ENGINE_BACKEND') || undefined : undefined;
   const backend = v.backend ?? fromEnv ?? 'auto';
   if (!(E.BACKEND_CHOICES as readonly string[]).includes(backend)) {
@@ -97,7 +99,7 @@ export function sharedSettings(v: SharedFlags): SharedSettings {
   return {
     model: { model: v.model, arch: v.arch, weights: v.weights },
     layers: v.layer ?? [],
-    target: v.target as TargetName,
+    target: (v.target ?? null) as TargetName | null,
     batch: parseIntFlag('batch', v.batch, 1),
     seed: parseIntFlag('seed', v.seed, 0),
     backend: backend as E.BackendChoice,
@@ -105,6 +107,19 @@ export function sharedSettings(v: SharedFlags): SharedSettings {
     out: v.out,
     verbose: v.verbose,
   };
+}
+
+/**
+ * The utility for this architecture: --target as given, or by default `segmentation` for a segmentation
+ * model and `rest` for a classifier. A target of the other kind is bad usage (exit 2), found before any
+ * backend starts.
+ */
+export function targetFor(target: TargetName | null, arch: Pick<Architecture, 'name' | 'task'>): TargetName {
+  const dense = arch.task === 'segmentation';
+  if (target === null) return dense ? 'segmentation' : 'rest';
+  if (isDenseTarget(target) && !dense) throw new UsageError(`--target segmentation: ${arch.name} is a classifier (the segmentation target needs a per-pixel class map)`);
+  if (!isDenseTarget(target) && dense) throw new UsageError(`--target ${target}: ${arch.name} is a segmentation model; explain it with --target segmentation`);
+  return target;
 }
 
 /** Method names from repeatable, comma-separated flag values, checked and without repeats. */

@@ -9,6 +9,7 @@ import type { Explanation } from '../algorithm/explain.ts';
 import { writePng } from '../rendering/codec.ts';
 import type { RgbImage } from '../rendering/image.ts';
 import { comparisonSheet } from '../rendering/sheet.ts';
+import { outlineMask } from '../rendering/mask-outline.ts';
 
 export interface ExplainRun {
   explanations: Explanation[];
@@ -27,6 +28,12 @@ function concatFloat(parts: Float64Array[]): Float64Array {
     out.set(p, o);
     o += p.length;
   }
+  return out;
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
   return out;
 }
 
@@ -60,7 +67,11 @@ export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise
   written.push('maps.safetensors');
 
   const C = run.explanations[0].numClasses;
-  const terms: Record<string, TensorToWrite> = { logits: f32([B, C], concatFloat(run.explanations.map((e) => e.logits))) };
+  const outputShape = [B, ...run.explanations[0].outputShape.slice(1)];
+  const terms: Record<string, TensorToWrite> = { logits: f32(outputShape, concatFloat(run.explanations.map((e) => e.logits))) };
+  // Segmentation: the constant mask of each image's class (argmax of the model's own output == class).
+  const masks = run.explanations.flatMap((e) => e.masks ?? []);
+  if (masks.length === B) terms.mask = { dtype: 'U8', shape: [B, H, W], data: concatBytes(masks) };
   run.layers.forEach((layer, li) => {
     const shape = run.explanations[0].layers[li].shape;
     const full = [B, ...shape.slice(1)];
@@ -84,7 +95,8 @@ export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise
       written.push(name);
       cells.push({ image: overlay });
     }
-    rows.push({ image: run.pictures[i], label: `${run.labels[c] ?? c} ${e.probabilities[b].toFixed(2)}`, cells });
+    const picture = e.masks ? outlineMask(run.pictures[i], e.masks[b]) : run.pictures[i];
+    rows.push({ image: picture, label: `${run.labels[c] ?? c} ${e.probabilities[b].toFixed(2)}`, cells });
   }
   await writePng(join(dir, 'sheet.png'), comparisonSheet(rows, ['input', ...run.methods]));
   written.push('sheet.png');
@@ -98,16 +110,15 @@ export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise
       hvp_structurally_zero: run.explanations.every((e) => e.layers[li].hvpStructurallyZero),
     })),
     images: perImage.map(({ e, b, c }, i) => {
+      const classOf = (k: number) => ({ index: k, name: run.labels[k] ?? String(k) });
+      const base = { index: i, source: run.sources[i] };
+      if (e.masks) {
+        // Segmentation: the class explained, its mean probability over its mask, and the mask's size.
+        const maskPixels = e.masks[b].reduce((n, v) => n + v, 0);
+        return { ...base, class: classOf(c), mean_probability_in_mask: e.probabilities[b], mask_pixels: maskPixels, utility: e.utilities[b] };
+      }
       const row = Array.from(e.logits.subarray(b * C, (b + 1) * C));
-      const predicted = row.indexOf(Math.max(...row));
-      return {
-        index: i,
-        source: run.sources[i],
-        predicted: { index: predicted, name: run.labels[predicted] ?? String(predicted) },
-        class: { index: c, name: run.labels[c] ?? String(c) },
-        probability: e.probabilities[b],
-        utility: e.utilities[b],
-      };
+      return { ...base, predicted: classOf(row.indexOf(Math.max(...row))), class: classOf(c), probability: e.probabilities[b], utility: e.utilities[b] };
     }),
     methods: Object.fromEntries(run.methods.map((m) => [m, { ms: run.explanations.reduce((a, e) => a + e.methods.get(m)!.ms, 0) }])),
     terms_ms: run.explanations.reduce((a, e) => a + e.layers.reduce((x, l) => x + l.termsMs, 0), 0),

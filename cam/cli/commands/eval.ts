@@ -9,7 +9,8 @@ import { readDataset } from '../../evaluation/dataset.ts';
 import { evaluateImages } from '../../evaluation/pipeline.ts';
 import { summarise, type EvalSettings } from '../../evaluation/report.ts';
 import { UsageError, parseIntFlag } from '../errors.ts';
-import { SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, sharedSettings } from '../flags.ts';
+import { SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, sharedSettings, targetFor } from '../flags.ts';
+import { isDenseTarget } from '../../algorithm/targets.ts';
 import { resolveModel } from '../inputs.ts';
 import { Progress } from '../progress.ts';
 import { openRunFolder } from '../run-folder.ts';
@@ -56,13 +57,16 @@ export async function runEvalCommand(argv: string[], log: (line: string) => void
   const steps = parseIntFlag('steps', v.steps, 2);
   const limit = v.limit === undefined ? Infinity : parseIntFlag('limit', v.limit, 1);
 
-  const { chosen, model, layers } = await openModel(shared, await resolveModel(shared.model));
+  const source = await resolveModel(shared.model);
+  const target = targetFor(shared.target, source.arch);
+  if (isDenseTarget(target)) throw new UsageError(`${shared.target ? '--target segmentation' : `--arch ${source.arch.name}`}: eval measures classifiers (its metrics score the predicted class's probability)`);
+  const { chosen, model, layers } = await openModel(shared, source);
   const dataset = await readDataset(v.data, model.labels, model.numClasses);
   const items = dataset.items.slice(0, Math.min(limit, dataset.items.length));
   const settings: EvalSettings = {
     model: shared.model.arch ? `${shared.model.arch}:${resolve(shared.model.weights!)}` : (shared.model.model ?? 'resnet20_cifar10'),
     methods,
-    target: shared.target,
+    target,
     layers,
     data: dataset.root,
     seed: shared.seed,

@@ -5,16 +5,18 @@ import * as E from '../../../engine/index.ts';
 import { explain, type Explanation } from '../../algorithm/explain.ts';
 import { METHOD_NAMES } from '../../algorithm/methods/index.ts';
 import { UsageError, parseIntFlag } from '../errors.ts';
-import { SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, sharedSettings, wordsAfter } from '../flags.ts';
-import { loadInputs, resolveModel } from '../inputs.ts';
+import { SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, sharedSettings, targetFor, wordsAfter } from '../flags.ts';
+import { inputsForModel, loadInputs, resolveModel } from '../inputs.ts';
 import { writeExplainOutputs } from '../outputs.ts';
 import { activationLayout } from '../../../models/registry.ts';
 
 export const EXPLAIN_USAGE = `usage: cam/cli.ts explain [--model NAME | --arch NAME --weights FILE.safetensors]
                         (--image FILE… | --input FILE.safetensors) [--layer PATH]…
-                        [--method NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--class N]
+                        [--method NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax|segmentation] [--class N]
                         [--backend auto|cpu|webgpu] [--batch N] [--seed N] [--max-pixels N] --out DIR [--verbose]
 methods: ${METHOD_NAMES.join(' ')}
+  --target    default rest for a classifier, segmentation for a segmentation model (the sum of class N's
+              output over the pixels the model predicts as N; default N: its most frequent class but 0)
 ${SHARED_USAGE}`;
 
 export async function runExplainCommand(argv: string[], log: (line: string) => void): Promise<number> {
@@ -41,10 +43,12 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
   const methods = parseMethods(v.method ?? [], ['shapleycam'], '--method');
   const cls = v.class === undefined ? undefined : parseIntFlag('class', v.class, 0);
   const source = await resolveModel(shared.model);
-  const batch = await loadInputs(source.arch.preprocessing, images, v.input, shared.maxPixels);
+  const target = targetFor(shared.target, source.arch);
+  const loaded = await loadInputs(source.arch.preprocessing, images, v.input, shared.maxPixels);
 
   const { chosen, model, layers } = await openModel(shared, source);
   if (cls !== undefined && cls >= model.numClasses) throw new UsageError(`--class: ${cls} is outside 0…${model.numClasses - 1} for this model`);
+  const batch = inputsForModel(loaded, model.inChannels, model.arch.preprocessing, v.input);
   backendLines(chosen, shared.verbose).forEach(log);
   const input = E.tensor(batch.data, batch.shape);
   const B = batch.shape[0];
@@ -59,7 +63,7 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
         input: chunk,
         layers,
         methods,
-        target: shared.target,
+        target,
         classes: cls === undefined ? undefined : new Array(end - start).fill(cls),
         layout: (layer) => activationLayout(model.arch, layer),
         seed: shared.seed + start,
@@ -79,7 +83,7 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
       model: shared.model.model ?? (shared.model.arch ? undefined : 'resnet20_cifar10'),
       arch: model.arch.name,
       weights: shared.model.weights,
-      target: shared.target,
+      target,
       backend: chosen.backend.name,
       backend_choice: chosen.choice,
       ...(chosen.reason === null ? {} : { backend_reason: chosen.reason }),
