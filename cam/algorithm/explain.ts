@@ -154,7 +154,10 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
           // Replay from the layer for image b alone; the memoised prefix broadcasts over the batch of a.
           const { xb, capture: single } = captureImage(b);
           const rows = new Array(a.shape[0]);
-          const u = E.tidy(() => target.rowUtility(forwardFrom(module, xb, single, toNative(a, single.activation)), rows.fill(classes[b]), [...rows].fill(b)));
+          // The input as many times as there are activations: architectures that read the batch size off
+          // their input (a ViT's class-token head) then see the replayed batch's.
+          const xs = E.broadcastTo(xb, [a.shape[0], ...xb.shape.slice(1)]);
+          const u = E.tidy(() => target.rowUtility(forwardFrom(module, xs, single, toNative(a, single.activation)), rows.fill(classes[b]), [...rows].fill(b)));
           const v = await u.values();
           u.dispose();
           return v;

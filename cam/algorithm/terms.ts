@@ -7,7 +7,7 @@
 
 import * as E from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
-import { ForwardReplay, withForwardHooks, type Module } from '../../models/module.ts';
+import { ForwardReplay, ModelError, withForwardHooks, type Module } from '../../models/module.ts';
 import type { ActivationLayout } from '../../models/registry.ts';
 import type { HeadTarget } from './targets.ts';
 
@@ -60,12 +60,12 @@ export function headUtility(module: Module, input: Tensor, capture: ForwardCaptu
 
 /**
  * The layer's output brought to (B, K, h, w) by its layout (a token sequence loses its class token and
- * becomes the patch grid), or a clear error when it has no such layout.
+ * becomes the patch grid), or a clear error (bad input: the layer was named by the user) when it has none.
  */
 export function toCamLayout(capture: ForwardCapture, layout: ActivationLayout, t: Tensor): Tensor {
   const A = capture.activation;
   if (layout.kind === 'NCHW' && A.rank !== 4) {
-    throw new Error(`layer "${capture.replay.targetPath}" gives a rank-${A.rank} output ${JSON.stringify(A.shape)}; CAM needs (B, K, h, w), NHWC or a token sequence the architecture declares`);
+    throw new ModelError(`layer "${capture.replay.targetPath}" gives a rank-${A.rank} output ${JSON.stringify(A.shape)}; CAM needs (B, K, h, w), NHWC or a token sequence the architecture declares`);
   }
   return layout.toNCHW(t);
 }
