@@ -12,6 +12,7 @@ import type { Architecture } from '../../models/registry.ts';
 import { METHOD_NAMES } from '../algorithm/methods/index.ts';
 import { TARGETS, isDenseTarget, type TargetName } from '../algorithm/targets.ts';
 import { DEFAULT_MAX_PIXELS } from '../rendering/codec.ts';
+import { EXTRA_METRICS, type ExtraMetric } from '../evaluation/report.ts';
 import { InputError, UsageError, parseIntFlag } from './errors.ts';
 import type { ModelFlags, ModelSource } from './inputs.ts';
 
@@ -127,6 +128,13 @@ export function parseMethods(values: readonly string[], fallback: readonly strin
   const list = values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
   for (const m of list) if (!METHOD_NAMES.includes(m)) throw new UsageError(`${flag}: unknown method "${m}"; choose from ${METHOD_NAMES.join(' ')}`);
   return list.length ? [...new Set(list)] : [...fallback];
+}
+
+/** eval's --metrics: the extra metric families, checked, without repeats, in their canonical order. */
+export function parseMetrics(values: readonly string[]): ExtraMetric[] {
+  const list = values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+  for (const m of list) if (!(EXTRA_METRICS as readonly string[]).includes(m)) throw new UsageError(`--metrics: unknown metric family "${m}"; choose from ${EXTRA_METRICS.join(' ')}`);
+  return EXTRA_METRICS.filter((m) => list.includes(m));
 }
 
 export interface OpenedModel {
