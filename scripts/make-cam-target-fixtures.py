@@ -24,27 +24,22 @@ Run with Debian's PyTorch 1.13 / torchvision 0.14 and an export of upstream pyto
 """
 
 import argparse
-import importlib.util
 import json
 import os
+import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, '..', 'test', 'fixtures')
 
-
-def load_script(name, file):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, file))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/
+sys.path.insert(0, HERE)
+import upstream_gradcam  # noqa: E402
+from upstream_gradcam import load_script  # noqa: E402
 
 model_fixtures = load_script('model_fixtures', 'make-model-fixtures.py')
-upstream_gradcam = load_script('upstream_gradcam', 'upstream_gradcam.py')
 read_safetensors = model_fixtures.read_safetensors
 write_safetensors = model_fixtures.write_safetensors
 VERSIONS = model_fixtures.VERSIONS

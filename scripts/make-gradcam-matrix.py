@@ -38,29 +38,25 @@ Run with Debian's PyTorch 1.13 / torchvision 0.14 and an export of upstream pyto
 import argparse
 import contextlib
 import hashlib
-import importlib.util
 import itertools
 import json
 import os
+import sys
 
 import numpy as np
 import torch
-import torch.nn as nn
+import torchvision.models.resnet as torchvision_resnet
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, '..', 'test', 'fixtures')
 
-
-def load_script(name, file):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, file))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/
+sys.path.insert(0, HERE)
+import upstream_gradcam  # noqa: E402
+from upstream_gradcam import load_script  # noqa: E402
 
 model_fixtures = load_script('model_fixtures', 'make-model-fixtures.py')
 arch_fixtures = model_fixtures.arch_fixtures
-upstream_gradcam = load_script('upstream_gradcam', 'upstream_gradcam.py')
 
 # Our CLI name → upstream class, for every method upstream has. `layers`: how many target layers it needs
 # at least; `eigen`: whether upstream's class takes eigen_smooth (RefineCAM passes it on as aug_smooth, an
@@ -341,8 +337,6 @@ def main():
     errors = sum('error' in c for c in cases)
     print(f'gradcam_matrix: {len(cases)} cases ({errors} refused by upstream), {len(store.tensors)} distinct maps, {size} B')
 
-
-import torchvision.models.resnet as torchvision_resnet  # noqa: E402
 
 if __name__ == '__main__':
     main()

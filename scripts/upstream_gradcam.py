@@ -1,5 +1,6 @@
 """Importing upstream pytorch-grad-cam (jacobgil/pytorch-grad-cam) from a local checkout, for the fixture
-generators of scripts/ (never part of the project or of CI; no upstream code is kept in this repository).
+generators of scripts/ (never part of the project or of CI; no upstream code is kept in this repository),
+and loading the other generators of scripts/ (their file names have hyphens) to share their helpers.
 
 The checkout: the commit the shared fixtures were made with, exported to a temporary folder, e.g.
     git -C <mirror of jacobgil/pytorch-grad-cam> archive 084273b3f30b54ad0c64cf8020a4337d979a66e0 \
@@ -12,11 +13,21 @@ construction. `install_ttach_stub` puts a module of that name in place whose tra
 iterated, and refuses to augment: the generators never use aug_smooth, so any use would be a bug.
 """
 
+import importlib.util
 import os
 import sys
 import types
 
 UPSTREAM_COMMIT = '084273b3f30b54ad0c64cf8020a4337d979a66e0'
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def load_script(name, file):
+    """Loads scripts/<file> as a module called `name`."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(HERE, file))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def install_ttach_stub():

@@ -49,28 +49,34 @@ export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const n = a.length;
   if (b.length !== n) throw new RangeError(`pearson: lengths differ (${n} vs ${b.length})`);
   if (n < 2) return NaN;
+  for (let i = 0; i < n; i++) if (!Number.isFinite(a[i]) || !Number.isFinite(b[i])) return NaN;
+  const { ab, aa, bb } = centredProducts(a, b);
+  if (aa === 0 || bb === 0) return NaN;
+  return Math.max(-1, Math.min(1, ab / Math.sqrt(aa * bb)));
+}
+
+/** Σ(a − ā)(b − b̄), Σ(a − ā)² and Σ(b − b̄)², two-pass in float64. */
+function centredProducts(a: ArrayLike<number>, b: ArrayLike<number>): { ab: number; aa: number; bb: number } {
+  const n = a.length;
   let ma = 0;
   let mb = 0;
   for (let i = 0; i < n; i++) {
-    if (!Number.isFinite(a[i]) || !Number.isFinite(b[i])) return NaN;
     ma += a[i];
     mb += b[i];
   }
   ma /= n;
   mb /= n;
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
   for (let i = 0; i < n; i++) {
     const da = a[i] - ma;
     const db = b[i] - mb;
-    sab += da * db;
-    saa += da * da;
-    sbb += db * db;
+    ab += da * db;
+    aa += da * da;
+    bb += db * db;
   }
-  if (saa === 0 || sbb === 0) return NaN;
-  const r = sab / Math.sqrt(saa * sbb);
-  return Math.max(-1, Math.min(1, r));
+  return { ab, aa, bb };
 }
 
 /** Coherency: (Pearson(m, m') + 1)/2, or 0 when the correlation is undefined. */
@@ -217,25 +223,8 @@ export function dropInConfidence(Y: number, O: number): number {
 export function coherencyUpstream(map: ArrayLike<number>, recomputed: ArrayLike<number>): number {
   const n = map.length;
   if (recomputed.length !== n) throw new RangeError(`coherency: lengths differ (${n} vs ${recomputed.length})`);
-  let ma = 0;
-  let mb = 0;
-  for (let i = 0; i < n; i++) {
-    ma += recomputed[i];
-    mb += map[i];
-  }
-  ma /= n;
-  mb /= n;
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < n; i++) {
-    const da = recomputed[i] - ma;
-    const db = map[i] - mb;
-    sab += da * db;
-    saa += da * da;
-    sbb += db * db;
-  }
-  const rho = sab / (n - 1) / (Math.sqrt(saa / (n - 1)) * Math.sqrt(sbb / (n - 1)) + 1e-8);
+  const { ab, aa, bb } = centredProducts(recomputed, map);
+  const rho = ab / (n - 1) / (Math.sqrt(aa / (n - 1)) * Math.sqrt(bb / (n - 1)) + 1e-8);
   return (rho + 1) / 2;
 }
 
