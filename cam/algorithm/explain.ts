@@ -153,11 +153,12 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
         scoreWithActivations: async (b, a) => {
           // Replay from the layer for image b alone; the memoised prefix broadcasts over the batch of a.
           const { xb, capture: single } = captureImage(b);
-          const rows = new Array(a.shape[0]);
+          const M = a.shape[0];
           // The input as many times as there are activations: architectures that read the batch size off
           // their input (a ViT's class-token head) then see the replayed batch's.
-          const xs = E.broadcastTo(xb, [a.shape[0], ...xb.shape.slice(1)]);
-          const u = E.tidy(() => target.rowUtility(forwardFrom(module, xs, single, toNative(a, single.activation)), rows.fill(classes[b]), [...rows].fill(b)));
+          const xs = E.broadcastTo(xb, [M, ...xb.shape.slice(1)]);
+          const output = () => forwardFrom(module, xs, single, toNative(a, single.activation));
+          const u = E.tidy(() => target.rowUtility(output(), new Array(M).fill(classes[b]), new Array(M).fill(b)));
           const v = await u.values();
           u.dispose();
           return v;

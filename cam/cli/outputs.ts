@@ -33,7 +33,11 @@ function concatFloat(parts: Float64Array[]): Float64Array {
 
 function concatBytes(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  parts.reduce((o, p) => (out.set(p, o), o + p.length), 0);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 

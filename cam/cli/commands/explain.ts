@@ -48,6 +48,7 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
 
   const { chosen, model, layers } = await openModel(shared, source);
   if (cls !== undefined && cls >= model.numClasses) throw new UsageError(`--class: ${cls} is outside 0…${model.numClasses - 1} for this model`);
+  // The model's input channels come from its weights: this check waits for them.
   const batch = inputsForModel(loaded, model.inChannels, model.arch.preprocessing, v.input);
   backendLines(chosen, shared.verbose).forEach(log);
   const input = E.tensor(batch.data, batch.shape);
