@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
 import { explain, type Explanation } from '../cam/algorithm/explain.ts';
 import { captureForward, layerTerms } from '../cam/algorithm/terms.ts';
+import { classifierTarget } from '../cam/algorithm/targets.ts';
 import { loadZooModel } from '../models/zoo.ts';
 import { absErr, fixture, relErr } from './helpers/fixtures.ts';
 import { describeWebGpu, webgpuBackend } from './helpers/webgpu.ts';
@@ -40,7 +41,7 @@ describeWebGpu('CAM on WebGPU (ResNet-20, fixture case 1)', () => {
       for (const t of ['ReST', 'logit', 'softmax']) {
         const capture = captureForward(model, x, layer);
         expect(relErr(await capture.logits.values(), f.float64('logits64'))).toBeLessThan(1e-4);
-        const terms = layerTerms(model, x, capture, T[t], classes, true);
+        const terms = layerTerms(model, x, capture, classifierTarget(T[t], classes), true);
         // Suggested float32 tolerances of the fixture README: A rtol 1e-4; G and H·A rtol 2e-4.
         expect(relErr(await terms.A.values(), f.float64(`A/${layer}`)), `A ${t}`).toBeLessThan(1e-4);
         expect(relErr(await terms.G.values(), f.float64(`G/${t}/${layer}`)), `G ${t}`).toBeLessThan(2e-4);

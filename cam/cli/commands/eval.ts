@@ -9,14 +9,15 @@ import { readDataset } from '../../evaluation/dataset.ts';
 import { evaluateImages } from '../../evaluation/pipeline.ts';
 import { summarise, type EvalSettings } from '../../evaluation/report.ts';
 import { UsageError, parseIntFlag } from '../errors.ts';
-import { SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, sharedSettings } from '../flags.ts';
+import { SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, parseMetrics, sharedSettings, targetFor } from '../flags.ts';
+import { isDenseTarget } from '../../algorithm/targets.ts';
 import { resolveModel } from '../inputs.ts';
 import { Progress } from '../progress.ts';
 import { openRunFolder } from '../run-folder.ts';
 
 export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --weights FILE.safetensors) --data DIR --out DIR
                      [--methods NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--layer PATH]…
-                     [--limit N] [--batch N] [--steps N] [--road] [--seed N] [--resume]
+                     [--limit N] [--batch N] [--steps N] [--road] [--metrics confidence,arcc] [--seed N] [--resume]
                      [--backend auto|cpu|webgpu] [--max-pixels N] [--quiet] [--verbose]
   --data     an ImageFolder tree (a sub-folder per class), or a folder with labels.json (file → class
              index) or index.json ({images: [{file, label}]})
@@ -25,6 +26,9 @@ export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --
              predicted class
   --steps    insertion/deletion curve steps (default 16)
   --road     also compute ROAD (MoRF/LeRF at 20/40/60/80% with the noisy linear imputer)
+  --metrics  also compute pytorch-grad-cam's metric families: confidence (ConfChange, DropInConf,
+             IncreaseInConf) and arcc (ARCC with its Complexity and Coherency; its ROAD uses
+             pytorch-grad-cam's percentile threshold)
   --resume   continue the run recorded in --out (the settings must match)
 ${SHARED_USAGE}
 writes OUT/per_image.jsonl, results.json, results.md, results.csv, metrics.png, insertion.png, deletion.png`;
@@ -41,6 +45,7 @@ export async function runEvalCommand(argv: string[], log: (line: string) => void
         limit: { type: 'string' },
         steps: { type: 'string', default: '16' },
         road: { type: 'boolean', default: false },
+        metrics: { type: 'string', multiple: true },
         resume: { type: 'boolean', default: false },
         quiet: { type: 'boolean', default: false },
       },
@@ -54,20 +59,26 @@ export async function runEvalCommand(argv: string[], log: (line: string) => void
   const shared = sharedSettings(v);
   const methods = parseMethods([...(v.methods ?? []), ...(v.method ?? [])], ['gradcam', 'shapleycam'], '--methods', { saliencyOnly: true, layers: shared.layers });
   const steps = parseIntFlag('steps', v.steps, 2);
+  const extraMetrics = parseMetrics(v.metrics ?? []);
   const limit = v.limit === undefined ? Infinity : parseIntFlag('limit', v.limit, 1);
 
-  const { chosen, model, layers } = await openModel(shared, await resolveModel(shared.model));
+  const source = await resolveModel(shared.model);
+  const target = targetFor(shared.target, source.arch);
+  if (isDenseTarget(target)) throw new UsageError(`${shared.target ? '--target segmentation' : `--arch ${source.arch.name}`}: eval measures classifiers (its metrics score the predicted class's probability)`);
+  const { chosen, model, layers } = await openModel(shared, source);
   const dataset = await readDataset(v.data, model.labels, model.numClasses);
   const items = dataset.items.slice(0, Math.min(limit, dataset.items.length));
   const settings: EvalSettings = {
     model: shared.model.arch ? `${shared.model.arch}:${resolve(shared.model.weights!)}` : (shared.model.model ?? 'resnet20_cifar10'),
     methods,
-    target: shared.target,
+    target,
     layers,
     data: dataset.root,
     seed: shared.seed,
     steps,
     road: v.road,
+    // Recorded only when asked, so the settings of runs without extras stay as they were (--resume).
+    ...(extraMetrics.length ? { metrics: extraMetrics } : {}),
   };
   const folder = openRunFolder(shared.out, settings, v.resume, log);
 
@@ -75,7 +86,7 @@ export async function runEvalCommand(argv: string[], log: (line: string) => void
   const skipped = items.length - pending.length;
   if (v.resume) log(`resume: ${skipped} of ${items.length} images already done`);
   backendLines(chosen, shared.verbose).forEach(log);
-  log(`eval: ${items.length} images (${dataset.layout}) × ${methods.length} method(s) on ${chosen.backend.describe()}${settings.road ? ', with ROAD' : ''}`);
+  log(`eval: ${items.length} images (${dataset.layout}) × ${methods.length} method(s) on ${chosen.backend.describe()}${settings.road ? ', with ROAD' : ''}${extraMetrics.length ? `, with ${extraMetrics.join(' and ')} metrics` : ''}`);
   const progress = new Progress(items.length, skipped, !v.quiet);
   try {
     await evaluateImages(pending, {
