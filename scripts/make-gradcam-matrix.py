@@ -20,9 +20,12 @@ upstream raised. Targets are upstream's: ClassifierOutputTarget (the raw logit),
 Conditioning. At 2×1 target layers a per-layer map has two values, so min-max normalisation makes it a ramp
 up, a ramp down or zero, and the mean of two layers' ramps can be constant: the final min-max then divides
 float32 rounding (~6e-8) by 1e-7 and upstream's map is noise (as two nearly equal raw values are in a
-per-layer normalisation). For every stored map the generator records, per image, the smallest relative range
-(max − min)/max|·| that any of upstream's normalisations (scale_cam_image) saw: `conditioning`. The test
-compares values only where it is ≥ 1e-3, and checks the rest for the properties alone.
+per-layer normalisation). Projections have the same weakness where the top two eigenvalues they solve for
+(nearly) coincide: the first principal direction is then (nearly) arbitrary. For every stored map the
+generator records, per image, the smallest relative range (max − min)/max|·| that any of upstream's
+normalisations saw (scale_cam_image; FullGrad's per-channel ones) and the smallest relative eigengap
+(λ₁ − λ₂)/λ₁ of any projection: `conditioning`. The test compares values only where it is ≥ 1e-3, and
+checks the rest for the properties alone.
 
 Layer order. Upstream's ActivationsAndGradients collects activations and gradients in the order the layers
 run, while AblationCAM hooks and replaces target_layers[i]: with layers given out of forward order (the test's
@@ -88,6 +91,28 @@ METHODS = [
 # Methods whose map is a first-principal-component projection of unspecified sign, and the function of
 # upstream's that computes it (patched to flip signs per call).
 PROJECTIONS = {'EigenCAM': 'get_2d_projection', 'EigenGradCAM': 'get_2d_projection', 'KPCA_CAM': 'get_2d_projection_kernel'}
+# Upstream's modules that import a projection function by name: each gets the patched one. With eigen_smooth
+# every BaseCAM method projects through the one its own module imported (HiResCAM, GradCAMElementWise and
+# LayerCAM theirs, the others base_cam's, FinerCAM its base's), FullGrad through fullgrad_cam's.
+PROJECTION_MODULES = ['base_cam', 'eigen_cam', 'eigen_grad_cam', 'kpca_cam', 'hirescam', 'grad_cam_elementwise', 'layer_cam', 'fullgrad_cam', 'seg_eigen_cam']
+# Every projection function, and how its spectrum is read for the conditioning (see Conditioning).
+PROJECTION_FUNCTIONS = ['get_2d_projection', 'get_2d_projection_kernel', 'get_2d_projection_with_sign_correction']
+
+
+def projection_function(upstream, kind, eigen):
+    """The projection function whose sign a case's map depends on, if any. SegEigenCAM fixes its own sign
+    (and ignores eigen_smooth); RefineCAM and the guided methods have no eigen_smooth cases."""
+    if upstream in PROJECTIONS:
+        return PROJECTIONS[upstream]
+    if eigen and kind in ('cam', 'finer') and upstream != 'SegEigenCAM':
+        return 'get_2d_projection'
+    return None
+
+
+def projection_calls(upstream, layers):
+    """How many projections one run makes: one per target layer; FullGrad projects its combined maps once."""
+    return 1 if upstream == 'FullGrad' else len(layers)
+
 
 INPUTS = [('2x3x32x32', 2, 32, 32), ('1x3x40x32', 1, 32, 40)]  # (key, batch, width, height) as upstream's test
 CLASSES = [None, 100]
@@ -123,38 +148,102 @@ def read_input(both_png, batch, width, height, pgc_image):
     return pgc_image.preprocess_image(img).repeat(batch, 1, 1, 1)
 
 
+def relative_range(img):
+    """(max − min)/max|·| of a map; 1 for an all-zero or one-pixel map (both normalise to exactly 0)."""
+    hi, lo = float(np.max(img)), float(np.min(img))
+    scale = max(abs(hi), abs(lo))
+    return (hi - lo) / scale if scale > 0 and np.size(img) > 1 else 1.0
+
+
+def centred_rows(activations):
+    """(K, h, w) → the (h·w, K) matrix upstream's projections decompose, NaN as 0, columns centred (float64)."""
+    rows = np.nan_to_num(np.asarray(activations, dtype=np.float64)).reshape(activations.shape[0], -1).T
+    return rows - rows.mean(axis=0)
+
+
+def eigengap(function, activations, args, kwargs):
+    """The relative gap (λ₁ − λ₂)/λ₁ between the top two eigenvalues of what a projection diagonalises (the
+    centred rows' singular values, or the double-centred kernel matrix of KernelPCA with upstream's default
+    γ = 1/K); 1 when the top one is 0 (the projection is exactly 0) or alone."""
+    X = centred_rows(activations)
+    if function == 'get_2d_projection_kernel':
+        from sklearn.metrics.pairwise import pairwise_kernels
+        kernel = args[0] if args else kwargs.get('kernel', 'sigmoid')
+        gamma = (args[1] if len(args) > 1 else kwargs.get('gamma')) or 1.0 / X.shape[1]
+        K = pairwise_kernels(X, metric=kernel, gamma=gamma) if kernel in ('sigmoid', 'rbf', 'poly', 'laplacian', 'chi2') else pairwise_kernels(X, metric=kernel)
+        centre = np.eye(len(K)) - 1.0 / len(K)
+        values = np.sort(np.linalg.eigvalsh(centre @ K @ centre))[::-1]
+    else:
+        values = np.linalg.svd(X, compute_uv=False)
+    if len(values) < 2 or values[0] <= 0:
+        return 1.0
+    return float((values[0] - max(values[1], 0.0)) / values[0])
+
+
 class Conditioning:
     """Wraps upstream's scale_cam_image wherever it is imported, recording per image the relative range of
-    every map it normalises (all-zero and one-pixel maps count as well conditioned: they give exactly zero)."""
+    every map it normalises (all-zero and one-pixel maps count as well conditioned: they give exactly zero),
+    and FullGrad's scale_accross_batch_and_channels, which normalises each channel map of each image. There
+    an exactly constant channel map is common (a bias gradient broadcast from a global pool is the same at
+    every position) and normalises to exactly 0 in any arithmetic, so only a non-zero range counts; a
+    near-constant one (with eigen_smooth, a sum of normalised maps that nearly cancel) is float32 noise that
+    the normalisation blows up to [0, 1].
+    Projections (PROJECTION_FUNCTIONS, wherever imported) record per image the relative gap between the top
+    two eigenvalues they solve for: where it is small the first principal direction is barely defined (two
+    equal eigenvalues leave it arbitrary within their plane), and float32 rounding or the solver decides it."""
 
-    def __init__(self, modules):
+    def __init__(self, modules, channel_modules, projection_modules):
         self.modules = [m for m in modules if hasattr(m, 'scale_cam_image')]
         self.original = self.modules[0].scale_cam_image
+        self.channel_modules = channel_modules
+        self.original_channels = channel_modules[0].scale_accross_batch_and_channels
+        self.projections = {f: [m for m in projection_modules if hasattr(m, f)] for f in PROJECTION_FUNCTIONS}
+        self.original_projections = {f: getattr(ms[0], f) for f, ms in self.projections.items() if ms}
         self.per_image = None
 
-    def scale_cam_image(self, cam, target_size=None):
-        ranges = []
-        for img in cam:
-            hi, lo = float(np.max(img)), float(np.min(img))
-            scale = max(abs(hi), abs(lo))
-            # A one-pixel map (1×1 layer) normalises to exactly 0 in any arithmetic: well conditioned.
-            ranges.append((hi - lo) / scale if scale > 0 and np.size(img) > 1 else 1.0)
+    def record(self, ranges):
         if self.per_image is None or len(self.per_image) != len(ranges):
             self.per_image = ranges
         else:
             self.per_image = [min(a, b) for a, b in zip(self.per_image, ranges)]
+
+    def scale_cam_image(self, cam, target_size=None):
+        self.record([relative_range(img) for img in cam])
         return self.original(cam, target_size)
+
+    def scale_accross_batch_and_channels(self, tensor, target_size):
+        self.record([min([r for r in map(relative_range, maps) if r > 0], default=1.0) for maps in tensor])
+        return self.original_channels(tensor, target_size)
+
+    def projection(self, function):
+        original = self.original_projections[function]
+
+        def recorded(activation_batch, *args, **kwargs):
+            self.record([eigengap(function, a, args, kwargs) for a in activation_batch])
+            return original(activation_batch, *args, **kwargs)
+        return recorded
 
     @contextlib.contextmanager
     def recording(self):
         self.per_image = None
         for m in self.modules:
             m.scale_cam_image = self.scale_cam_image
+        for m in self.channel_modules:
+            m.scale_accross_batch_and_channels = self.scale_accross_batch_and_channels
+        for f, ms in self.projections.items():
+            recorded = self.projection(f) if ms else None
+            for m in ms:
+                setattr(m, f, recorded)
         try:
             yield self
         finally:
             for m in self.modules:
                 m.scale_cam_image = self.original
+            for m in self.channel_modules:
+                m.scale_accross_batch_and_channels = self.original_channels
+            for f, ms in self.projections.items():
+                for m in ms:
+                    setattr(m, f, self.original_projections[f])
 
 
 @contextlib.contextmanager
@@ -251,16 +340,14 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     pgc = upstream_gradcam.import_upstream(args.upstream)
+    import importlib
     import pytorch_grad_cam.base_cam as base_cam
-    import pytorch_grad_cam.eigen_cam as eigen_cam
-    import pytorch_grad_cam.eigen_grad_cam as eigen_grad_cam
-    import pytorch_grad_cam.kpca_cam as kpca_cam
     import pytorch_grad_cam.utils.image as pgc_image
     import pytorch_grad_cam.refine_cam as refine_cam
     import pytorch_grad_cam.fullgrad_cam as fullgrad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    projection_modules = [base_cam, eigen_cam, eigen_grad_cam, kpca_cam]
-    conditioning = Conditioning([base_cam, refine_cam, fullgrad_cam])
+    projection_modules = [importlib.import_module(f'pytorch_grad_cam.{m}') for m in PROJECTION_MODULES]
+    conditioning = Conditioning([base_cam, refine_cam, fullgrad_cam], [fullgrad_cam], projection_modules)
 
     models = make_models()
     store = Store()
@@ -300,7 +387,7 @@ def main():
                         result['conditioning'] = conditioning.per_image
                     return result
 
-                function = PROJECTIONS.get(upstream) or ('get_2d_projection' if eigen and kind == 'cam' and upstream not in ('SegEigenCAM', 'FullGrad') else None)
+                function = projection_function(upstream, kind, eigen)
                 try:
                     case['map'] = run()
                     if run_layers != layers:
@@ -311,7 +398,8 @@ def main():
                     cases.append(case)
                     continue
                 if function:
-                    case['sign_alternatives'] = [run(signs) for signs in itertools.product([1, -1], repeat=len(layers)) if any(s == -1 for s in signs)]
+                    signs = itertools.product([1, -1], repeat=projection_calls(upstream, layers))
+                    case['sign_alternatives'] = [run(s) for s in signs if any(x == -1 for x in s)]
                 cases.append(case)
             print(f'{name} {key}: done')
     size = arch_fixtures.write_safetensors(os.path.join(OUT, 'gradcam_matrix.safetensors'), tensors | store.tensors)
@@ -329,7 +417,7 @@ def main():
             'models': info,
             'maps': "case.map: {key} of a stored (B,H,W) map ((B,3,H,W) for guided methods) or {zero: true, shape}; "
                     'case.sign_alternatives: the maps the other projection signs give (any sign per layer is accepted); '
-                    'map.conditioning: per image, the smallest relative range (max - min)/max|.| of a map upstream normalised; '
+                    'map.conditioning: per image, the smallest relative range (max - min)/max|.| of a map upstream normalised or relative eigengap of a projection it made; '
                     'case.upstream_layer_order_map: AblationCAM with the layers in the order given (see the generator on layer order)',
             'cases': cases,
         }, f, indent=1)
