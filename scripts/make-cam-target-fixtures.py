@@ -2,8 +2,9 @@
 """Reference fixtures for CAM targets and models: segmentation maps, ViT CAMs, a one-channel model, metrics.
 
 Not a dependency of the project or of CI: it only produces committed files in test/fixtures:
-    seg_lraspp_maps_public.{safetensors,json}  the final maps of gradcam/hirescam/shapleycam/layercam under the
-                                               segmentation target, copied unchanged from the shared public
+    seg_lraspp_maps_public.{safetensors,json}  the final maps of gradcam/hirescam/shapleycam/layercam/
+                                               seg-eigencam under the segmentation target and Seg-Eigen-CAM's
+                                               sign margins, copied unchanged from the shared public
                                                segmentation fixture (its inputs, mask and terms are in
                                                seg_lraspp_public.*, made by scripts/make-model-fixtures.py)
     family_metrics_public.{safetensors,json}   the confidence, Complexity/Coherency, ROAD and ARCC metrics of
@@ -69,11 +70,14 @@ def copy_subset(src, names, out_name, description, extra=None):
 
 def make_seg_maps(shared):
     src = os.path.join(shared, 'segmentation', 'segmentation_lraspp_mobilenet_v3_large_public')
-    names = [f'cam/{m}/seg/{layer}' for layer in ('backbone.16', 'backbone.12') for m in ('GradCAM', 'HiResCAM', 'ShapleyCAM_mean', 'LayerCAM')]
+    layers = ('backbone.16', 'backbone.12')
+    names = [f'cam/{m}/seg/{layer}' for layer in layers for m in ('GradCAM', 'HiResCAM', 'ShapleyCAM_mean', 'LayerCAM', 'SegEigenCAM')]
+    names += [f'segeigen_sign_margin/{layer}' for layer in layers]
     copy_subset(src, names, 'seg_lraspp_maps_public',
-                'final maps (B, H, W) of upstream GradCAM, HiResCAM, ShapleyCAM (key ShapleyCAM_mean) and LayerCAM under '
-                'SemanticSegmentationTarget(category 19, mask) at backbone.16 and backbone.12, float32 model; the input, '
-                'mask and terms are in seg_lraspp_public.*')
+                'final maps (B, H, W) of upstream GradCAM, HiResCAM, ShapleyCAM (key ShapleyCAM_mean), LayerCAM and SegEigenCAM '
+                'under SemanticSegmentationTarget(category 19, mask) at backbone.16 and backbone.12, float32 model, and '
+                "SegEigenCAM's sign margins (|max p| - |min p|)/max(|max p|, |min p|) per image (its sign rule is decided "
+                'far from a tie where they are large); the input, mask and terms are in seg_lraspp_public.*')
 
 
 def make_metrics(shared):
