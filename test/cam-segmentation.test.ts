@@ -8,18 +8,22 @@
 // other sign's map is ~1 away.
 // Fixtures: seg_lraspp_public.* (input, mask, terms; scripts/make-model-fixtures.py) and
 // seg_lraspp_maps_public.* (the maps; scripts/make-cam-target-fixtures.py), both copied from
-// shared/fixtures/segmentation.
+// shared/fixtures/segmentation. The family's other methods under the same target, on image 0, against
+// seg_lraspp_family.* (upstream's classes run by scripts/make-cam-target-fixtures.py; where upstream cannot
+// take a dense output or keeps a mirrored input's mask unmirrored, its building blocks on the target this
+// project defines — the fixture's JSON says which), with the family fixture README's bounds.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FIXTURES, absErr, fixture } from './helpers/fixtures.ts';
+import { FIXTURES, absErr, fixture, relErr } from './helpers/fixtures.ts';
 import { readJson, readOutput, relL2, runCli, tmp, writeInput } from './helpers/cli-run.ts';
 import { describeWebGpu } from './helpers/webgpu.ts';
 import { outlineMask } from '../cam/rendering/mask-outline.ts';
 
 const ref = fixture('seg_lraspp_public').file;
 const maps = fixture('seg_lraspp_maps_public').file;
+const family = fixture('seg_lraspp_family').file;
 const WEIGHTS = join(FIXTURES, 'seg_lraspp_public.weights.safetensors');
 const CATEGORY = Number(ref.int('category')[0]);
 const METHODS: [string, string][] = [['gradcam', 'GradCAM'], ['hirescam', 'HiResCAM'], ['shapleycam', 'ShapleyCAM_mean'], ['seg-eigencam', 'SegEigenCAM'], ['layercam', 'LayerCAM']];
@@ -108,6 +112,52 @@ describe('explain --target segmentation against the public LR-ASPP fixture (CPU)
     expect(summary.target).toBe('segmentation');
     expect(summary.images.map((i: any) => i.class.index)).toEqual([CATEGORY, CATEGORY]);
     expect(absErr(readOutput(out, 'maps.safetensors').float32('cam/gradcam'), maps.float32('cam/GradCAM/seg/backbone.16'))).toBeLessThan(1e-4);
+  });
+});
+
+describe('the family methods under the segmentation target (image 0, CPU) against upstream', () => {
+  /** Runs explain on image 0 with --class 19 and the given flags; returns maps.safetensors and the summary. */
+  async function explainImage0(args: string[]) {
+    const dir = tmp();
+    const out = join(dir, 'out');
+    const input = writeInput(dir, ref.float32('input').subarray(0, 3 * H * W), [1, 3, H, W]);
+    const r = await runCli(['explain', '--arch', 'lraspp_mobilenet_v3_large', '--weights', WEIGHTS, '--input', input, '--class', String(CATEGORY), ...args, '--backend', 'cpu', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    return { maps: readOutput(out, 'maps.safetensors'), summary: readJson(out, 'summary.json') };
+  }
+  const want = (key: string) => family.float32(key);
+
+  it('backbone.16: FullGrad, KPCA-CAM, FEM, guided backpropagation of the target and Guided Grad-CAM', async () => {
+    const { maps: got, summary } = await explainImage0(['--layer', 'backbone.16', '--method', 'fullgrad,kpca-cam,fem,guided-backprop,guided-gradcam']);
+    expect(summary.target).toBe('segmentation');
+    expect(absErr(got.float32('cam/fullgrad'), want('cam/FullGrad'))).toBeLessThan(2e-3);
+    expect(absErr(got.float32('cam/kpca-cam'), want('cam/KPCA_CAM/backbone.16'))).toBeLessThan(1e-3);
+    expect(absErr(got.float32('cam/fem'), want('cam/FEM/backbone.16'))).toBeLessThan(1e-4);
+    expect(got.entry('cam/guided-backprop').shape).toEqual([1, 3, H, W]);
+    expect(relErr(got.float32('cam/guided-backprop'), want('guided/GuidedBackprop'))).toBeLessThan(5e-3);
+    expect(relErr(got.float32('cam/guided-gradcam'), want('cam/GuidedGradCAM/backbone.16'))).toBeLessThan(1e-3);
+  });
+
+  it('Refine-CAM over backbone.12 and backbone.16 (Grad-CAM++ base)', async () => {
+    const { maps: got } = await explainImage0(['--layer', 'backbone.12', '--layer', 'backbone.16', '--method', 'refine-cam']);
+    expect(absErr(got.float32('cam/refine-cam'), want('cam/RefineCAM/backbone.12+backbone.16'))).toBeLessThan(2e-3);
+  });
+
+  it('GradCAM with --eigen-smooth (either projection sign) and with --aug-smooth (a mirrored input scored on the mirrored mask)', async () => {
+    const eigen = (await explainImage0(['--layer', 'backbone.16', '--method', 'gradcam', '--eigen-smooth'])).maps.float32('cam/gradcam');
+    const key = 'cam/GradCAM/backbone.16/eigen_smooth';
+    expect(Math.min(absErr(eigen, want(key)), absErr(eigen, want(`${key}/flipped`)))).toBeLessThan(1e-4);
+    const aug = (await explainImage0(['--layer', 'backbone.16', '--method', 'gradcam', '--aug-smooth'])).maps.float32('cam/gradcam');
+    expect(absErr(aug, want('cam/GradCAM/backbone.16/aug_smooth_mirrored_mask'))).toBeLessThan(1e-4);
+  });
+
+  it('finer-cam, which compares class logits, is refused for the segmentation target: one line, exit 2, nothing written', async () => {
+    const dir = tmp();
+    const out = join(dir, 'out');
+    const r = await runCli(['explain', '--arch', 'lraspp_mobilenet_v3_large', '--weights', WEIGHTS, '--input', inputFile(dir), '--method', 'finer-cam', '--backend', 'cpu', '--out', out]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')[0]).toMatch(/^error: --method finer-cam: it compares a classifier's class logits, which the segmentation target does not have/);
+    expect(existsSync(out)).toBe(false);
   });
 });
 

@@ -4,12 +4,14 @@
 // double backward, and upstream pytorch-grad-cam 084273b's GradCAM, LayerCAM and ScoreCAM maps with its ViT
 // tutorial's reshape_transform; upstream's ShapleyCAM cannot run on a ViT, so its map there is formed from the
 // float64 terms with upstream's post-processing — the fixture's JSON says how, and checks that construction
-// against upstream's GradCAM).
+// against upstream's GradCAM). The family's methods on the same ViT against cam_vit_family (same script:
+// upstream's KPCA-CAM, FEM, Seg-Eigen-CAM, GradCAM with eigen_smooth, FullGrad, RefineCAM, guided
+// backpropagation, scikit-learn's NMF error for DFF), with the family fixture README's bounds.
 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
-import { explain } from '../cam/algorithm/explain.ts';
+import { explain, type ExplainOptions } from '../cam/algorithm/explain.ts';
 import { utilityValue } from '../cam/algorithm/targets.ts';
 import { captureForward, forwardFrom } from '../cam/algorithm/terms.ts';
 import { activationLayout } from '../models/registry.ts';
@@ -19,6 +21,7 @@ import { readOutput, runCli, tmp, writeInput } from './helpers/cli-run.ts';
 import { describeWebGpu, webgpuBackend } from './helpers/webgpu.ts';
 
 const ref = fixture('cam_vit_b16');
+const family = fixture('cam_vit_family');
 const arch = fixture('arch_vit_b16');
 const WEIGHTS = join(FIXTURES, 'arch_vit_b16.weights.safetensors');
 const LAYERS: string[] = ref.meta.layers;
@@ -29,10 +32,11 @@ const flat = (maps: Float64Array[]) => {
   return out;
 };
 
-async function explainVit(layer: string, methods: string[]) {
+async function explainVit(layer: string | string[], methods: string[], opts: Pick<ExplainOptions, 'eigenSmooth'> = {}) {
   const model = await loadModel('vit_b_16', WEIGHTS);
   const input = E.tensor(arch.file.float32('input'), arch.file.entry('input').shape);
-  const e = await explain({ module: model.module, input, layers: [layer], methods, target: 'rest', layout: (l) => activationLayout(model.arch, l), keepTerms: true });
+  const layers = typeof layer === 'string' ? [layer] : layer;
+  const e = await explain({ module: model.module, input, layers, methods, target: 'rest', layout: (l) => activationLayout(model.arch, l), keepTerms: true, ...opts });
   input.dispose();
   model.module.disposeParameters();
   return e;
@@ -115,6 +119,49 @@ describe('ViT-B/16 (reduced) on the float64 CPU backend', () => {
     const lines = r.stderr.trim().split('\n');
     expect(lines.slice(1)).toEqual([]);
     expect(lines[0]).toMatch(/^error: layer "heads.head" gives a rank-2 output \[2,10\]; CAM needs \(B, K, h, w\)/);
+  });
+});
+
+describe('the family methods on ViT-B/16 (reduced) against upstream (CPU)', () => {
+  const want = (key: string) => family.file.float32(key);
+  /** Per image, the smaller difference to either sign of upstream's projection (LAPACK's sign is arbitrary). */
+  const eitherSign = (got: Float64Array, plus: Float32Array, minus: Float32Array) => {
+    const n = got.length / 2;
+    return Math.max(...[0, 1].map((b) => Math.min(...[plus, minus].map((m) => absErr(got.subarray(b * n, (b + 1) * n), m.subarray(b * n, (b + 1) * n))))));
+  };
+
+  for (const layer of LAYERS) {
+    it(`${layer}: KPCA-CAM, FEM and Seg-Eigen-CAM on the patch grid; GradCAM with eigen smoothing up to the projection's sign`, async () => {
+      const e = await explainVit(layer, ['kpca-cam', 'fem', 'seg-eigencam']);
+      expect(absErr(flat(e.methods.get('kpca-cam')!.maps), want(`cam/KPCA_CAM/ReST/${layer}`))).toBeLessThan(1e-3);
+      expect(absErr(flat(e.methods.get('fem')!.maps), want(`cam/FEM/ReST/${layer}`))).toBeLessThan(1e-4);
+      expect(absErr(flat(e.methods.get('seg-eigencam')!.maps), want(`cam/SegEigenCAM/ReST/${layer}`))).toBeLessThan(1e-4);
+      const smoothed = await explainVit(layer, ['gradcam'], { eigenSmooth: true });
+      const key = `cam/GradCAM/ReST/${layer}/eigen_smooth`;
+      expect(eitherSign(flat(smoothed.methods.get('gradcam')!.maps), want(key), want(`${key}/flipped`))).toBeLessThan(1e-4);
+    });
+  }
+
+  it('FullGrad (the patch embedding is its one bias layer), Refine-CAM over both blocks, guided backpropagation (no ReLU: the plain gradient)', async () => {
+    const e = await explainVit(LAYERS, ['fullgrad', 'refine-cam', 'guided-backprop']);
+    expect(e.methods.get('fullgrad')!.biasLayers).toEqual(['conv_proj']);
+    expect(absErr(flat(e.methods.get('fullgrad')!.maps), want('cam/FullGrad/ReST'))).toBeLessThan(2e-3);
+    expect(absErr(flat(e.methods.get('refine-cam')!.maps), want(`cam/RefineCAM/ReST/${LAYERS.join('+')}`))).toBeLessThan(2e-3);
+    expect(relErr(flat(e.methods.get('guided-backprop')!.maps), want('guided/GuidedBackprop'))).toBeLessThan(5e-3);
+  });
+
+  it('dff on a ViT block: concepts of the patch grid, our NMF within 5% of scikit-learn’s error, classes from the head', async () => {
+    const dir = tmp();
+    const out = join(dir, 'out');
+    const input = writeInput(dir, arch.file.float32('input'), arch.file.entry('input').shape);
+    const { layer, concepts, relative_error_fro: sklearn } = family.meta.dff;
+    const r = await runCli(['dff', '--arch', 'vit_b_16', '--weights', WEIGHTS, '--input', input, '--layer', layer, '--concepts', String(concepts), '--backend', 'cpu', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const d = readOutput(out, 'dff.safetensors');
+    expect(d.entry('explanations').shape).toEqual([2, concepts, 4, 4]);
+    expect(d.entry('concept_outputs').shape).toEqual([concepts, 10]);
+    expect(Number(d.metadata.relative_error)).toBeLessThanOrEqual(1.05 * sklearn);
+    expect(Array.from(d.float32('explanations')).every((v) => v >= 0)).toBe(true);
   });
 });
 
