@@ -7,7 +7,8 @@
 import * as E from '../engine/index.ts';
 import { explain, type ExplainOptions } from '../cam/algorithm/explain.ts';
 import { METHOD_NAMES } from '../cam/algorithm/methods/index.ts';
-import { getArchitecture } from '../models/registry.ts';
+import { defaultTarget, targetMismatch } from '../cam/algorithm/targets.ts';
+import { activationLayout, getArchitecture } from '../models/registry.ts';
 import { getZooEntry, loadModel, loadZooModel, type LoadedModel } from '../models/zoo.ts';
 import { toBatch, type Inputs } from './inputs.ts';
 import { toResult, type ExplainResult } from './results.ts';
@@ -123,16 +124,20 @@ export class Explainer {
     E.setBackend(this.#engineBackend);
     try {
       const { arch, module, inChannels, labels } = this.model;
+      const target = passed.target ?? defaultTarget(arch);
+      const mismatch = targetMismatch(target, arch);
+      if (mismatch) throw new RangeError(`target ${target}: ${mismatch}`);
       const batch = await toBatch(inputs, arch.preprocessing, inChannels, maxPixels);
       try {
         const raw = await explain({
           ...passed,
+          target,
           module,
           input: batch.input,
           layers: this.layers,
           methods: methodList,
           classes: classes === undefined ? undefined : this.#classIndices(classes, batch.sources.length),
-          layout: arch.layout?.bind(arch),
+          layout: (layer) => activationLayout(arch, layer),
         });
         return toResult(raw, batch.sources, batch.pictures, labels);
       } finally {

@@ -24,12 +24,25 @@ export interface ClassScore {
 export interface ImageResult {
   /** What the image came from: a file name, `bytes[i]`, `picture[i]` or `tensor[i]`. */
   readonly source: string;
-  /** The model's top class. */
+  /**
+   * The model's top class. For a segmentation model, which predicts a class per pixel: the class explained,
+   * with the mean of its probability over its mask (the pixels predicted as it).
+   */
   readonly predicted: ClassScore;
-  /** The class explained (the predicted one unless `classes` was given) and the utility's value for it. */
+  /**
+   * The class explained (the predicted one unless `classes` was given; segmentation: the most frequent
+   * predicted class other than 0) and the utility's value for it. Its probability is the softmax
+   * probability (segmentation: the mean over its mask).
+   */
   readonly explained: ClassScore & { readonly utility: number };
+  /** The model's output for this image: C logits, or a segmentation model's [C, H, W] map (row-major). */
   readonly logits: Float64Array;
-  /** Per method: the map, [H, W] at the input's resolution, in [0, 1] (layers averaged). */
+  /** Segmentation: the H×W 0/1 mask of the pixels predicted as the explained class (the target's constant); null for classifiers. */
+  readonly mask: Uint8Array | null;
+  /**
+   * Per method: the map at the input's resolution, [H, W] in [0, 1] (layers averaged), or [3, H, W]
+   * unnormalised for the input-space methods (guided-backprop, guided-gradcam).
+   */
   readonly maps: Readonly<Record<string, HostArray>>;
   /** The model-sized 8-bit picture the maps lie on (null for tensor inputs). */
   readonly picture: RgbImage | null;
@@ -73,23 +86,33 @@ export interface ExplainResult {
 
 const hostArray = (shape: readonly number[], data: Float64Array | null | undefined): HostArray | null => (data ? { shape, data } : null);
 
+/** The top class of a classifier's logits and its softmax probability. */
+function topClass(logits: Float64Array): { index: number; probability: number } {
+  const [index] = argmaxRows(logits, 1, logits.length);
+  return { index, probability: softmaxRow(logits)[index] };
+}
+
 export function toResult(raw: Explanation, sources: readonly string[], pictures: readonly (RgbImage | null)[], labels: readonly string[]): ExplainResult {
   const B = raw.classes.length;
-  const C = raw.numClasses;
+  const perImage = raw.logits.length / B;
   const [H, W] = raw.inputSize;
   const label = (c: number) => labels[c] ?? `class ${c}`;
-  const predicted = argmaxRows(raw.logits, B, C);
   const methods = [...raw.methods.keys()];
   const images = raw.classes.map((c, b): ImageResult => {
-    const logits = raw.logits.slice(b * C, (b + 1) * C);
-    const probabilities = softmaxRow(logits);
-    const p = predicted[b];
+    const logits = raw.logits.slice(b * perImage, (b + 1) * perImage);
+    const explained = { index: c, probability: raw.probabilities[b] };
+    // A segmentation's prediction is per pixel: the explained class is the one its mask was predicted as.
+    const predicted = raw.masks ? explained : topClass(logits);
     return {
       source: sources[b],
-      predicted: { index: p, label: label(p), probability: probabilities[p] },
-      explained: { index: c, label: label(c), probability: raw.probabilities[b], utility: raw.utilities[b] },
+      predicted: { ...predicted, label: label(predicted.index) },
+      explained: { ...explained, label: label(c), utility: raw.utilities[b] },
       logits,
-      maps: Object.fromEntries(methods.map((m) => [m, { shape: [H, W], data: raw.methods.get(m)!.maps[b] }])),
+      mask: raw.masks?.[b] ?? null,
+      maps: Object.fromEntries(methods.map((m) => {
+        const report = raw.methods.get(m)!;
+        return [m, { shape: report.channels === 3 ? [3, H, W] : [H, W], data: report.maps[b] }];
+      })),
       picture: pictures[b],
     };
   });

@@ -9,7 +9,7 @@ import { explain, type Explanation } from '../cam/algorithm/explain.ts';
 import { LAYER_METHODS } from '../cam/algorithm/methods/index.ts';
 import { aggregateLayers, scaleCamImage } from '../cam/algorithm/postprocess.ts';
 import { captureForward, headUtility, layerTerms } from '../cam/algorithm/terms.ts';
-import type { TargetName } from '../cam/algorithm/targets.ts';
+import { classifierTarget, type ClassifierTargetName } from '../cam/algorithm/targets.ts';
 import { loadZooModel, stateDictFromSafetensors } from '../models/zoo.ts';
 import type { Module } from '../models/module.ts';
 import { absErr, fixture, relErr, weightsFile, type Fixture } from './helpers/fixtures.ts';
@@ -19,7 +19,7 @@ import { MobileNetV2 } from '../models/archs/mobilenet_v2.ts';
 import { numericalJvp } from './helpers/gradcheck.ts';
 
 const cpu = E.cpuBackend();
-const TARGET_KEY: Record<string, TargetName> = { ReST: 'rest', logit: 'logit', softmax: 'softmax' };
+const TARGET_KEY: Record<string, ClassifierTargetName> = { ReST: 'rest', logit: 'logit', softmax: 'softmax' };
 
 /** Map tolerances suggested by the fixture README (absolute, maps in [0, 1]). */
 function mapTolerance(ref: string, layerCanBeNegative: boolean, channels: number): number {
@@ -115,7 +115,7 @@ for (const c of cases) {
           const m = await getModel();
           const x = input();
           const capture = captureForward(m, x, path);
-          const terms = layerTerms(m, x, capture, TARGET_KEY[T], classes, true);
+          const terms = layerTerms(m, x, capture, classifierTarget(TARGET_KEY[T], classes), true);
           expect(relErr(await terms.A.values(), f.float64(`A/${path}`))).toBeLessThan(1e-10);
           expect(relErr(await terms.G.values(), f.float64(`G/${T}/${path}`))).toBeLessThan(1e-9);
           const ha = f.float64(`HA/${T}/${path}`);
@@ -130,7 +130,7 @@ for (const c of cases) {
           }
           if (f.has(`v/${path}`)) {
             const v = E.tensor(f.float64(`v/${path}`), f.entry(`v/${path}`).shape, cpu);
-            const head = headUtility(m, x, capture, TARGET_KEY[T], classes);
+            const head = headUtility(m, x, capture, classifierTarget(TARGET_KEY[T], classes));
             const total = (a: E.Tensor) => E.sum(head(a));
             const hv = E.hvp(total, capture.activation, v);
             const ref = f.float64(`Hv/${T}/${path}`);

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
 import { explain } from '../cam/algorithm/explain.ts';
 import { captureForward, layerTerms } from '../cam/algorithm/terms.ts';
+import { classifierTarget } from '../cam/algorithm/targets.ts';
 import { loadZooModel } from '../models/zoo.ts';
 import { fixture } from './helpers/fixtures.ts';
 
@@ -27,7 +28,7 @@ describe('CAM pipeline', () => {
     }
     const x = input();
     const capture = captureForward(model, x, 'layer3.2');
-    layerTerms(model, x, capture, 'rest', [0, 1, 2, 3], true);
+    layerTerms(model, x, capture, classifierTarget('rest', [0, 1, 2, 3]), true);
     // Before the layer: exactly one evaluation (the capture pass), untraced.
     for (const p of ['conv1', 'bn1', 'layer1', 'layer2.1.conv2', 'layer3.0', 'layer3.1', 'layer3.2.conv1']) {
       expect(calls.get(p), p).toBe(1);

@@ -7,8 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../engine/index.ts';
 import { explain } from '../cam/algorithm/explain.ts';
-import { finerUtility } from '../cam/algorithm/methods/finer.ts';
+import { finerTarget } from '../cam/algorithm/methods/finer.ts';
 import { inputGradient } from '../cam/algorithm/methods/guided.ts';
+import { classifierTarget } from '../cam/algorithm/targets.ts';
 import { captureForward, layerTerms } from '../cam/algorithm/terms.ts';
 import { biasLayers } from '../cam/algorithm/methods/fullgrad.ts';
 import { MethodSettingError } from '../cam/algorithm/methods/types.ts';
@@ -56,7 +57,7 @@ describe('guided backpropagation guides functional ReLUs too (ResNet-20)', () =>
     const classes = f.int('pred');
     const e = await explain({ module: model, input, layers: ['layer3'], methods: ['gradcam', 'guided-backprop', 'guided-gradcam'], classes });
     const guided = flatMaps(e, 'guided-backprop');
-    const plain = await inputGradient(model, input, classes, false).values();
+    const plain = await inputGradient(model, input, classifierTarget('logit', classes), false).values();
     const scale = Math.max(...Array.from(plain, Math.abs));
     expect(absErr(guided, plain) / scale).toBeGreaterThan(0.1);
     // Where a guided gradient is non-zero it has the sign of the positive cotangent path: positive
@@ -79,7 +80,7 @@ describe('Finer-CAM on a ShapleyCAM base uses G and H·A of its own utility', ()
     const base = (name: string) => explain({ module: model, input, layers: ['layer3'], methods: ['finer-cam'], options: { base: name } });
     const shapley = await base('shapleycam');
     const capture = captureForward(model, input, 'layer3');
-    const terms = layerTerms(model, input, capture, finerUtility(shapley.finer!, 1), shapley.finer!.main, true);
+    const terms = layerTerms(model, input, capture, finerTarget(shapley.finer!, 1), true);
     expect(terms.hvpStructurallyZero).toBe(false);
     const W = E.mean(E.sub(terms.G, E.mul(terms.HA!, 0.5)), [2, 3], true);
     const raw = await E.sum(E.mul(W, terms.A), 1).values();

@@ -145,6 +145,51 @@ describe('inputs and options', () => {
   });
 });
 
+describe('segmentation models and input-space maps', () => {
+  const seg = fixture('seg_lraspp_public').file;
+  const segMaps = fixture('seg_lraspp_maps_public').file;
+  const segWeights = join(FIXTURES, 'seg_lraspp_public.weights.safetensors');
+
+  it('a segmentation model is explained with the segmentation target by default; its prediction is the class of the mask', async () => {
+    const model = await createExplainer({ model: { arch: 'lraspp_mobilenet_v3_large', weights: segWeights }, layers: 'backbone.16', backend: 'cpu' });
+    const input = E.tensor(seg.float32('input'), seg.entry('input').shape);
+    const r = await model.explain(input, { methods: ['gradcam'] });
+    expect(r.target).toBe('segmentation');
+    const [B, , H, W] = seg.entry('input').shape;
+    const mask = seg.int('mask');
+    const category = Number(seg.int('category')[0]);
+    expect(absErr(stacked(r.images.map((i) => i.maps.gradcam.data)), segMaps.float32('cam/GradCAM/seg/backbone.16'))).toBeLessThan(1e-4);
+    r.images.forEach((img, b) => {
+      expect(img.logits.length).toBe(21 * H * W);
+      expect(Array.from(img.mask!)).toEqual(mask.slice(b * H * W, (b + 1) * H * W));
+      // The mean over the mask of the class's per-pixel softmax probability, from the image's own output.
+      let p = 0;
+      for (let q = 0; q < H * W; q++) {
+        if (!img.mask![q]) continue;
+        const e = Array.from({ length: 21 }, (_, k) => Math.exp(img.logits[k * H * W + q]));
+        p += e[category] / e.reduce((a, v) => a + v, 0);
+      }
+      expect(img.predicted.index).toBe(category);
+      expect(img.explained.index).toBe(category);
+      expect(img.predicted.probability).toBeCloseTo(p / img.mask!.reduce((a, v) => a + v, 0), 10);
+      expect(img.explained.probability).toBe(img.predicted.probability);
+    });
+    expect(r.images.length).toBe(B);
+    await expect(model.explain(input, { target: 'rest' })).rejects.toThrow(/^target rest: lraspp_mobilenet_v3_large is a segmentation model, explained with the segmentation target/);
+    input.dispose();
+    model.dispose();
+  });
+
+  it('a classifier refuses the segmentation target; guided maps come back as [3, H, W]', async () => {
+    await expect(explainer.explain(images[0], { target: 'segmentation' })).rejects.toThrow(/^target segmentation: resnet20 is a classifier/);
+    const r = await explainer.explain(images[0], { methods: ['guided-backprop', 'gradcam'] });
+    expect(r.images[0].maps['guided-backprop'].shape).toEqual([3, 32, 32]);
+    expect(r.images[0].maps['guided-backprop'].data.length).toBe(3 * 32 * 32);
+    expect(r.images[0].maps.gradcam.shape).toEqual([32, 32]);
+    expect(r.images[0].mask).toBeNull();
+  });
+});
+
 describe('memory and concurrency', () => {
   it('a call frees what it made; dispose frees the weights; a disposed explainer refuses calls', async () => {
     const cpu = E.cpuBackend();

@@ -4,34 +4,41 @@
 // guided backpropagation, which read the whole network; the meta-methods (Finer-CAM's own utility,
 // Refine-CAM's product over layers, Guided Grad-CAM); eigen smoothing (a projection instead of the channel
 // sum) and augmentation smoothing (the whole pass per augmented input, maps brought back and averaged).
+//
+// What is differentiated is always a HeadTarget (targets.ts): the batch target fixed once from the model's
+// own output (classes; segmentation masks), or Finer-CAM's comparison built on the same classes. Layers
+// whose output is not (B, K, h, w) — token sequences of a ViT, NHWC blocks — are read through their
+// ActivationLayout: the methods see the (B, K, h, w) grid, replays get the layer's native layout back.
 
 import * as E from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import type { Module } from '../../models/module.ts';
+import type { ActivationLayout } from '../../models/registry.ts';
 import { principalProjection } from './methods/eigen.ts';
-import { finerClasses, finerUtility, DEFAULT_ALPHA, DEFAULT_COMPARE, type FinerClasses } from './methods/finer.ts';
+import { finerClasses, finerTarget, DEFAULT_ALPHA, DEFAULT_COMPARE, type FinerClasses } from './methods/finer.ts';
 import { fullGrad } from './methods/fullgrad.ts';
-import { inputGradient } from './methods/guided.ts';
+import { guidedTarget, inputGradient } from './methods/guided.ts';
 import { gradcam } from './methods/gradient.ts';
-import { baseMethod, getMethod, type CamMethod, type Method, type MethodContext, type MethodOptions } from './methods/index.ts';
+import { baseMethod, getMethod, targetRefusal, type CamMethod, type Method, type MethodContext, type MethodOptions } from './methods/index.ts';
 import { refineMaps } from './methods/refine.ts';
 import { MethodSettingError } from './methods/types.ts';
 import { aggregateLayers, scaleCamImage } from './postprocess.ts';
 import { AUGMENTATIONS, augment, deaugmentMap, isIdentity, meanMaps, type Augmentation } from './smoothing.ts';
-import { argmaxRows, softmaxRow, utility, utilityValue, type TargetName } from './targets.ts';
-import { captureForward, forwardFrom, layerTerms, type ForwardCapture, type LayerTerms, type Utility } from './terms.ts';
+import { batchTarget, mirroredTarget, type BatchTarget, type HeadTarget, type TargetName } from './targets.ts';
+import { captureForward, forwardFrom, layerTerms, NCHW_LAYOUT, toCamLayout, type ForwardCapture, type LayerTerms } from './terms.ts';
 
 export interface ExplainOptions {
   module: Module;
-  /** Normalised input [B, 3, H, W]. */
+  /** Normalised input [B, C, H, W] (C = the model's input channels). */
   input: Tensor;
   layers: readonly string[];
   methods: readonly string[];
+  /** Default `rest`; a segmentation model is explained with `segmentation` (the API and CLI default to it there). */
   target?: TargetName;
-  /** One class per image; default the predicted class. */
+  /** One class per image; default the predicted class (segmentation: the most frequent one other than 0). */
   classes?: readonly number[];
-  /** Layout of a layer's output (transformers give NHWC). */
-  layout?: (layer: string) => 'NCHW' | 'NHWC';
+  /** How a layer's output becomes (B, K, h, w) (models/registry.ts activationLayout); default: it is already. */
+  layout?: (layer: string) => ActivationLayout;
   seed?: number;
   /** Compute G and H·A whatever the methods need, and keep A, G and H·A as host arrays (terms.safetensors). */
   keepTerms?: boolean;
@@ -82,10 +89,14 @@ export interface AugmentationReport extends Augmentation {
 }
 
 export interface Explanation {
+  /** The model's output: logits [B, C], or a dense [B, C, H, W] map for segmentation models. */
   logits: Float64Array;
+  outputShape: number[];
   numClasses: number;
+  /** Segmentation target only: per image, the H×W 0/1 mask of the pixels predicted as its class. */
+  masks: Uint8Array[] | null;
   classes: number[];
-  /** Softmax probability of each image's class. */
+  /** Softmax probability of each image's class (segmentation: its mean over the mask). */
   probabilities: number[];
   /** Utility value per image. */
   utilities: number[];
@@ -110,7 +121,7 @@ export function explain(opts: ExplainOptions): Promise<Explanation> {
   return E.tidyAsync(() => explainInScope(opts));
 }
 
-/** A layer method to run at every target layer under one utility: the named target or Finer-CAM's. */
+/** A layer method to run at every target layer under one target: the batch's or Finer-CAM's. */
 interface Job {
   utility: 'target' | 'finer';
   method: CamMethod;
@@ -122,9 +133,11 @@ interface Plan {
   job?: Job;
 }
 
-function planMethods(names: readonly string[], layers: readonly string[], options: MethodOptions): Plan[] {
+function planMethods(names: readonly string[], layers: readonly string[], target: TargetName, options: MethodOptions): Plan[] {
   return names.map((name) => {
     const method = getMethod(name);
+    const refusal = targetRefusal(name, target);
+    if (refusal) throw new MethodSettingError(refusal);
     switch (method.kind) {
       case 'layer':
         return { method, job: { utility: 'target', method } };
@@ -161,17 +174,16 @@ interface PassResult {
 
 interface Settings {
   opts: ExplainOptions;
-  target: TargetName;
-  classes: number[];
+  target: BatchTarget;
   finer?: FinerClasses & { alpha: number };
   jobs: Job[];
   wantsFullgrad: boolean;
 }
 
 async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
-  const target = opts.target ?? 'rest';
+  const targetName = opts.target ?? 'rest';
   const options = opts.options ?? {};
-  const plans = planMethods(opts.methods, opts.layers, options);
+  const plans = planMethods(opts.methods, opts.layers, targetName, options);
   const { module, input } = opts;
   if (input.rank !== 4) throw new Error(`input must be [B, C, H, W], got ${JSON.stringify(input.shape)}`);
   const [B, , H, W] = input.shape;
@@ -180,11 +192,10 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
   // The first layer's capture pass also gives the logits: the network runs once per layer, no more.
   const firstCapture = captureForward(module, input, opts.layers[0]);
   const logits = await firstCapture.logits.values();
-  const C = logits.length / B;
-  const classes = opts.classes ? [...opts.classes] : argmaxRows(logits, B, C);
-  classes.forEach((c, b) => {
-    if (!Number.isInteger(c) || c < 0 || c >= C) throw new Error(`class ${c} for image ${b} is outside 0…${C - 1}`);
-  });
+  const outputShape = [...firstCapture.logits.shape];
+  // Classes and (segmentation) masks are fixed here, from the model's own output: constants from now on.
+  const target = batchTarget(targetName, logits, outputShape, opts.classes);
+  const C = target.numClasses;
   const jobs = [...new Map(plans.flatMap((p) => (p.job ? [[jobKey(p.job), p.job] as const] : []))).values()];
   let finer: Settings['finer'];
   if (jobs.some((j) => j.utility === 'finer')) {
@@ -193,29 +204,30 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
     if (ranks.some((r) => !Number.isInteger(r) || r < 1 || r >= C)) throw new MethodSettingError(`--compare: ranks must be integers in 1…${C - 1} for ${C} classes, got ${ranks.join(',')}`);
     finer = { ...finerClasses(logits, B, C, ranks, opts.classes), alpha };
   }
-  const settings: Settings = { opts, target, classes, finer, jobs, wantsFullgrad: plans.some((p) => p.method.kind === 'fullgrad') };
+  const settings: Settings = { opts, target, finer, jobs, wantsFullgrad: plans.some((p) => p.method.kind === 'fullgrad') };
 
   const augmentations = opts.augSmooth ? AUGMENTATIONS : AUGMENTATIONS.filter(isIdentity);
   const passes: PassResult[] = [];
   for (const a of augmentations) {
     const identity = isIdentity(a);
-    passes.push(await E.tidyAsync(() => runPass(settings, identity ? input : augment(input, a), identity ? firstCapture : null)));
+    passes.push(await E.tidyAsync(() => runPass(settings, a, identity ? input : augment(input, a), identity ? firstCapture : null)));
   }
 
-  const rows = perImage(logits, B);
   const reports = new Map<string, MethodReport>();
   let guided: Float64Array[] | null = null;
-  const guidedMaps = async () => (guided ??= perImage(await inputGradient(module, input, classes).values(), B));
+  const guidedMaps = async () => (guided ??= perImage(await inputGradient(module, input, guidedTarget(target)).values(), B));
   for (const plan of plans) reports.set(plan.method.name, await methodReport(plan, passes, augmentations, opts, guidedMaps));
 
   const identityPass = passes[augmentations.findIndex(isIdentity)];
   return {
     logits,
+    outputShape,
     numClasses: C,
-    classes,
-    probabilities: rows.map((r, b) => softmaxRow(r)[classes[b]]),
-    utilities: rows.map((r, b) => utilityValue(target, r, classes[b])),
-    target,
+    masks: target.masks,
+    classes: target.classes,
+    probabilities: target.probabilities,
+    utilities: target.utilities,
+    target: targetName,
     layers: identityPass.layers,
     methods: reports,
     inputSize: [H, W],
@@ -269,21 +281,25 @@ async function methodReport(
   return report;
 }
 
-/** Everything computed on one (possibly augmented) input: the layer methods' per-layer maps, FullGrad's. */
-async function runPass(s: Settings, input: Tensor, firstCapture: ForwardCapture | null): Promise<PassResult> {
-  const { opts, target, classes } = s;
+/**
+ * Everything computed on one input, `a` of the original: the layer methods' per-layer maps, FullGrad's.
+ * The targets keep the original's classes; a mirrored input's segmentation masks are mirrored with it.
+ */
+async function runPass(s: Settings, a: Augmentation, input: Tensor, firstCapture: ForwardCapture | null): Promise<PassResult> {
+  const { opts } = s;
   const { module } = opts;
   const [B, , H, W] = input.shape;
   const result: PassResult = { jobs: new Map(s.jobs.map((j) => [jobKey(j), { perLayer: [], raw: new Map(), weights: new Map(), ms: 0 }])), layers: [] };
-  const utilities: Record<Job['utility'], TargetName | Utility> = {
+  const target = a.flip ? mirroredTarget(s.target) : s.target;
+  const targets: Record<Job['utility'], HeadTarget> = {
     target,
-    finer: s.finer ? finerUtility(s.finer, s.finer.alpha) : target,
+    finer: s.finer ? finerTarget(s.finer, s.finer.alpha) : target,
   };
 
   // With only FullGrad and guided backpropagation asked and no terms kept, no target layer is read.
   const readsLayers = s.jobs.length > 0 || !!opts.keepTerms;
   for (const layer of readsLayers ? opts.layers : []) {
-    const layout = opts.layout?.(layer) ?? 'NCHW';
+    const layout = opts.layout?.(layer) ?? NCHW_LAYOUT;
     await E.tidyAsync(async () => {
       const t0 = performance.now();
       const capture = firstCapture ?? captureForward(module, input, layer);
@@ -296,17 +312,16 @@ async function runPass(s: Settings, input: Tensor, firstCapture: ForwardCapture 
         const needsHvp = keep || jobs.some((j) => j.method.needsHvp);
         let terms: LayerTerms;
         if (needsGrad) {
-          terms = layerTerms(module, input, capture, utilities[u], u === 'finer' ? s.finer!.main : classes, needsHvp, layout);
+          terms = layerTerms(module, input, capture, targets[u], needsHvp, layout);
           const gradientUser = jobs.find((j) => j.method.needsGradient);
           if (gradientUser && terms.G!.symbolicZero) {
             throw new MethodSettingError(`--layer ${layer}: the model's output does not depend on this layer, so ${gradientUser.method.name} has no gradient there`);
           }
         } else {
-          const A = layout === 'NHWC' ? E.permute(capture.activation, [0, 3, 1, 2]) : capture.activation;
-          terms = { layer, A, G: null, HA: null, hvpStructurallyZero: false };
+          terms = { layer, A: toCamLayout(capture, layout, capture.activation), G: null, HA: null, hvpStructurallyZero: false };
         }
         if (u === 'target') result.layers.push(await layerReport(terms, keep, t0));
-        const ctx = methodContext(s, input, capture, terms, layout, u === 'finer' ? s.finer!.main : classes);
+        const ctx = methodContext(s, input, capture, terms, layout, targets[u]);
         for (const job of jobs) {
           const t1 = performance.now();
           const out = await job.method.compute(ctx);
@@ -326,7 +341,7 @@ async function runPass(s: Settings, input: Tensor, firstCapture: ForwardCapture 
   if (s.wantsFullgrad) {
     const t0 = performance.now();
     const fg = await E.tidyAsync(async () => {
-      const r = await fullGrad(module, input, (logits) => utility(target, logits, classes), !!opts.eigenSmooth);
+      const r = await fullGrad(module, input, target, !!opts.eigenSmooth);
       return { maps: perImage(await r.maps.values(), B), layers: r.layers };
     });
     result.fullgrad = { ...fg, ms: performance.now() - t0 };
@@ -344,11 +359,12 @@ async function layerReport(terms: LayerTerms, keep: boolean, t0: number): Promis
   return report;
 }
 
-/** What a layer method sees at one layer: its terms, and scoring through the model for the score methods. */
-function methodContext(s: Settings, input: Tensor, capture: ForwardCapture, terms: LayerTerms, layout: 'NCHW' | 'NHWC', classes: readonly number[]): MethodContext {
+/** What a layer method sees at one layer: its terms, and scoring through the model under its target. */
+function methodContext(s: Settings, input: Tensor, capture: ForwardCapture, terms: LayerTerms, layout: ActivationLayout, target: HeadTarget): MethodContext {
   const { module } = s.opts;
-  const target = s.target;
-  const toNative = (a: Tensor) => (layout === 'NHWC' ? E.permute(a, [0, 2, 3, 1]) : a);
+  const { classes } = target;
+  // A batch of (M, K, h, w) activations for one image in the layer's own layout (prefix tokens from it).
+  const toNative = (a: Tensor, native: Tensor) => layout.toNative(a, E.broadcastTo(native, [a.shape[0], ...native.shape.slice(1)]));
   const singleCaptures = new Map<number, { xb: Tensor; capture: ForwardCapture }>();
   const captureImage = (b: number) => {
     let c = singleCaptures.get(b);
@@ -363,19 +379,24 @@ function methodContext(s: Settings, input: Tensor, capture: ForwardCapture, term
     terms,
     input,
     classes,
-    target,
+    target: s.target.name,
     seed: s.opts.seed ?? 0,
     options: s.opts.options ?? {},
-    scoreInputs: async (x, cls) => {
-      const u = E.tidy(() => utility(target, module.call(x), cls));
+    scoreInputs: async (x, cls, images) => {
+      const u = E.tidy(() => target.rowUtility(module.call(x), cls, images));
       const v = await u.values();
       u.dispose();
       return v;
     },
     scoreWithActivations: async (b, a) => {
-      // Replay from the layer for image b alone; the memoised prefix broadcasts over the batch of a.
+      // Replay from the layer for image b alone; the memoised prefix broadcasts over the batch of a. The
+      // input is repeated as many times as there are activations: architectures that read the batch size
+      // off their input (a ViT's class token) then see the replayed batch's.
       const { xb, capture: single } = captureImage(b);
-      const u = E.tidy(() => utility(target, forwardFrom(module, xb, single, toNative(a)), new Array(a.shape[0]).fill(classes[b])));
+      const M = a.shape[0];
+      const xs = E.broadcastTo(xb, [M, ...xb.shape.slice(1)]);
+      const output = () => forwardFrom(module, xs, single, toNative(a, single.activation));
+      const u = E.tidy(() => target.rowUtility(output(), new Array(M).fill(classes[b]), new Array(M).fill(b)));
       const v = await u.values();
       u.dispose();
       return v;

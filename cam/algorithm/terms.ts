@@ -7,8 +7,9 @@
 
 import * as E from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
-import { ForwardReplay, withForwardHooks, type Module } from '../../models/module.ts';
-import { utility, type TargetName } from './targets.ts';
+import { ForwardReplay, ModelError, withForwardHooks, type Module } from '../../models/module.ts';
+import type { ActivationLayout } from '../../models/registry.ts';
+import type { HeadTarget } from './targets.ts';
 
 export interface ForwardCapture {
   logits: Tensor;
@@ -48,28 +49,45 @@ export interface LayerTerms {
   hvpStructurallyZero: boolean;
 }
 
-/** A per-image utility of the logits, shape [B], other than a named target (Finer-CAM's). */
-export type Utility = (logits: Tensor) => Tensor;
+/** The identity layout: the layer's output is (B, K, h, w) already. */
+export const NCHW_LAYOUT: ActivationLayout = { kind: 'NCHW', toNCHW: (t) => t, toNative: (t) => t };
 
-/** Per-image utility of the network's logits for the given classes, as a function of the layer's output. */
-export function headUtility(module: Module, input: Tensor, capture: ForwardCapture, target: TargetName | Utility, classes: readonly number[]) {
-  const u: Utility = typeof target === 'function' ? target : (logits) => utility(target, logits, classes);
-  return (a: Tensor): Tensor => u(forwardFrom(module, input, capture, a));
+/** Per-image utility of the network's output for the batch's target, as a function of the layer's output. */
+export function headUtility(module: Module, input: Tensor, capture: ForwardCapture, target: HeadTarget) {
+  const images = Array.from({ length: input.shape[0] }, (_, b) => b);
+  return (a: Tensor): Tensor => target.rowUtility(forwardFrom(module, input, capture, a), target.classes, images);
 }
 
-/** G and optionally H·A at the captured layer, for the batch utility Σ_b u_b. */
+/**
+ * The layer's output brought to (B, K, h, w) by its layout (a token sequence loses its class token and
+ * becomes the patch grid), or a clear error (bad input: the layer was named by the user) when it has none.
+ */
+export function toCamLayout(capture: ForwardCapture, layout: ActivationLayout, t: Tensor): Tensor {
+  const A = capture.activation;
+  if (layout.kind === 'NCHW' && A.rank !== 4) {
+    throw new ModelError(`layer "${capture.replay.targetPath}" gives a rank-${A.rank} output ${JSON.stringify(A.shape)}; CAM needs (B, K, h, w), NHWC or a token sequence the architecture declares`);
+  }
+  return layout.toNCHW(t);
+}
+
+/**
+ * G and optionally H·A at the captured layer, for the batch utility Σ_b u_b. They are taken on the native
+ * layout and then brought to (B, K, h, w) like A: the methods are elementwise over that grid, so this is
+ * exact (the class token's G and H·A are dropped with it).
+ */
 export function layerTerms(
   module: Module,
   input: Tensor,
   capture: ForwardCapture,
-  target: TargetName | Utility,
-  classes: readonly number[],
+  target: HeadTarget,
   withHvp: boolean,
-  layout: 'NCHW' | 'NHWC' = 'NCHW',
+  layout: ActivationLayout = NCHW_LAYOUT,
 ): LayerTerms & { G: Tensor } {
-  const head = headUtility(module, input, capture, target, classes);
+  const head = headUtility(module, input, capture, target);
   const total = (a: Tensor) => E.sum(head(a));
   const A = capture.activation;
+  const toNCHW = (t: Tensor) => toCamLayout(capture, layout, t);
+  const gridA = toNCHW(A); // checks the layout before any derivative is taken
   let G: Tensor;
   let HA: Tensor | null = null;
   let zero = false;
@@ -81,7 +99,5 @@ export function layerTerms(
   } else {
     G = E.grad(total)(A);
   }
-  const toNCHW = (t: Tensor) => (layout === 'NHWC' ? E.permute(t, [0, 3, 1, 2]) : t);
-  if (A.rank !== 4) throw new Error(`layer "${capture.replay.targetPath}" gives a rank-${A.rank} output ${JSON.stringify(A.shape)}; CAM needs NCHW (or an NHWC layout declared by the architecture)`);
-  return { layer: capture.replay.targetPath, A: toNCHW(A), G: toNCHW(G), HA: HA && toNCHW(HA), hvpStructurallyZero: zero };
+  return { layer: capture.replay.targetPath, A: gridA, G: toNCHW(G), HA: HA && toNCHW(HA), hvpStructurallyZero: zero };
 }

@@ -8,13 +8,15 @@ import * as E from '../../engine/index.ts';
 import { env } from '../../engine/internal.ts';
 import { ModelError } from '../../models/module.ts';
 import type { LoadedModel } from '../../models/zoo.ts';
+import type { Architecture } from '../../models/registry.ts';
 import { baseMethodNames, getMethod, METHOD_NAMES, type MethodOptions } from '../algorithm/methods/index.ts';
 import { DEFAULT_ALPHA, DEFAULT_COMPARE, DEFAULT_FINER_BASE } from '../algorithm/methods/finer.ts';
 import { DEFAULT_KERNEL, KERNELS } from '../algorithm/methods/kernel-pca.ts';
 import { DEFAULT_REFINE_BASE } from '../algorithm/methods/refine.ts';
-import { TARGETS, type TargetName } from '../algorithm/targets.ts';
+import { TARGETS, defaultTarget, targetMismatch, type TargetName } from '../algorithm/targets.ts';
 import { QueueError, parseRedisUrl, type RedisAddress } from '../evaluation/queue/address.ts';
 import { DEFAULT_MAX_PIXELS } from '../rendering/codec.ts';
+import { EXTRA_METRICS, type ExtraMetric } from '../evaluation/report.ts';
 import { InputError, UsageError, parseIntFlag } from './errors.ts';
 import type { ModelFlags, ModelSource } from './inputs.ts';
 
@@ -23,7 +25,7 @@ export const SHARED_OPTIONS = {
   arch: { type: 'string' },
   weights: { type: 'string' },
   layer: { type: 'string', multiple: true },
-  target: { type: 'string', default: 'rest' },
+  target: { type: 'string' },
   backend: { type: 'string' },
   batch: { type: 'string', default: '8' },
   seed: { type: 'string', default: '0' },
@@ -84,7 +86,7 @@ export function wordsAfter(tokens: readonly { kind: string; name?: string; value
 /** The values of SHARED_OPTIONS as parseArgs returns them. */
 export interface SharedFlags extends ModelFlags {
   layer?: string[];
-  target: string;
+  target?: string;
   backend?: string;
   batch: string;
   seed: string;
@@ -97,7 +99,8 @@ export interface SharedSettings {
   model: ModelFlags;
   /** As given; empty for the architecture's default layer. */
   layers: string[];
-  target: TargetName;
+  /** The utility named by --target; none given: the model's own kind decides (see targetFor). */
+  target: TargetName | null;
   batch: number;
   seed: number;
   backend: E.BackendChoice;
@@ -109,7 +112,7 @@ export interface SharedSettings {
 /** Checks the shared flags (bad usage exits 2). */
 export function sharedSettings(v: SharedFlags): SharedSettings {
   if (!v.out) throw new UsageError('--out DIR is required');
-  if (!(TARGETS as readonly string[]).includes(v.target)) throw new UsageError(`--target: expected one of ${TARGETS.join('|')}, got "${v.target}"`);
+  if (v.target !== undefined && !(TARGETS as readonly string[]).includes(v.target)) throw new UsageError(`--target: expected one of ${TARGETS.join('|')}, got "${v.target}"`);
   const fromEnv = v.backend === undefined ? env('ENGINE_BACKEND') || undefined : undefined;
   const backend = v.backend ?? fromEnv ?? 'auto';
   if (!(E.BACKEND_CHOICES as readonly string[]).includes(backend)) {
@@ -118,7 +121,7 @@ export function sharedSettings(v: SharedFlags): SharedSettings {
   return {
     model: { model: v.model, arch: v.arch, weights: v.weights },
     layers: v.layer ?? [],
-    target: v.target as TargetName,
+    target: (v.target ?? null) as TargetName | null,
     batch: parseIntFlag('batch', v.batch, 1),
     seed: parseIntFlag('seed', v.seed, 0),
     backend: backend as E.BackendChoice,
@@ -126,6 +129,18 @@ export function sharedSettings(v: SharedFlags): SharedSettings {
     out: v.out,
     verbose: v.verbose,
   };
+}
+
+/**
+ * The utility for this architecture: --target as given, or by default `segmentation` for a segmentation
+ * model and `rest` for a classifier. A target of the other kind is bad usage (exit 2), found before any
+ * backend starts.
+ */
+export function targetFor(target: TargetName | null, arch: Pick<Architecture, 'name' | 'task'>): TargetName {
+  if (target === null) return defaultTarget(arch);
+  const mismatch = targetMismatch(target, arch);
+  if (mismatch) throw new UsageError(`--target ${target}: ${mismatch}`);
+  return target;
 }
 
 /**
@@ -235,6 +250,13 @@ export function methodSettings(v: MethodFlags, methods: readonly string[], layer
 export function checkCompare(options: MethodOptions, numClasses: number): void {
   const bad = options.compare?.find((r) => r >= numClasses);
   if (bad !== undefined) throw new UsageError(`--compare: rank ${bad} is beyond this model's ${numClasses} classes (ranks go up to ${numClasses - 1})`);
+}
+
+/** eval's --metrics: the extra metric families, checked, without repeats, in their canonical order. */
+export function parseMetrics(values: readonly string[]): ExtraMetric[] {
+  const list = values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+  for (const m of list) if (!(EXTRA_METRICS as readonly string[]).includes(m)) throw new UsageError(`--metrics: unknown metric family "${m}"; choose from ${EXTRA_METRICS.join(' ')}`);
+  return EXTRA_METRICS.filter((m) => list.includes(m));
 }
 
 export interface OpenedModel {

@@ -13,6 +13,7 @@ import { factorizationOverlay, factorizationPicture } from '../rendering/factori
 import { writePng } from '../rendering/codec.ts';
 import type { RgbImage } from '../rendering/image.ts';
 import { comparisonSheet } from '../rendering/sheet.ts';
+import { outlineMask } from '../rendering/mask-outline.ts';
 
 export interface ExplainRun {
   explanations: Explanation[];
@@ -24,8 +25,9 @@ export interface ExplainRun {
   meta: Record<string, unknown>;
 }
 
-function concatFloat(parts: Float64Array[]): Float64Array {
-  const out = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
+/** The parts one after another, in a new array of their type. */
+function concat<T extends Float64Array | Uint8Array>(parts: readonly T[], make: (length: number) => T): T {
+  const out = make(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
   for (const p of parts) {
     out.set(p, o);
@@ -33,6 +35,8 @@ function concatFloat(parts: Float64Array[]): Float64Array {
   }
   return out;
 }
+
+const concatFloat = (parts: readonly Float64Array[]) => concat(parts, (n) => new Float64Array(n));
 
 const f32 = (shape: number[], data: ArrayLike<number>): TensorToWrite => ({ dtype: 'F32', shape, data });
 
@@ -78,7 +82,11 @@ export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise
   written.push('maps.safetensors');
 
   const C = run.explanations[0].numClasses;
-  const terms: Record<string, TensorToWrite> = { logits: f32([B, C], concatFloat(run.explanations.map((e) => e.logits))) };
+  const outputShape = [B, ...run.explanations[0].outputShape.slice(1)];
+  const terms: Record<string, TensorToWrite> = { logits: f32(outputShape, concatFloat(run.explanations.map((e) => e.logits))) };
+  // Segmentation: the constant mask of each image's class (argmax of the model's own output == class).
+  const masks = run.explanations.flatMap((e) => e.masks ?? []);
+  if (masks.length === B) terms.mask = { dtype: 'U8', shape: [B, H, W], data: concat(masks, (n) => new Uint8Array(n)) };
   const addTerms = (prefix: string, layersOf: (e: Explanation) => LayerReport[]) => {
     run.layers.forEach((layer, li) => {
       const shape = layersOf(run.explanations[0])[li].shape;
@@ -114,7 +122,8 @@ export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise
       written.push(name);
       cells.push({ image: overlay });
     }
-    rows.push({ image: run.pictures[i], label: `${run.labels[c] ?? c} ${e.probabilities[b].toFixed(2)}`, cells });
+    const picture = e.masks ? outlineMask(run.pictures[i], e.masks[b]) : run.pictures[i];
+    rows.push({ image: picture, label: `${run.labels[c] ?? c} ${e.probabilities[b].toFixed(2)}`, cells });
   }
   await writePng(join(dir, 'sheet.png'), comparisonSheet(rows, ['input', ...run.methods]));
   written.push('sheet.png');
@@ -128,17 +137,16 @@ export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise
       hvp_structurally_zero: run.explanations.every((e) => e.layers[li].hvpStructurallyZero),
     })),
     images: perImage.map(({ e, b, c }, i) => {
+      const classOf = (k: number) => ({ index: k, name: run.labels[k] ?? String(k) });
+      const base = { index: i, source: run.sources[i] };
+      if (e.masks) {
+        // Segmentation: the class explained, its mean probability over its mask, and the mask's size.
+        const maskPixels = e.masks[b].reduce((n, v) => n + v, 0);
+        return { ...base, class: classOf(c), mean_probability_in_mask: e.probabilities[b], mask_pixels: maskPixels, utility: e.utilities[b] };
+      }
       const row = Array.from(e.logits.subarray(b * C, (b + 1) * C));
-      const predicted = row.indexOf(Math.max(...row));
-      return {
-        index: i,
-        source: run.sources[i],
-        predicted: { index: predicted, name: run.labels[predicted] ?? String(predicted) },
-        class: { index: c, name: run.labels[c] ?? String(c) },
-        probability: e.probabilities[b],
-        utility: e.utilities[b],
-        ...(e.finer ? { finer: { main: e.finer.main[b], comparisons: e.finer.comparisons[b], alpha: e.finer.alpha } } : {}),
-      };
+      const finer = e.finer ? { finer: { main: e.finer.main[b], comparisons: e.finer.comparisons[b], alpha: e.finer.alpha } } : {};
+      return { ...base, predicted: classOf(row.indexOf(Math.max(...row))), class: classOf(c), probability: e.probabilities[b], utility: e.utilities[b], ...finer };
     }),
     ...(augmentations.length ? { augmentations: augmentations.map(({ label, flip, factor }) => ({ label, flip, factor })) } : {}),
     methods: Object.fromEntries(run.methods.map((m) => [m, methodSummary(run.explanations.map((e) => e.methods.get(m)!))])),

@@ -49,28 +49,34 @@ export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const n = a.length;
   if (b.length !== n) throw new RangeError(`pearson: lengths differ (${n} vs ${b.length})`);
   if (n < 2) return NaN;
+  for (let i = 0; i < n; i++) if (!Number.isFinite(a[i]) || !Number.isFinite(b[i])) return NaN;
+  const { ab, aa, bb } = centredProducts(a, b);
+  if (aa === 0 || bb === 0) return NaN;
+  return Math.max(-1, Math.min(1, ab / Math.sqrt(aa * bb)));
+}
+
+/** Σ(a − ā)(b − b̄), Σ(a − ā)² and Σ(b − b̄)², two-pass in float64. */
+function centredProducts(a: ArrayLike<number>, b: ArrayLike<number>): { ab: number; aa: number; bb: number } {
+  const n = a.length;
   let ma = 0;
   let mb = 0;
   for (let i = 0; i < n; i++) {
-    if (!Number.isFinite(a[i]) || !Number.isFinite(b[i])) return NaN;
     ma += a[i];
     mb += b[i];
   }
   ma /= n;
   mb /= n;
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
   for (let i = 0; i < n; i++) {
     const da = a[i] - ma;
     const db = b[i] - mb;
-    sab += da * db;
-    saa += da * da;
-    sbb += db * db;
+    ab += da * db;
+    aa += da * da;
+    bb += db * db;
   }
-  if (saa === 0 || sbb === 0) return NaN;
-  const r = sab / Math.sqrt(saa * sbb);
-  return Math.max(-1, Math.min(1, r));
+  return { ab, aa, bb };
 }
 
 /** Coherency: (Pearson(m, m') + 1)/2, or 0 when the correlation is undefined. */
@@ -189,4 +195,65 @@ export function trapezoidAuc(ys: ArrayLike<number>): number {
   let s = 0;
   for (let k = 0; k < S; k++) s += (ys[k] + ys[k + 1]) / 2;
   return s / S;
+}
+
+// pytorch-grad-cam's metrics (pytorch_grad_cam.metrics at 084273b; the family fixture README), as options of
+// `eval --metrics`. The score s is again the softmax probability of the predicted class, and a perturbation
+// multiplies the normalised input by the map; with Y = s(x), O = s(x ⊙ m):
+//   ConfChange = O − Y                  CamMultImageConfidenceChange (higher is better)
+//   DropInConf = max(Y − O, 0)          DropInConfidence (lower is better; AD without the division by Y)
+//   IncreaseInConf = [O > Y]            IncreaseInConfidence (= IC)
+//   Complexity = mean |m|               (= Com; lower is better)
+//   Coherency = (ρ(m', m) + 1)/2        ρ = cov/(std·std + 1e-8) with sample (n − 1) statistics, m' = GradCAM++
+//                                       of x ⊙ m for the metric's (softmax) target — not the fork's Coh
+//   ARCC = 3 / (1/(Coherency + 1e-8) + 1/(1 − Complexity + 1e-8) + 1/(road + 1e-8)),
+//          road = clip(2·ROADCombined, 0, 1)      (higher is better)
+
+/** CamMultImageConfidenceChange: s(x ⊙ m) − s(x). */
+export function confidenceChange(Y: number, O: number): number {
+  return O - Y;
+}
+
+/** DropInConfidence: max(s(x) − s(x ⊙ m), 0). */
+export function dropInConfidence(Y: number, O: number): number {
+  return Math.max(Y - O, 0);
+}
+
+/** pytorch-grad-cam's Coherency: (Pearson(m', m) + 1)/2 with sample statistics and 1e-8 added to the denominator. */
+export function coherencyUpstream(map: ArrayLike<number>, recomputed: ArrayLike<number>): number {
+  const n = map.length;
+  if (recomputed.length !== n) throw new RangeError(`coherency: lengths differ (${n} vs ${recomputed.length})`);
+  const { ab, aa, bb } = centredProducts(recomputed, map);
+  const rho = ab / (n - 1) / (Math.sqrt(aa / (n - 1)) * Math.sqrt(bb / (n - 1)) + 1e-8);
+  return (rho + 1) / 2;
+}
+
+/** ARCC from its parts; `roadCombined` is ROADCombined over 20/40/60/80%. */
+export function arcc(coherency: number, complexity: number, roadCombined: number): number {
+  const road = Math.min(1, Math.max(0, 2 * roadCombined));
+  return 3 / (1 / (coherency + 1e-8) + 1 / (1 - complexity + 1e-8) + 1 / (road + 1e-8));
+}
+
+export interface ConfidenceMetrics {
+  ConfChange: number;
+  DropInConf: number;
+  IncreaseInConf: number;
+}
+
+/** The confidence family of one image from Y = s(x) and O = s(x ⊙ m). */
+export function confidenceMetrics(Y: number, O: number): ConfidenceMetrics {
+  return { ConfChange: confidenceChange(Y, O), DropInConf: dropInConfidence(Y, O), IncreaseInConf: increaseInConfidence(Y, O) };
+}
+
+export interface ArccMetrics {
+  Complexity: number;
+  Coherency: number;
+  ARCC: number;
+}
+
+/** ARCC and its Complexity and Coherency parts for one image (m' = GradCAM++ of x ⊙ m, softmax target). */
+export function arccMetrics(map: ArrayLike<number>, recomputed: ArrayLike<number>, roadCombined: number): ArccMetrics {
+  const Complexity = complexity(map);
+  const Coherency = coherencyUpstream(map, recomputed);
+  return { Complexity, Coherency, ARCC: arcc(Coherency, Complexity, roadCombined) };
 }

@@ -1,6 +1,7 @@
 // The evaluation of CAM methods over labelled images, batch by batch: the ADCC family (AD, IC, ADD, Com,
-// Coh, ADCC; see metrics.ts), insertion/deletion curves and, optionally, ROAD (road.ts), per image and
-// method. Scores are the softmax probability of the predicted class.
+// Coh, ADCC; see metrics.ts), insertion/deletion curves and, optionally, ROAD (road.ts) and pytorch-grad-cam's
+// confidence and ARCC metrics (--metrics), per image and method. Scores are the softmax probability of the
+// predicted class.
 //
 // Every per-image number depends only on the image, the settings and a seed derived from (seed, file,
 // method) — not on the batch it was computed in — so a run interrupted and resumed (see
@@ -9,6 +10,7 @@
 
 import * as E from '../../engine/index.ts';
 import type { LoadedModel } from '../../models/zoo.ts';
+import { activationLayout } from '../../models/registry.ts';
 import { explain } from '../algorithm/explain.ts';
 import { getMethod } from '../algorithm/methods/index.ts';
 import { rngFor } from '../algorithm/random.ts';
@@ -16,9 +18,9 @@ import { softmaxRow } from '../algorithm/targets.ts';
 import { decodeImage } from '../rendering/codec.ts';
 import { preprocess, type RgbImage } from '../rendering/image.ts';
 import { DatasetError, type DatasetItem } from './dataset.ts';
-import { adccMetrics, curveInputs, multiplyByMap, relevanceOrder, trapezoidAuc } from './metrics.ts';
-import type { EvalSettings, ImageRecord } from './report.ts';
-import { roadCombined, roadInputs } from './road.ts';
+import { adccMetrics, arccMetrics, confidenceMetrics, curveInputs, multiplyByMap, relevanceOrder, trapezoidAuc } from './metrics.ts';
+import type { EvalSettings, ImageRecord, RoadRecord } from './report.ts';
+import { roadCombined, roadInputs, type RoadInputs } from './road.ts';
 
 /** Largest batch of perturbed inputs per forward pass. */
 const SCORE_CHUNK = 32;
@@ -96,7 +98,7 @@ async function camMaps(ctx: Context, rows: Float64Array[], shape: number[], file
   const maps = new Map<string, Float64Array[]>();
   const batched = methods.filter((m) => !getMethod(m).randomised);
   let cls = classes;
-  const common = { module: model.module, layers: settings.layers, target: settings.target, layout: model.arch.layout?.bind(model.arch) };
+  const common = { module: model.module, layers: settings.layers, target: settings.target, layout: (layer: string) => activationLayout(model.arch, layer) };
   if (batched.length || !cls) {
     const x = stack(rows);
     const e = await explain({ ...common, input: x, methods: batched, classes: cls, seed: settings.seed });
@@ -117,6 +119,18 @@ async function camMaps(ctx: Context, rows: Float64Array[], shape: number[], file
   return { maps, classes: cls! };
 }
 
+/** GradCAM++ maps of a batch for the softmax probability of `classes` (pytorch-grad-cam's Coherency). */
+async function coherencyMaps(ctx: Context, rows: Float64Array[], shape: number[], classes: number[]): Promise<Float64Array[]> {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const flat = new Float64Array(rows.length * n);
+  rows.forEach((r, i) => flat.set(r, i * n));
+  const x = E.tensor(flat, [rows.length, ...shape]);
+  const { model, settings } = ctx;
+  const e = await explain({ module: model.module, input: x, layers: settings.layers, methods: ['gradcam++'], target: 'softmax', classes, layout: (layer: string) => activationLayout(model.arch, layer) });
+  x.dispose();
+  return e.methods.get('gradcam++')!.maps;
+}
+
 /** Evaluates one batch of images; calls `finished` with the records of each image as soon as it is done. */
 async function evaluateBatch(ctx: Context, items: DatasetItem[], rows: Float64Array[], shape: [number, number, number], finished: (records: ImageRecord[]) => void): Promise<void> {
   const { model, settings } = ctx;
@@ -124,7 +138,8 @@ async function evaluateBatch(ctx: Context, items: DatasetItem[], rows: Float64Ar
   const files = items.map((i) => i.file);
   const { maps, classes } = await camMaps(ctx, rows, shape, files, settings.methods);
   const Y = classes.map(() => 0);
-  const perMethod = new Map<string, { O: number[]; D: number[]; recomputed: Float64Array[] }>();
+  const perMethod = new Map<string, { O: number[]; D: number[]; recomputed: Float64Array[]; gradcamPlusPlus?: Float64Array[] }>();
+  const arcc = settings.metrics?.includes('arcc') ?? false;
   // Y from the logits of the clean images (one pass shared by all methods).
   const clean = await classProbabilities(model, rows, shape, classes);
   clean.forEach((p, b) => (Y[b] = p));
@@ -135,7 +150,9 @@ async function evaluateBatch(ctx: Context, items: DatasetItem[], rows: Float64Ar
     const scores = await classProbabilities(model, [...kept, ...removed], shape, [...classes, ...classes]);
     // Coherency: the same method, same target and classes, on x ⊙ m.
     const again = await camMaps(ctx, kept, shape, files, [m], classes);
-    perMethod.set(m, { O: scores.slice(0, rows.length), D: scores.slice(rows.length), recomputed: again.maps.get(m)! });
+    // ARCC's Coherency (pytorch-grad-cam's): GradCAM++ of x ⊙ m for the metric's own (softmax) target.
+    const gradcamPlusPlus = arcc ? await coherencyMaps(ctx, kept, shape, classes) : undefined;
+    perMethod.set(m, { O: scores.slice(0, rows.length), D: scores.slice(rows.length), recomputed: again.maps.get(m)!, gradcamPlusPlus });
   }
   const S = settings.steps;
   for (let b = 0; b < rows.length; b++) {
@@ -150,7 +167,10 @@ async function evaluateBatch(ctx: Context, items: DatasetItem[], rows: Float64Ar
       const ins = curveInputs(rows[b], order, S, 'insertion');
       const del = curveInputs(rows[b], order, S, 'deletion');
       const road = settings.road ? roadInputs(rows[b], map, H, W, rng) : null;
-      const batch = [...ins, ...del, ...(road ? [...road.morf, ...road.lerf] : [])];
+      // ARCC's ROAD: pytorch-grad-cam's percentile selection, noise from a stream of its own.
+      const arccRoad = arcc ? roadInputs(rows[b], map, H, W, rngFor(imageSeed(settings.seed, files[b], `${m}|arcc`)), { selection: 'percentile' }) : null;
+      const imputed = (r: RoadInputs | null) => (r ? [...r.morf, ...r.lerf] : []);
+      const batch = [...ins, ...del, ...imputed(road), ...imputed(arccRoad)];
       const scores = await classProbabilities(model, batch, shape, batch.map(() => classes[b]));
       const insertion = [p0, ...scores.slice(0, S - 1), Y[b]];
       const deletion = [Y[b], ...scores.slice(S - 1, 2 * (S - 1)), p0];
@@ -168,11 +188,19 @@ async function evaluateBatch(ctx: Context, items: DatasetItem[], rows: Float64Ar
         insertion_auc: trapezoidAuc(insertion),
         deletion_auc: trapezoidAuc(deletion),
       };
-      if (road) {
-        const q = road.percentages.length;
-        const morf = scores.slice(2 * (S - 1), 2 * (S - 1) + q);
-        const lerf = scores.slice(2 * (S - 1) + q);
-        record.road = { percentages: road.percentages, morf, lerf, combined: roadCombined(morf, lerf), residual: road.residual };
+      let offset = 2 * (S - 1);
+      const roadRecord = (r: RoadInputs): RoadRecord => {
+        const q = r.percentages.length;
+        const morf = scores.slice(offset, offset + q);
+        const lerf = scores.slice(offset + q, offset + 2 * q);
+        offset += 2 * q;
+        return { percentages: r.percentages, morf, lerf, combined: roadCombined(morf, lerf), residual: r.residual };
+      };
+      if (road) record.road = roadRecord(road);
+      if (settings.metrics?.includes('confidence')) Object.assign(record, confidenceMetrics(Y[b], pm.O[b]));
+      if (arccRoad) {
+        record.arcc_road = roadRecord(arccRoad);
+        Object.assign(record, arccMetrics(map, pm.gradcamPlusPlus![b], record.arcc_road.combined));
       }
       records.push(record);
     }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { TargetName } from '../algorithm/targets.ts';
 import { writePng } from '../rendering/codec.ts';
 import type { DatasetItem } from './dataset.ts';
-import { datasetAdcc, type AdccMetrics } from './metrics.ts';
+import { datasetAdcc, type AdccMetrics, type ArccMetrics, type ConfidenceMetrics } from './metrics.ts';
 import { ROAD_PERCENTAGES } from './road.ts';
 import { barChart, lineChart } from './plots.ts';
 
@@ -19,9 +19,34 @@ export interface EvalSettings {
   seed: number;
   steps: number;
   road: boolean;
+  /** Metric families computed on top of the default set (eval --metrics); absent when none. */
+  metrics?: ExtraMetric[];
 }
 
-export interface ImageRecord extends AdccMetrics {
+/**
+ * The families `eval --metrics` adds to the default set (the ADCC family and the insertion/deletion
+ * curves, plus ROAD with --road): pytorch-grad-cam's confidence metrics, and its ARCC with its Complexity
+ * and Coherency parts (metrics.ts).
+ */
+export const EXTRA_METRICS = ['confidence', 'arcc'] as const;
+export type ExtraMetric = (typeof EXTRA_METRICS)[number];
+
+/** The table columns each extra family adds (also the per-image record fields). */
+export const EXTRA_COLUMNS: Record<ExtraMetric, readonly string[]> = {
+  confidence: ['ConfChange', 'DropInConf', 'IncreaseInConf'],
+  arcc: ['Complexity', 'Coherency', 'ARCC'],
+};
+
+/** The ROAD that ARCC uses: pytorch-grad-cam's threshold selection at 20/40/60/80% (road.ts). */
+export interface RoadRecord {
+  percentages: number[];
+  morf: number[];
+  lerf: number[];
+  combined: number;
+  residual: number;
+}
+
+interface BaseImageRecord extends AdccMetrics {
   file: string;
   label: number;
   pred: number;
@@ -36,11 +61,22 @@ export interface ImageRecord extends AdccMetrics {
   insertion_auc: number;
   deletion_auc: number;
   /** Class probability after MoRF/LeRF imputation at each of `percentages` % removed. */
-  road?: { percentages: number[]; morf: number[]; lerf: number[]; combined: number; residual: number };
+  road?: RoadRecord;
+  /** With --metrics arcc: the ROAD behind ARCC (pytorch-grad-cam's percentile threshold selection). */
+  arcc_road?: RoadRecord;
 }
 
+/** The extra metrics of one record, when computed (--metrics). */
+export type ImageRecord = BaseImageRecord & Partial<ConfidenceMetrics> & Partial<ArccMetrics>;
+
 const METRIC_KEYS = ['AD', 'IC', 'ADD', 'Com', 'Coh', 'ADCC'] as const;
-const ARROWS: Record<string, string> = { AD: '↓', IC: '↑', ADD: '↑', Com: '↓', Coh: '↑', ADCC: '↑', Insertion: '↑', Deletion: '↓', ROAD: '↑' };
+const ARROWS: Record<string, string> = {
+  AD: '↓', IC: '↑', ADD: '↑', Com: '↓', Coh: '↑', ADCC: '↑', Insertion: '↑', Deletion: '↓', ROAD: '↑',
+  ConfChange: '↑', DropInConf: '↓', IncreaseInConf: '↑', Complexity: '↓', Coherency: '↑', ARCC: '↑',
+};
+
+/** Columns where lower is better (the plots say so under the group). */
+export const LOWER_IS_BETTER: ReadonlySet<string> = new Set(Object.entries(ARROWS).filter(([, a]) => a === '↓').map(([k]) => k));
 
 export interface EvalResults {
   n: number;
@@ -51,8 +87,14 @@ export interface EvalResults {
   target: string;
   layers: string[];
   seed: number;
-  /** Per method, in percent: AD, IC, ADD, Com, Coh, ADCC (from the means, as the paper), Insertion and Deletion AUC, ROAD. */
+  /**
+   * Per method, in percent: AD, IC, ADD, Com, Coh, ADCC (from the means, as the paper), Insertion and
+   * Deletion AUC, ROAD; with --metrics the means of ConfChange, DropInConf, IncreaseInConf, Complexity,
+   * Coherency and ARCC (each the mean of its per-image values, as pytorch-grad-cam reports them).
+   */
   methods: Record<string, Record<string, number>>;
+  /** The extra metric families of the run (eval --metrics). */
+  metrics?: ExtraMetric[];
   curves: { fractions: number[]; insertion: Record<string, number[]>; deletion: Record<string, number[]> };
   road?: { percentages: number[]; drop: Record<string, { MoRF: number[]; LeRF: number[] }> };
 }
@@ -75,6 +117,7 @@ export function summarise(settings: EvalSettings, items: DatasetItem[], done: Ma
     curves: { fractions: Array.from({ length: settings.steps + 1 }, (_, k) => k / settings.steps), insertion: {}, deletion: {} },
   };
   if (settings.road) results.road = { percentages: [...ROAD_PERCENTAGES], drop: {} };
+  if (settings.metrics?.length) results.metrics = [...settings.metrics];
   settings.methods.forEach((m, mi) => {
     const rows = recs.map((r) => r[mi]);
     const avg = datasetAdcc(rows);
@@ -90,13 +133,16 @@ export function summarise(settings: EvalSettings, items: DatasetItem[], done: Ma
       const drop = (key: 'morf' | 'lerf') => ROAD_PERCENTAGES.map((_, q) => 100 * mean(rows.map((r) => r.Y - r.road![key][q])));
       results.road!.drop[m] = { MoRF: drop('morf'), LeRF: drop('lerf') };
     }
+    for (const family of settings.metrics ?? []) {
+      for (const k of EXTRA_COLUMNS[family]) out[k] = 100 * mean(rows.map((r) => r[k as keyof ImageRecord] as number));
+    }
     results.methods[m] = out;
   });
   return results;
 }
 
 function columns(r: EvalResults): string[] {
-  return [...METRIC_KEYS, 'Insertion', 'Deletion', ...(r.road ? ['ROAD'] : [])];
+  return [...METRIC_KEYS, 'Insertion', 'Deletion', ...(r.road ? ['ROAD'] : []), ...(r.metrics ?? []).flatMap((f) => EXTRA_COLUMNS[f])];
 }
 
 export function resultsMarkdown(r: EvalResults): string {
@@ -111,11 +157,14 @@ export function resultsMarkdown(r: EvalResults): string {
     ...Object.entries(r.methods).map(([m, v]) => `| ${m} | ${cols.map((c) => v[c].toFixed(2)).join(' | ')} |`),
   ];
   if (r.road) {
-    lines.push('', 'ROAD: drop of the class probability (percentage points) with q% of the pixels removed and imputed; ROAD = mean over q of (MoRF drop − LeRF drop)/2.', '');
+    lines.push('', 'ROAD: drop of the class probability (percentage points) with q% of the pixels removed (by rank) and imputed; ROAD = mean over q of (MoRF drop − LeRF drop)/2.', '');
     const qs = r.road.percentages;
     lines.push(`| method | ${qs.map((q) => `MoRF ${q}%`).join(' | ')} | ${qs.map((q) => `LeRF ${q}%`).join(' | ')} |`);
     lines.push(`|---|${[...qs, ...qs].map(() => '---:').join('|')}|`);
     for (const [m, d] of Object.entries(r.road.drop)) lines.push(`| ${m} | ${[...d.MoRF, ...d.LeRF].map((v) => v.toFixed(2)).join(' | ')} |`);
+  }
+  if (r.metrics?.length) {
+    lines.push('', "pytorch-grad-cam's metrics: ConfChange = s(x⊙m) − s(x), DropInConf = max(s(x) − s(x⊙m), 0), IncreaseInConf = [s(x⊙m) > s(x)]; Complexity = mean |m|, Coherency = (ρ(GradCAM++ of x⊙m, m) + 1)/2, ARCC = harmonic mean of Coherency, 1 − Complexity and clip(2·ROAD, 0, 1) with ROAD over 20/40/60/80% by pytorch-grad-cam's percentile threshold; means of the per-image values.");
   }
   return `${lines.join('\n')}\n`;
 }
@@ -133,7 +182,7 @@ export async function writePlots(dir: string, r: EvalResults): Promise<void> {
     join(dir, 'metrics.png'),
     barChart({
       title: `${r.model}: faithfulness metrics (n=${r.n}, top-1 ${r.accuracy.toFixed(1)}%)`,
-      groups: cols.map((c) => `${c}\n${c === 'AD' || c === 'Com' || c === 'Deletion' ? 'lower better' : 'higher better'}`),
+      groups: cols.map((c) => `${c}\n${LOWER_IS_BETTER.has(c) ? 'lower better' : 'higher better'}`),
       series: methods.map((m) => ({ name: m, values: cols.map((c) => r.methods[m][c]) })),
       yLabel: 'percent',
     }),

@@ -27,8 +27,14 @@
 // with s the class probability after imputation (pytorch-grad-cam averages the differences
 // s_after − s_before over the percentiles, then takes (LeRF − MoRF)/2; s_before cancels). Higher is better:
 // removing the most relevant pixels should hurt more than removing the least relevant ones.
+//
+// pytorch-grad-cam's own threshold rule is here too (selection 'percentile'): MoRF at q% removed imputes the
+// pixels with m ≥ numpy.percentile(m, 100 − q), LeRF those with 1 − m ≥ percentile(1 − m, 100 − q), ties
+// included. It reproduces that library's ROAD (and ARCC) exactly when the noise is 0 (test/eval-metrics.test.ts
+// against the family fixture's metric_noise0); with large tied regions it removes more than q% (the whole
+// image, in the worst case: then the baseline 0 is imputed, where scipy's spsolve would give NaN).
 
-import { relevanceOrder } from './metrics.ts';
+import { percentile, relevanceOrder } from './metrics.ts';
 
 /** [dy, dx, weight] of the 8 neighbours. */
 export const NEIGHBOUR_WEIGHTS: readonly (readonly [number, number, number])[] = [
@@ -38,6 +44,10 @@ export const NEIGHBOUR_WEIGHTS: readonly (readonly [number, number, number])[] =
 
 /** The percentages removed, MoRF and LeRF alike. */
 export const ROAD_PERCENTAGES: readonly number[] = [20, 40, 60, 80];
+
+/** How the removed pixels are chosen: exactly q% by rank (ties in a seeded order), or pytorch-grad-cam's threshold. */
+export const ROAD_SELECTIONS = ['rank', 'percentile'] as const;
+export type RoadSelection = (typeof ROAD_SELECTIONS)[number];
 
 export const ROAD_NOISE = 0.01;
 
@@ -204,6 +214,16 @@ export function roadMask(order: Int32Array, percentage: number, mode: 'morf' | '
   return mask;
 }
 
+/**
+ * pytorch-grad-cam's mask (1 = removed) at q% removed: MoRF removes m ≥ percentile(m, 100 − q), LeRF
+ * 1 − m ≥ percentile(1 − m, 100 − q) (float32 values, as that library compares its float32 maps).
+ */
+export function roadThresholdMask(map: ArrayLike<number>, percentage: number, mode: 'morf' | 'lerf'): Uint8Array {
+  const values = Float32Array.from(map, (v) => (mode === 'morf' ? v : 1 - v));
+  const t = percentile(values, 100 - percentage);
+  return Uint8Array.from(values, (v) => (v >= t ? 1 : 0));
+}
+
 export interface RoadInputs {
   percentages: number[];
   morf: Float64Array[];
@@ -212,16 +232,26 @@ export interface RoadInputs {
   residual: number;
 }
 
+export interface RoadOptions {
+  percentages?: readonly number[];
+  /** The standard deviation of the imputation noise (default ROAD_NOISE; 0: deterministic). */
+  noise?: number;
+  /** Default 'rank'. */
+  selection?: RoadSelection;
+}
+
 /**
  * The imputed images of ROAD for one CHW image and its H×W map: MoRF then LeRF at each percentage. The
- * rng orders tied map values, then draws the noise (in that order, so a seed fixes everything).
+ * rng orders tied map values (rank selection), then draws the noise (in that order, so a seed fixes everything).
  */
-export function roadInputs(image: ArrayLike<number>, map: ArrayLike<number>, H: number, W: number, rng: () => number, percentages: readonly number[] = ROAD_PERCENTAGES, noise = ROAD_NOISE): RoadInputs {
-  const order = relevanceOrder(map, rng);
+export function roadInputs(image: ArrayLike<number>, map: ArrayLike<number>, H: number, W: number, rng: () => number, opts: RoadOptions = {}): RoadInputs {
+  const { percentages = ROAD_PERCENTAGES, noise = ROAD_NOISE, selection = 'rank' } = opts;
+  const order = selection === 'rank' ? relevanceOrder(map, rng) : null;
   let residual = 0;
   const run = (mode: 'morf' | 'lerf') =>
     percentages.map((q) => {
-      const r = noisyLinearImpute(image, roadMask(order, q, mode), H, W, rng, noise);
+      const removed = order ? roadMask(order, q, mode) : roadThresholdMask(map, q, mode);
+      const r = noisyLinearImpute(image, removed, H, W, rng, noise);
       residual = Math.max(residual, r.residual);
       return r.image;
     });

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as E from '../../engine/index.ts';
 import { explain, type Explanation } from '../../cam/algorithm/explain.ts';
 import { captureForward, layerTerms } from '../../cam/algorithm/terms.ts';
+import { classifierTarget } from '../../cam/algorithm/targets.ts';
 import { main } from '../../cam/cli.ts';
 import { loadZooModel } from '../../models/zoo.ts';
 import { parseSafetensors } from '../../models/safetensors.ts';
@@ -56,7 +57,7 @@ export function camFixtureSuite(b: BackendUnderTest): void {
         for (const t of ['ReST', 'logit', 'softmax']) {
           const capture = captureForward(m, x, layer);
           expect(relErr(await capture.logits.values(), f.float64('logits64'))).toBeLessThan(1e-4);
-          const terms = layerTerms(m, x, capture, T[t], classes, true);
+          const terms = layerTerms(m, x, capture, classifierTarget(T[t], classes), true);
           // Suggested float32 tolerances of the fixture README: A rtol 1e-4; G and H·A rtol 2e-4.
           expect(relErr(await terms.A.values(), f.float64(`A/${layer}`)), `A ${t}`).toBeLessThan(1e-4);
           expect(relErr(await terms.G.values(), f.float64(`G/${t}/${layer}`)), `G ${t}`).toBeLessThan(2e-4);

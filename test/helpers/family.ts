@@ -5,8 +5,9 @@
 
 import * as E from '../../engine/index.ts';
 import { explain, type Explanation } from '../../cam/algorithm/explain.ts';
-import { finerUtility } from '../../cam/algorithm/methods/finer.ts';
+import { finerTarget } from '../../cam/algorithm/methods/finer.ts';
 import { inputGradient } from '../../cam/algorithm/methods/guided.ts';
+import { classifierTarget, imageUtilities } from '../../cam/algorithm/targets.ts';
 import { aggregateLayers, scaleCamImage } from '../../cam/algorithm/postprocess.ts';
 import { ResNet } from '../../models/archs/resnet.ts';
 import type { Module } from '../../models/module.ts';
@@ -120,7 +121,7 @@ export async function familyDifferences(c: FamilyCase): Promise<Record<string, n
     d['guided-backprop (rel.)'] = relErr(map('guided-backprop'), f.float32('guided/GuidedBackprop'));
     d['guided-gradcam (rel.)'] = relErr(map('guided-gradcam'), f.float32(`cam/GuidedGradCAM/ReST/${L}`));
   } else {
-    d['input gradient, unguided (rel.)'] = relErr(await inputGradient(module, input, classes, false).values(), f.float32('guided/GuidedBackprop'));
+    d['input gradient, unguided (rel.)'] = relErr(await inputGradient(module, input, classifierTarget('logit', classes), false).values(), f.float32('guided/GuidedBackprop'));
   }
   d['kpca-cam map'] = absErr(map('kpca-cam'), f.float32(`cam/KPCA_CAM/ReST/${L}`));
   d['kpca-cam projection (rel.)'] = relErr(raw('kpca-cam'), f.float32(`kpca_projection/${L}`));
@@ -134,7 +135,7 @@ export async function familyDifferences(c: FamilyCase): Promise<Record<string, n
   // Finer-CAM's utility (engine ops) at the fixture's float32 logits, for the classes we chose (compared
   // with the fixture's by the caller).
   const logits = E.tensor(f.float32('logits'), f.entry('logits').shape);
-  d['finer-cam utility (rel.)'] = relErr(await finerUtility(plain.finer!, plain.finer!.alpha)(logits).values(), f.float64('finer/target_value'));
+  d['finer-cam utility (rel.)'] = relErr(await imageUtilities(finerTarget(plain.finer!, plain.finer!.alpha), logits).values(), f.float64('finer/target_value'));
 
   const refine = await explain({ module, input, layers: [L1, L2], methods: ['refine-cam'], target: 'rest', classes });
   d['refine-cam map'] = absErr(flatMaps(refine, 'refine-cam'), f.float32(`cam/RefineCAM/ReST/${L1}+${L2}`));

@@ -6,7 +6,7 @@
 // whose G (and H·A, for a ShapleyCAM base) drives a layer method at each target layer.
 
 import * as E from '../../../engine/index.ts';
-import type { Tensor } from '../../../engine/index.ts';
+import type { HeadTarget } from '../targets.ts';
 import type { ComposedMethod } from './types.ts';
 
 export const DEFAULT_COMPARE = [1, 2, 3] as const;
@@ -24,6 +24,8 @@ export const finercam: ComposedMethod = {
   // Upstream's FinerCAM takes eigen_smooth (passed to its base) but has no aug_smooth; here aug smoothing
   // also works, with the classes chosen once on the un-augmented image.
   smoothing: { aug: true, eigen: true },
+  // A segmentation output has no row of class logits to sort (upstream's FinerCAM cannot take one either).
+  classifierOnly: true,
 };
 
 export interface FinerClasses {
@@ -52,17 +54,23 @@ export function finerClasses(logits: ArrayLike<number>, B: number, C: number, ra
   return { main, comparisons };
 }
 
-/** The Finer-CAM utility per image, [B], as engine ops of the logits [B, C]. */
-export function finerUtility(classes: FinerClasses, alpha: number): (logits: Tensor) => Tensor {
-  const B = classes.main.length;
-  const R = classes.comparisons[0]?.length ?? 0;
-  return (logits) => {
-    const mainIdx = E.tensor(classes.main.map((c) => [c]), [B, 1]);
-    const compIdx = E.tensor(classes.comparisons.flat(), [B, R]);
-    const oMain = E.gather(logits, mainIdx, 1);
-    const oComp = E.gather(logits, compIdx, 1);
-    const p = E.gather(E.softmax(logits, 1), compIdx, 1);
-    const numerator = E.sum(E.mul(p, E.sub(oMain, E.mul(oComp, alpha))), 1);
-    return E.div(numerator, E.add(E.sum(p, 1), 1e-9));
+/**
+ * Finer-CAM's utility as a target of classifier logits: row i compares its class (the main class of image
+ * images[i]) with that image's comparison classes, so replayed and perturbed copies of an image keep them.
+ */
+export function finerTarget(classes: FinerClasses, alpha: number): HeadTarget {
+  return {
+    classes: classes.main,
+    rowUtility: (logits, rowMain, images) => {
+      const M = logits.shape[0];
+      const R = classes.comparisons[0]?.length ?? 0;
+      const mainIdx = E.tensor(rowMain.map((c) => [c]), [M, 1]);
+      const compIdx = E.tensor(images.flatMap((b) => classes.comparisons[b]), [M, R]);
+      const oMain = E.gather(logits, mainIdx, 1);
+      const oComp = E.gather(logits, compIdx, 1);
+      const p = E.gather(E.softmax(logits, 1), compIdx, 1);
+      const numerator = E.sum(E.mul(p, E.sub(oMain, E.mul(oComp, alpha))), 1);
+      return E.div(numerator, E.add(E.sum(p, 1), 1e-9));
+    },
   };
 }

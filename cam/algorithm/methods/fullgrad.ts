@@ -10,6 +10,7 @@ import * as E from '../../../engine/index.ts';
 import type { Tensor } from '../../../engine/index.ts';
 import { BatchNorm2d, Conv2d } from '../../../models/layers.ts';
 import { withForwardHooks, type Module } from '../../../models/module.ts';
+import { imageUtilities, type HeadTarget } from '../targets.ts';
 import { principalProjection } from './eigen.ts';
 import type { ComposedMethod } from './types.ts';
 
@@ -72,11 +73,11 @@ export interface FullGradResult {
 }
 
 /**
- * FullGrad of the batch utility Σ_b utility(logits)_b. With `eigenSmooth`, as upstream: the 3 + L scaled
+ * FullGrad of the batch utility Σ_b u_b of the target. With `eigenSmooth`, as upstream: the 3 + L scaled
  * maps are min-maxed and shrunk to 1/8 of the input size, projected on their first principal component,
  * and that projection is min-maxed and resized back.
  */
-export async function fullGrad(module: Module, input: Tensor, utility: (logits: Tensor) => Tensor, eigenSmooth: boolean): Promise<FullGradResult> {
+export async function fullGrad(module: Module, input: Tensor, target: HeadTarget, eigenSmooth: boolean): Promise<FullGradResult> {
   const [B, , H, W] = input.shape;
   const layers = biasLayers(module);
   const index = new Map(layers.map((l, i) => [l.path, i]));
@@ -88,7 +89,7 @@ export async function fullGrad(module: Module, input: Tensor, utility: (logits: 
   const hooks = new Map(layers.map((l) => [l.path, (out: Tensor) => E.add(out, perturbations[index.get(l.path)!])]));
   const total = (x: Tensor, ...ds: Tensor[]) => {
     perturbations = ds;
-    return E.sum(utility(withForwardHooks(hooks, () => module.call(x))));
+    return E.sum(imageUtilities(target, withForwardHooks(hooks, () => module.call(x))));
   };
   const [, pullback] = E.vjp(total, [input, ...zeros]);
   const [gx, ...grads] = pullback(1);

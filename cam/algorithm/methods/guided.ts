@@ -10,7 +10,7 @@
 import * as E from '../../../engine/index.ts';
 import type { Tensor } from '../../../engine/index.ts';
 import type { Module } from '../../../models/module.ts';
-import { utility } from '../targets.ts';
+import { classifierTarget, imageUtilities, type BatchTarget, type HeadTarget } from '../targets.ts';
 import type { ComposedMethod } from './types.ts';
 
 export const guidedBackprop: ComposedMethod = {
@@ -37,10 +37,20 @@ export const guidedGradcam: ComposedMethod = {
 };
 
 /**
- * [B, 3, H, W]: ∂o_{b, c_b}/∂x with guided ReLUs (or, with `guided` false, the plain input gradient of the
- * logit, which is what upstream returns for a network without ReLU modules). Images are independent.
+ * The raw score guided backpropagation differentiates, whatever the CAM's target: the logit of each image's
+ * class, as upstream; under the segmentation target, that target itself (the class's output summed over its
+ * mask: already linear in the output, where upstream's guided backpropagation cannot take a dense output).
  */
-export function inputGradient(module: Module, input: Tensor, classes: readonly number[], guided = true): Tensor {
-  const logit = (x: Tensor) => E.sum(utility('logit', module.call(x), classes));
-  return guided ? E.withGuidedRelu(() => E.grad(logit)(input)) : E.grad(logit)(input);
+export function guidedTarget(target: BatchTarget): HeadTarget {
+  return target.masks ? target : classifierTarget('logit', target.classes);
+}
+
+/**
+ * [B, 3, H, W]: ∂u_b/∂x of the target's per-image utility (guidedTarget's raw score) with guided ReLUs (or,
+ * with `guided` false, the plain input gradient, which is what upstream returns for a network without ReLU
+ * modules). Images are independent.
+ */
+export function inputGradient(module: Module, input: Tensor, target: HeadTarget, guided = true): Tensor {
+  const score = (x: Tensor) => E.sum(imageUtilities(target, module.call(x)));
+  return guided ? E.withGuidedRelu(() => E.grad(score)(input)) : E.grad(score)(input);
 }

@@ -15,6 +15,7 @@ import { fullgrad } from './fullgrad.ts';
 import { guidedBackprop, guidedGradcam } from './guided.ts';
 import { DEFAULT_FINER_BASE, finercam } from './finer.ts';
 import { DEFAULT_REFINE_BASE, refinecam } from './refine.ts';
+import { isDenseTarget, type TargetName } from '../targets.ts';
 import { MethodSettingError, type CamMethod, type Method } from './types.ts';
 
 /** Methods computed at each target layer from A (and G, H·A), averaged over the layers. */
@@ -50,6 +51,11 @@ export function baseMethod(meta: 'finer-cam' | 'refine-cam', base: string | unde
   const allowed = baseMethodNames(meta);
   if (!m || !allowed.includes(name)) throw new MethodSettingError(`--base: ${meta}: "${name}" cannot be its base; choose from ${allowed.join(' ')}`);
   return m;
+}
+
+/** Why method `name` cannot explain under `target`, or null when it can (the message names the flag). */
+export function targetRefusal(name: string, target: TargetName): string | null {
+  return getMethod(name).classifierOnly && isDenseTarget(target) ? `--method ${name}: it compares a classifier's class logits, which the ${target} target does not have` : null;
 }
 
 /** The layer methods a meta-method accepts as its base. */

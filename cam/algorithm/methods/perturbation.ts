@@ -50,7 +50,7 @@ export const scorecam: CamMethod = {
           }
         }
         const masked = E.tensor(batch, [m, C, H, W]);
-        scores.set(await ctx.scoreInputs(masked, new Array(m).fill(ctx.classes[b])), k0);
+        scores.set(await ctx.scoreInputs(masked, new Array(m).fill(ctx.classes[b]), new Array(m).fill(b)), k0);
         masked.dispose();
       }
       const mx = Math.max(...scores);

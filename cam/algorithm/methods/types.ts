@@ -31,12 +31,17 @@ export interface MethodOptions {
 
 export interface MethodContext {
   terms: LayerTerms;
-  /** The normalised input [B, 3, H, W]. */
+  /** The normalised input [B, C, H, W]. */
   input: Tensor;
+  /** Per image, the class of the target this method runs under (for a Finer-CAM base: the main class). */
   classes: readonly number[];
+  /** The target named for the run; the scores below are those of the target the method runs under. */
   target: TargetName;
-  /** Target scores (one per row) of a batch of inputs for the given classes. */
-  scoreInputs(x: Tensor, classes: readonly number[]): Promise<Float64Array>;
+  /**
+   * Target scores (one per row) of a batch of inputs for the given classes; `images` says which image each
+   * row stands for (a target may fix something per image: the segmentation mask, Finer-CAM's comparisons).
+   */
+  scoreInputs(x: Tensor, classes: readonly number[], images: readonly number[]): Promise<Float64Array>;
   /** Target scores of image b with the layer's output replaced by each of a batch of activations [M, K, h, w]. */
   scoreWithActivations(b: number, a: Tensor): Promise<Float64Array>;
   /** Seed for methods with randomness. */
@@ -73,6 +78,8 @@ interface MethodBase {
   readonly smoothing: { readonly aug: boolean; readonly eigen: boolean };
   /** Reads no target layer (FullGrad): the --layer list is ignored. */
   readonly ignoresLayers?: boolean;
+  /** Needs a classifier's row of class logits (Finer-CAM sorts the classes by them): not for the segmentation target. */
+  readonly classifierOnly?: boolean;
 }
 
 export interface CamMethod extends MethodBase {

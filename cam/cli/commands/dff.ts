@@ -5,11 +5,12 @@
 import { parseArgs } from 'node:util';
 import * as E from '../../../engine/index.ts';
 import { ModelError } from '../../../models/module.ts';
+import { activationLayout } from '../../../models/registry.ts';
 import { conceptMaps, deepFeatureFactorization, findHead, labelConcepts, type ConceptLabels } from '../../algorithm/methods/factorization.ts';
 import { captureForward } from '../../algorithm/terms.ts';
 import { InputError, UsageError, parseIntFlag } from '../errors.ts';
 import { SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, sharedSettings, wordsAfter } from '../flags.ts';
-import { loadInputs, resolveModel } from '../inputs.ts';
+import { inputsForModel, loadInputs, resolveModel } from '../inputs.ts';
 import { writeDffOutputs } from '../outputs.ts';
 
 export const DFF_USAGE = `usage: cam/cli.ts dff [--model NAME | --arch NAME --weights FILE.safetensors]
@@ -48,21 +49,23 @@ export async function runDffCommand(argv: string[], log: (line: string) => void)
     return 0;
   }
   const images = [...(v.image ?? []), ...wordsAfter(tokens, 'image')];
-  const shared = sharedSettings({ ...v, target: 'rest', batch: '1' });
+  const shared = sharedSettings({ ...v, batch: '1' });
   if (shared.layers.length > 1) throw new UsageError(`--layer: dff factorises one layer, got ${shared.layers.length}`);
   if (v.concepts === undefined) throw new UsageError('--concepts N is required');
   const concepts = parseIntFlag('concepts', v.concepts, 1);
   const top = parseIntFlag('top', v.top, 1);
   const source = await resolveModel(shared.model);
-  const batch = await loadInputs(source.arch.preprocessing, images, v.input, shared.maxPixels);
+  const loaded = await loadInputs(source.arch.preprocessing, images, v.input, shared.maxPixels);
 
   const { chosen, model, layers } = await openModel(shared, source);
+  const batch = inputsForModel(loaded, model.inChannels, model.arch.preprocessing, v.input);
   const [layer] = layers;
   backendLines(chosen, shared.verbose).forEach(log);
   const input = E.tensor(batch.data, batch.shape);
   const capture = captureForward(model.module, input, layer);
-  const A = model.arch.layout?.(layer) === 'NHWC' ? E.permute(capture.activation, [0, 3, 1, 2]) : capture.activation;
-  if (A.rank !== 4) throw new InputError(`--layer ${layer}: its output ${JSON.stringify(A.shape)} is not (B, K, h, w)`);
+  // A ViT block's tokens become their patch grid (the class token dropped), an NHWC block's output NCHW.
+  const A = activationLayout(model.arch, layer).toNCHW(capture.activation);
+  if (A.rank !== 4) throw new InputError(`--layer ${layer}: its output ${JSON.stringify(A.shape)} is not (B, K, h, w), NHWC or a token sequence the architecture declares`);
   const K = A.shape[1];
   if (concepts > K) throw new UsageError(`--concepts: ${concepts} concepts for layer "${layer}", which has only ${K} channels`);
   const head = v.head ? { path: v.head, head: headModule(model.module, v.head) } : findHead(model.module, K);

@@ -9,14 +9,15 @@ import { readDataset, type Dataset, type DatasetItem } from '../../evaluation/da
 import { evaluateImages } from '../../evaluation/pipeline.ts';
 import { summarise, type EvalSettings } from '../../evaluation/report.ts';
 import { UsageError, parseIntFlag } from '../errors.ts';
-import { QUEUE_OPTIONS, QUEUE_USAGE, SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, sharedSettings, type OpenedModel, type SharedSettings } from '../flags.ts';
+import { QUEUE_OPTIONS, QUEUE_USAGE, SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, parseMetrics, sharedSettings, targetFor, type OpenedModel, type SharedSettings } from '../flags.ts';
+import { isDenseTarget } from '../../algorithm/targets.ts';
 import { resolveModel } from '../inputs.ts';
 import { Progress } from '../progress.ts';
 import { openRunFolder } from '../run-folder.ts';
 
 export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --weights FILE.safetensors) --data DIR --out DIR
                      [--methods NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--layer PATH]…
-                     [--limit N] [--batch N] [--steps N] [--road] [--seed N] [--resume]
+                     [--limit N] [--batch N] [--steps N] [--road] [--metrics confidence,arcc] [--seed N] [--resume]
                      [--backend auto|wasm|webgpu|cpu] [--max-pixels N] [--quiet] [--verbose]
        cam/cli.ts eval --queue redis://HOST:PORT[/DB] --run NAME (the flags above, without --backend) [--shard N] [--embed-images]
        cam/cli.ts eval --queue redis://HOST:PORT[/DB] --run NAME --follow --out DIR
@@ -28,6 +29,9 @@ export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --
              predicted class
   --steps    insertion/deletion curve steps (default 16)
   --road     also compute ROAD (MoRF/LeRF at 20/40/60/80% with the noisy linear imputer)
+  --metrics  also compute pytorch-grad-cam's metric families: confidence (ConfChange, DropInConf,
+             IncreaseInConf) and arcc (ARCC with its Complexity and Coherency; its ROAD uses
+             pytorch-grad-cam's percentile threshold)
   --resume   continue the run recorded in --out (the settings must match)
 ${SHARED_USAGE}
 ${QUEUE_USAGE}
@@ -49,6 +53,7 @@ const EVAL_OPTIONS = {
   limit: { type: 'string' },
   steps: { type: 'string', default: '16' },
   road: { type: 'boolean', default: false },
+  metrics: { type: 'string', multiple: true },
   resume: { type: 'boolean', default: false },
   quiet: { type: 'boolean', default: false },
   run: { type: 'string' },
@@ -79,20 +84,26 @@ export async function defineRun(v: EvalFlags, shared: SharedSettings): Promise<E
   if (!v.data) throw new UsageError('--data DIR is required');
   const methods = parseMethods([...(v.methods ?? []), ...(v.method ?? [])], ['gradcam', 'shapleycam'], '--methods', { saliencyOnly: true, layers: shared.layers });
   const steps = parseIntFlag('steps', v.steps, 2);
+  const extraMetrics = parseMetrics(v.metrics ?? []);
   const limit = v.limit === undefined ? Infinity : parseIntFlag('limit', v.limit, 1);
 
-  const opened = await openModel(shared, await resolveModel(shared.model));
+  const source = await resolveModel(shared.model);
+  const target = targetFor(shared.target, source.arch);
+  if (isDenseTarget(target)) throw new UsageError(`${shared.target ? '--target segmentation' : `--arch ${source.arch.name}`}: eval measures classifiers (its metrics score the predicted class's probability)`);
+  const opened = await openModel(shared, source);
   const dataset = await readDataset(v.data, opened.model.labels, opened.model.numClasses);
   const items = dataset.items.slice(0, Math.min(limit, dataset.items.length));
   const settings: EvalSettings = {
     model: shared.model.arch ? `${shared.model.arch}:${resolve(shared.model.weights!)}` : (shared.model.model ?? 'resnet20_cifar10'),
     methods,
-    target: shared.target,
+    target,
     layers: opened.layers,
     data: dataset.root,
     seed: shared.seed,
     steps,
     road: v.road,
+    // Recorded only when asked, so the settings of runs without extras stay as they were (--resume).
+    ...(extraMetrics.length ? { metrics: extraMetrics } : {}),
   };
   return { shared, opened, dataset, items, settings };
 }
@@ -116,7 +127,8 @@ export async function runEvalCommand(argv: string[], log: (line: string) => void
   const skipped = items.length - pending.length;
   if (v.resume) log(`resume: ${skipped} of ${items.length} images already done`);
   backendLines(chosen, shared.verbose).forEach(log);
-  log(`eval: ${items.length} images (${dataset.layout}) × ${settings.methods.length} method(s) on ${chosen.backend.describe()}${settings.road ? ', with ROAD' : ''}`);
+  const extraMetrics = settings.metrics ?? [];
+  log(`eval: ${items.length} images (${dataset.layout}) × ${settings.methods.length} method(s) on ${chosen.backend.describe()}${settings.road ? ', with ROAD' : ''}${extraMetrics.length ? `, with ${extraMetrics.join(' and ')} metrics` : ''}`);
   const progress = new Progress(items.length, skipped, !v.quiet);
   try {
     await evaluateImages(pending, {

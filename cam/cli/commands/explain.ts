@@ -4,21 +4,23 @@ import { parseArgs } from 'node:util';
 import * as E from '../../../engine/index.ts';
 import { createExplainer } from '../../../api/index.ts';
 import type { Explanation } from '../../algorithm/explain.ts';
-import { METHOD_NAMES } from '../../algorithm/methods/index.ts';
+import { METHOD_NAMES, targetRefusal } from '../../algorithm/methods/index.ts';
 import { MethodSettingError } from '../../algorithm/methods/types.ts';
 import { UsageError, parseIntFlag } from '../errors.ts';
 import {
-  METHOD_OPTIONS, METHOD_USAGE, SHARED_OPTIONS, SHARED_USAGE, backendLines, checkCompare, methodSettings, openModel, parseCommandLine, parseMethods, sharedSettings, wordsAfter,
+  METHOD_OPTIONS, METHOD_USAGE, SHARED_OPTIONS, SHARED_USAGE, backendLines, checkCompare, methodSettings, openModel, parseCommandLine, parseMethods, sharedSettings, targetFor, wordsAfter,
 } from '../flags.ts';
-import { loadInputs, resolveModel } from '../inputs.ts';
+import { inputsForModel, loadInputs, resolveModel } from '../inputs.ts';
 import { writeExplainOutputs } from '../outputs.ts';
 
 export const EXPLAIN_USAGE = `usage: cam/cli.ts explain [--model NAME | --arch NAME --weights FILE.safetensors]
                         (--image FILE… | --input FILE.safetensors) [--layer PATH]…
-                        [--method NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--class N]
+                        [--method NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax|segmentation] [--class N]
                         [--aug-smooth] [--eigen-smooth] [--kernel NAME] [--base NAME] [--compare R,…] [--alpha X]
                         [--backend auto|wasm|webgpu|cpu] [--batch N] [--seed N] [--max-pixels N] --out DIR [--verbose]
 methods: ${METHOD_NAMES.join(' ')}
+  --target        default rest for a classifier, segmentation for a segmentation model (the sum of class N's
+                  output over the pixels the model predicts as N; default N: its most frequent class but 0)
 ${METHOD_USAGE}
 ${SHARED_USAGE}`;
 
@@ -48,11 +50,18 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
   const how = methodSettings(v, methods, shared.layers);
   const cls = v.class === undefined ? undefined : parseIntFlag('class', v.class, 0);
   const source = await resolveModel(shared.model);
-  const batch = await loadInputs(source.arch.preprocessing, images, v.input, shared.maxPixels);
+  const target = targetFor(shared.target, source.arch);
+  for (const m of methods) {
+    const refusal = targetRefusal(m, target);
+    if (refusal) throw new UsageError(refusal);
+  }
+  const loaded = await loadInputs(source.arch.preprocessing, images, v.input, shared.maxPixels);
 
   const { chosen, model, layers } = await openModel(shared, source);
   if (cls !== undefined && cls >= model.numClasses) throw new UsageError(`--class: ${cls} is outside 0…${model.numClasses - 1} for this model`);
   checkCompare(how.options, model.numClasses);
+  // The model's input channels come from its weights: this check waits for them.
+  const batch = inputsForModel(loaded, model.inChannels, model.arch.preprocessing, v.input);
   backendLines(chosen, shared.verbose).forEach(log);
   how.notes.forEach(log);
   const explainer = await createExplainer({ model, layers });
@@ -66,7 +75,7 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
     try {
       const result = await explainer.explain(chunk, {
         methods,
-        target: shared.target,
+        target,
         classes: cls,
         seed: shared.seed + start,
         keepTerms: true,
@@ -93,7 +102,7 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
       model: shared.model.model ?? (shared.model.arch ? undefined : 'resnet20_cifar10'),
       arch: model.arch.name,
       weights: shared.model.weights,
-      target: shared.target,
+      target,
       aug_smooth: how.augSmooth,
       eigen_smooth: how.eigenSmooth,
       ...(Object.keys(how.options).length ? { method_options: how.options } : {}),
