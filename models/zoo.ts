@@ -51,20 +51,33 @@ export interface LoadedModel {
   labels: readonly string[];
 }
 
+/** Weights held in memory under the name errors should give (a file chosen in a browser page, say). */
+export interface NamedBytes {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+}
+
+export type WeightsSource = string | URL | Uint8Array | NamedBytes;
+
+const isNamedBytes = (w: WeightsSource): w is NamedBytes => typeof w === 'object' && 'bytes' in w && w.bytes instanceof Uint8Array;
+
 /**
  * Builds an architecture with the shape hyper-parameters of a safetensors weights file (input channels,
  * widths, classes, a ViT's depth and sizes) and loads the weights into it (strict names and shapes). The
  * weights go to the current backend (useBackend), like every tensor made from host values. `weights` is a
- * file (path or URL) or the bytes of one (named `<memory>` in errors).
+ * file (path or URL) or the bytes of one (named `<memory>` in errors, or as `{ name, bytes }` says).
  */
-export async function loadModel(archName: string, weights: string | URL | Uint8Array): Promise<LoadedModel> {
+export async function loadModel(archName: string, weights: WeightsSource): Promise<LoadedModel> {
   const base = getArchitecture(archName);
   let file: SafetensorsFile;
   try {
-    file = weights instanceof Uint8Array ? parseSafetensors(weights) : await readSafetensors(weights);
+    if (weights instanceof Uint8Array) file = parseSafetensors(weights);
+    else if (isNamedBytes(weights)) file = parseSafetensors(weights.bytes, weights.name);
+    else file = await readSafetensors(weights);
   } catch (e) {
     if (e instanceof SafetensorsError) throw e;
-    throw new ModelError(`${weights instanceof Uint8Array ? '<memory>' : displayName(weights)}: cannot read weights (${(e as Error).message})`);
+    const name = weights instanceof Uint8Array ? '<memory>' : isNamedBytes(weights) ? weights.name : displayName(weights);
+    throw new ModelError(`${name}: cannot read weights (${(e as Error).message})`);
   }
   const source = stateDictFromSafetensors(file);
   let module: Network;

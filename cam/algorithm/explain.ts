@@ -24,6 +24,17 @@ export interface ExplainOptions {
   seed?: number;
   /** Compute G and H·A whatever the methods need, and keep A, G and H·A as host arrays (terms.safetensors). */
   keepTerms?: boolean;
+  /** Called as each step ends (a layer's forward pass and derivatives, then each method on it): for progress displays. */
+  onStep?: (step: ExplainStep) => void;
+}
+
+export interface ExplainStep {
+  /** Steps done so far, of `total` (1 + methods, per layer). */
+  done: number;
+  total: number;
+  /** What the step was, e.g. `layer3: forward, G, H·A` or `layer3: gradcam`. */
+  what: string;
+  ms: number;
 }
 
 export interface LayerReport {
@@ -99,6 +110,8 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
   const reports = new Map<string, MethodReport>(methods.map((m) => [m.name, { maps: [], raw: new Map(), weights: new Map(), ms: 0 }]));
   const perLayerMaps = new Map<string, Float64Array[][]>(methods.map((m) => [m.name, []]));
   const layerReports: LayerReport[] = [];
+  const steps = { done: 0, total: opts.layers.length * (1 + methods.length) };
+  const stepDone = (what: string, ms: number) => opts.onStep?.({ done: ++steps.done, total: steps.total, what, ms });
 
   for (const layer of opts.layers) {
     const layout = opts.layout?.(layer) ?? 'NCHW';
@@ -123,6 +136,7 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
       }
       report.termsMs = performance.now() - t0;
       layerReports.push(report);
+      stepDone(`${layer}: forward${terms.G ? ', G' : ''}${terms.HA ? ', H·A' : ''}`, report.termsMs);
 
       const toNative = (a: Tensor) => (layout === 'NHWC' ? E.permute(a, [0, 2, 3, 1]) : a);
       const singleCaptures = new Map<number, { xb: Tensor; capture: ReturnType<typeof captureForward> }>();
@@ -165,6 +179,7 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
         rep.raw.set(layer, raw);
         if (result.weights) rep.weights.set(layer, await result.weights.values());
         perLayerMaps.get(m.name)!.push(scaleCamImage(perImage(raw, B), h, w, H, W));
+        stepDone(`${layer}: ${m.name}`, performance.now() - t1);
       }
     });
   }

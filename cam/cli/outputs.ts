@@ -1,14 +1,18 @@
-// What `explain` writes: maps.safetensors, terms.safetensors, overlays, the comparison sheet and
-// summary.json. File and tensor names are a contract (code outside the project reads them).
+// What `explain` writes: maps.safetensors, terms.safetensors, overlays, the comparison sheet, for the
+// ShapleyCAM family a terms picture per image, and summary.json. File and tensor names are a contract
+// (code outside the project reads them).
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import { writeSafetensors, type TensorToWrite } from '../../models/safetensors.ts';
+import { writeSafetensors } from '../../models/safetensors.ts';
 import { showCamOnImage } from '../rendering/colormap.ts';
 import type { Explanation } from '../algorithm/explain.ts';
+import { getMethod } from '../algorithm/methods/index.ts';
+import { mapsFile, termsFile } from '../algorithm/record-files.ts';
 import { writePng } from '../rendering/codec.ts';
 import type { RgbImage } from '../rendering/image.ts';
 import { comparisonSheet } from '../rendering/sheet.ts';
+import { explanationTermsPicture } from '../rendering/terms-picture.ts';
 
 export interface ExplainRun {
   explanations: Explanation[];
@@ -20,18 +24,6 @@ export interface ExplainRun {
   meta: Record<string, unknown>;
 }
 
-function concatFloat(parts: Float64Array[]): Float64Array {
-  const out = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-const f32 = (shape: number[], data: ArrayLike<number>): TensorToWrite => ({ dtype: 'F32', shape, data });
-
 /** A file-name-safe stem for an image source. */
 function stem(source: string, index: number): string {
   const s = basename(source, extname(source)).replace(/[^A-Za-z0-9._-]+/g, '_');
@@ -42,35 +34,14 @@ export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise
   await mkdir(dir, { recursive: true });
   const written: string[] = [];
   const B = run.sources.length;
-  const [H, W] = run.explanations[0].inputSize;
 
-  const maps: Record<string, TensorToWrite> = {};
-  for (const m of run.methods) {
-    maps[`cam/${m}`] = f32([B, H, W], concatFloat(run.explanations.flatMap((e) => e.methods.get(m)!.maps)));
-  }
-  // Second-order inspection: per layer, Σ_k A⊙G and Σ_k −½ A⊙H·A at layer resolution (pre-ReLU).
-  run.layers.forEach((layer, li) => {
-    const [, , h, w] = run.explanations[0].layers[li].shape;
-    const first = run.explanations.map((e) => e.layers[li].firstOrder);
-    const second = run.explanations.map((e) => e.layers[li].secondOrder);
-    if (first.every(Boolean)) maps[`first_order/${layer}`] = f32([B, h, w], concatFloat(first as Float64Array[]));
-    if (second.every(Boolean)) maps[`second_order/${layer}`] = f32([B, h, w], concatFloat(second as Float64Array[]));
-  });
-  await writeSafetensors(join(dir, 'maps.safetensors'), maps, { methods: run.methods.join(','), layers: run.layers.join(',') });
+  const maps = mapsFile(run.explanations, run.methods, run.layers);
+  await writeSafetensors(join(dir, 'maps.safetensors'), maps.tensors, maps.metadata);
   written.push('maps.safetensors');
-
-  const C = run.explanations[0].numClasses;
-  const terms: Record<string, TensorToWrite> = { logits: f32([B, C], concatFloat(run.explanations.map((e) => e.logits))) };
-  run.layers.forEach((layer, li) => {
-    const shape = run.explanations[0].layers[li].shape;
-    const full = [B, ...shape.slice(1)];
-    const parts = run.explanations.map((e) => e.layers[li].terms!);
-    terms[`activations/${layer}`] = f32(full, concatFloat(parts.map((p) => p.A)));
-    terms[`gradients/${layer}`] = f32(full, concatFloat(parts.map((p) => p.G!)));
-    terms[`hvp/${layer}`] = f32(full, concatFloat(parts.map((p) => p.HA!)));
-  });
-  await writeSafetensors(join(dir, 'terms.safetensors'), terms, { target: String(run.meta.target) });
+  const terms = termsFile(run.explanations, run.layers);
+  await writeSafetensors(join(dir, 'terms.safetensors'), terms.tensors, terms.metadata);
   written.push('terms.safetensors');
+  const C = run.explanations[0].numClasses;
 
   const perImage = run.explanations.flatMap((e) => e.classes.map((c, b) => ({ e, b, c })));
   const rows = [];
@@ -85,6 +56,12 @@ export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise
       cells.push({ image: overlay });
     }
     rows.push({ image: run.pictures[i], label: `${run.labels[c] ?? c} ${e.probabilities[b].toFixed(2)}`, cells });
+    // The ShapleyCAM family's second-order inspection: the same picture the browser page shows.
+    if (run.methods.some((m) => getMethod(m).needsHvp)) {
+      const name = `terms_${stem(run.sources[i], i)}.png`;
+      await writePng(join(dir, name), explanationTermsPicture(e, b, run.pictures[i], basename(run.sources[i]), run.labels));
+      written.push(name);
+    }
   }
   await writePng(join(dir, 'sheet.png'), comparisonSheet(rows, ['input', ...run.methods]));
   written.push('sheet.png');
