@@ -14,7 +14,8 @@ export interface ZooEntry {
   description: string;
 }
 
-const WEIGHTS = new URL('./weights/', import.meta.url);
+/** A shipped weights file. A template literal in `new URL`, so bundlers (the browser page's vite) ship them too. */
+const shippedWeights = (file: string) => new URL(`./weights/${file}`, import.meta.url);
 
 const zoo: ZooEntry[] = [
   { name: 'resnet20_cifar10', arch: 'resnet20', weights: 'resnet20_cifar10.safetensors', description: 'CIFAR-10 ResNet-20 (akamaster/pytorch_resnet_cifar10, BSD-2)' },
@@ -97,6 +98,6 @@ export async function loadModel(archName: string, weights: WeightsSource): Promi
 /** Loads a zoo model with its shipped weights. */
 export async function loadZooModel(name: string): Promise<LoadedModel> {
   const entry = getZooEntry(name);
-  const loaded = await loadModel(entry.arch, new URL(entry.weights, WEIGHTS));
+  const loaded = await loadModel(entry.arch, shippedWeights(entry.weights));
   return { ...loaded, name };
 }
