@@ -287,7 +287,7 @@ export function termsPicture(input: TermsPictureInput): RgbImage {
  */
 export function explanationTermsPicture(e: Explanation, b: number, picture: RgbImage, source: string, labels: readonly string[]): RgbImage {
   const c = e.classes[b];
-  const title = `${source}: class ${labels[c] ?? c} (p=${e.probabilities[b].toFixed(3)}), ${e.target} utility ${e.utilities[b].toFixed(3)}`;
+  const title = `${source}: explaining ${labels[c] ?? c} (p=${e.probabilities[b].toFixed(3)}), ${e.target} utility ${e.utilities[b].toFixed(3)}`;
   const layers = e.layers.map((l): TermsLayer => {
     const [, K, h, w] = l.shape;
     if (!l.terms?.G || !l.firstOrder) throw new Error(`terms picture: layer ${l.layer} was explained without keepTerms`);
