@@ -256,6 +256,15 @@ describeWithChromium('the browser inspector (headless Chromium, WebGPU on SwiftS
     const reference = read(join(await cli(['--method', 'shapleycam,gradcam']), 'maps.safetensors'));
     sameMaps(await downloaded('maps.safetensors'), reference, ['cam/shapleycam', 'cam/gradcam', 'first_order/layer3', 'second_order/layer3']);
     await shot('6-wasm');
+
+    // A class from an image's top 5 is explained for every image.
+    await page.click('article[data-image="cat_0001.png"] ol.top5 button[data-class="dog"]');
+    runs++;
+    await page.waitForSelector(`body[data-runs="${runs}"]`, { timeout: RUN_TIMEOUT });
+    expect(await page.inputValue('#class-input')).toBe('dog');
+    for (const name of ['cat_0001.png', 'dog_0001.png']) {
+      expect(await page.textContent(`article[data-image="${name}"] ol.top5 button.explained`)).toMatch(/^dog /);
+    }
   }, RUN_TIMEOUT);
 
   it('logs no console error, in the page or its workers', () => {

@@ -5,10 +5,11 @@
 
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, extname, join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createExplainer, type ExplainStep, type Explainer } from '../api/index.ts';
 import { main } from '../cam/cli.ts';
+import { imageStem } from '../cam/algorithm/record-files.ts';
 import { decodeImageBytes } from '../cam/rendering/codec.ts';
 import { createImage, type RgbImage } from '../cam/rendering/image.ts';
 import { channelWeights, explanationTermsPicture, termsPicture, termsPictureSize, topChannels, type TermsLayer } from '../cam/rendering/terms-picture.ts';
@@ -138,6 +139,15 @@ describe('explain writes terms_<NNN>_<image>.png for the ShapleyCAM family', () 
     const none = tmp();
     expect(await main(['explain', '--image', images[0], '--method', 'gradcam,hirescam', '--backend', 'cpu', '--out', none])).toBe(0);
     expect(termsFiles(none)).toEqual([]);
+  });
+});
+
+describe('file stems (shared by the CLI and the page)', () => {
+  it('are what node:path gives for a file name, sanitised and numbered', () => {
+    const byPath = (source: string, index: number) => `${String(index).padStart(3, '0')}_${basename(source, extname(source)).replace(/[^A-Za-z0-9._-]+/g, '_') || 'image'}`;
+    const sources = ['samples/cifar10/cat_0001.png', 'cat.JPEG', 'a b.c.jpg', '.hidden', 'dir/x.', 'ünï cødé.png', 'noext', '/abs/path/dog_0000.png'];
+    sources.forEach((s, i) => expect(imageStem(s, i), s).toBe(byPath(s, i)));
+    expect(imageStem('', 12)).toBe('012_image');
   });
 });
 

@@ -1,7 +1,8 @@
 // The explanation record as the two safetensors files of the `explain` contract: maps.safetensors (the
 // map of each method, and per layer the first- and second-order maps) and terms.safetensors (logits, and
-// per layer A, G and H·A). File, tensor and metadata names are the contract; the CLI writes these files
-// into its --out folder and the browser page offers the same bytes for download.
+// per layer A, G and H·A), and how per-image files are named. File, tensor and metadata names are the
+// contract; the CLI writes these files into its --out folder and the browser page offers the same for
+// download.
 
 import type { TensorToWrite } from '../../models/safetensors.ts';
 import type { Explanation } from './explain.ts';
@@ -60,4 +61,12 @@ export function termsFile(explanations: readonly Explanation[], layers: readonly
     tensors[`hvp/${layer}`] = f32(full, concatFloat(parts.map((p) => p!.HA!)));
   });
   return { tensors, metadata: { target: explanations[0].target } };
+}
+
+/** `<NNN>_<name>`: the stem of an image's files (`000_cat_0001` for `images/cat_0001.png`, the first). */
+export function imageStem(source: string, index: number): string {
+  const base = source.slice(source.lastIndexOf('/') + 1);
+  const dot = base.lastIndexOf('.');
+  const name = (dot > 0 ? base.slice(0, dot) : base).replace(/[^A-Za-z0-9._-]+/g, '_');
+  return `${String(index).padStart(3, '0')}_${name || 'image'}`;
 }

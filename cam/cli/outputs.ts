@@ -3,12 +3,12 @@
 // (code outside the project reads them).
 
 import { mkdir, writeFile } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { writeSafetensors } from '../../models/safetensors.ts';
 import { showCamOnImage } from '../rendering/colormap.ts';
 import type { Explanation } from '../algorithm/explain.ts';
 import { getMethod } from '../algorithm/methods/index.ts';
-import { mapsFile, termsFile } from '../algorithm/record-files.ts';
+import { imageStem, mapsFile, termsFile } from '../algorithm/record-files.ts';
 import { writePng } from '../rendering/codec.ts';
 import type { RgbImage } from '../rendering/image.ts';
 import { comparisonSheet } from '../rendering/sheet.ts';
@@ -22,12 +22,6 @@ export interface ExplainRun {
   methods: string[];
   layers: string[];
   meta: Record<string, unknown>;
-}
-
-/** A file-name-safe stem for an image source. */
-function stem(source: string, index: number): string {
-  const s = basename(source, extname(source)).replace(/[^A-Za-z0-9._-]+/g, '_');
-  return `${String(index).padStart(3, '0')}_${s || 'image'}`;
 }
 
 export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise<string[]> {
@@ -50,7 +44,7 @@ export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise
     const cells = [];
     for (const m of run.methods) {
       const overlay = showCamOnImage(run.pictures[i], e.methods.get(m)!.maps[b]);
-      const name = `${stem(run.sources[i], i)}_${m}.png`;
+      const name = `${imageStem(run.sources[i], i)}_${m}.png`;
       await writePng(join(dir, name), overlay);
       written.push(name);
       cells.push({ image: overlay });
@@ -58,7 +52,7 @@ export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise
     rows.push({ image: run.pictures[i], label: `${run.labels[c] ?? c} ${e.probabilities[b].toFixed(2)}`, cells });
     // The ShapleyCAM family's second-order inspection: the same picture the browser page shows.
     if (run.methods.some((m) => getMethod(m).needsHvp)) {
-      const name = `terms_${stem(run.sources[i], i)}.png`;
+      const name = `terms_${imageStem(run.sources[i], i)}.png`;
       await writePng(join(dir, name), explanationTermsPicture(e, b, run.pictures[i], basename(run.sources[i]), run.labels));
       written.push(name);
     }

@@ -13,6 +13,7 @@ import { decodeImageBytes } from '../../cam/rendering/codec.ts';
 import { showCamOnImage } from '../../cam/rendering/colormap.ts';
 import { centerCrop, resizeImage, type RgbImage } from '../../cam/rendering/image.ts';
 import { explanationTermsPicture } from '../../cam/rendering/terms-picture.ts';
+import { useBackend } from '../../engine/index.ts';
 import { probeAdapter } from '../../engine/webgpu/device.ts';
 import { architectureNames } from '../../models/registry.ts';
 import { serializeSafetensors } from '../../models/safetensors.ts';
@@ -181,6 +182,9 @@ export class Session {
     if (layer === main.layers[0]) return main;
     let e = this.#byLayer.get(layer);
     if (!e) {
+      // A loaded model is explained on the current backend: make it the model's again (a load that failed
+      // since may have switched to another).
+      await useBackend(main.backend.name);
       e = await createExplainer({ model: main.model, layers: [layer] });
       this.#byLayer.set(layer, e);
     }

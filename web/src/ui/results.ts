@@ -2,6 +2,7 @@
 // the CLI-format downloads, then per image its top-5 classes, the overlays of every method side by side and,
 // for the ShapleyCAM family, the terms picture (the CLI's terms_<NNN>_<image>.png, drawn by the same code).
 
+import { imageStem } from '../../../cam/algorithm/record-files.ts';
 import type { ImageOutcome, LayerOutcome, RunOutcome } from '../protocol.ts';
 import { downloadLink, formatMs, h, pictureCanvas } from './dom.ts';
 
@@ -75,17 +76,17 @@ function imageCard(image: ImageOutcome, index: number, outcome: RunOutcome, pick
     figure('input', pictureCanvas(image.picture, 'map')),
     ...image.overlays.map((o) => figure(o.method, pictureCanvas(o.image, 'map'), o.method)),
   );
-  const stem = `${String(index).padStart(3, '0')}_${image.name.replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._-]+/g, '_') || 'image'}`;
+  const fileName = `terms_${imageStem(image.name, index)}.png`;
   let terms: HTMLElement | null = null;
   if (image.terms) {
     const canvas = pictureCanvas(image.terms, 'terms-picture');
-    const save = h('button', { type: 'button', class: 'button save-terms' }, `terms_${stem}.png`);
+    const save = h('button', { type: 'button', class: 'button save-terms' }, fileName);
     save.addEventListener('click', () => {
       canvas.toBlob((blob) => {
         if (!blob) return;
-        const link = downloadLink('', `terms_${stem}.png`, blob);
+        const link = downloadLink('', fileName, blob);
         link.click();
-        URL.revokeObjectURL(link.href);
+        setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
       }, 'image/png');
     });
     terms = h(
