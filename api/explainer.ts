@@ -9,7 +9,7 @@ import { explain, type ExplainOptions } from '../cam/algorithm/explain.ts';
 import { METHOD_NAMES } from '../cam/algorithm/methods/index.ts';
 import { defaultTarget, targetMismatch } from '../cam/algorithm/targets.ts';
 import { activationLayout, getArchitecture } from '../models/registry.ts';
-import { getZooEntry, loadModel, loadZooModel, type LoadedModel } from '../models/zoo.ts';
+import { getZooEntry, loadModel, loadZooModel, type LoadedModel, type WeightsSource } from '../models/zoo.ts';
 import { toBatch, type Inputs } from './inputs.ts';
 import { toResult, type ExplainResult } from './results.ts';
 
@@ -17,10 +17,10 @@ export const DEFAULT_MODEL = 'resnet20_cifar10';
 
 /**
  * A zoo name with shipped weights (`resnet20_cifar10`, `resnet56_cifar10`), a registered architecture with
- * a safetensors weights file (path, URL or bytes) holding its torchvision/timm `state_dict` names, or a
- * model loaded with `shapleycam-webgpu/models`.
+ * a safetensors weights file (path, URL, bytes, or `{ name, bytes }` for bytes that errors should name)
+ * holding its torchvision/timm `state_dict` names, or a model loaded with `shapleycam-webgpu/models`.
  */
-export type ModelSpec = string | { readonly arch: string; readonly weights: string | URL | Uint8Array } | LoadedModel;
+export type ModelSpec = string | { readonly arch: string; readonly weights: WeightsSource } | LoadedModel;
 
 export interface ExplainerOptions {
   /** Default `resnet20_cifar10`. */
@@ -63,7 +63,7 @@ const toList = (v: string | readonly string[]): string[] => (typeof v === 'strin
 const isLoadedModel = (spec: ModelSpec): spec is LoadedModel => typeof spec === 'object' && 'module' in spec;
 
 /** Checks a model's names without reading weights, and returns how to load it. */
-function modelLoader(spec: string | { readonly arch: string; readonly weights: string | URL | Uint8Array }): () => Promise<LoadedModel> {
+function modelLoader(spec: string | { readonly arch: string; readonly weights: WeightsSource }): () => Promise<LoadedModel> {
   if (typeof spec === 'string') {
     getZooEntry(spec);
     return () => loadZooModel(spec);

@@ -6,6 +6,8 @@
 
 export { createExplainer, Explainer, DEFAULT_MODEL, type ExplainerOptions, type ModelSpec, type ExplainCallOptions, type ClassSelector, type BackendInfo } from './explainer.ts';
 export type { ImageInput, Inputs } from './inputs.ts';
+export type { NamedBytes } from '../models/zoo.ts';
+export type { ExplainStep } from '../cam/algorithm/explain.ts';
 export type { ExplainResult, ImageResult, LayerResult, ClassScore, HostArray } from './results.ts';
 export { METHOD_NAMES } from '../cam/algorithm/methods/index.ts';
 export { TARGETS, type TargetName } from '../cam/algorithm/targets.ts';

@@ -3,7 +3,7 @@
 
 import './archs/index.ts'; // registers the architectures (a side effect: package.json's sideEffects lists it)
 
-export { loadModel, loadZooModel, zooNames, getZooEntry, stateDictFromSafetensors, type LoadedModel, type ZooEntry } from './zoo.ts';
+export { loadModel, loadZooModel, zooNames, getZooEntry, stateDictFromSafetensors, type LoadedModel, type ZooEntry, type NamedBytes, type WeightsSource } from './zoo.ts';
 export {
   architectureNames, getArchitecture, registerArchitecture, activationLayout, IMAGENET_MEAN, IMAGENET_STD,
   type Architecture, type Preprocessing, type Network, type ActivationLayout, type TokenLayout, type WeightShapes,

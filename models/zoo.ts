@@ -14,7 +14,8 @@ export interface ZooEntry {
   description: string;
 }
 
-const WEIGHTS = new URL('./weights/', import.meta.url);
+/** A shipped weights file. A template literal in `new URL`, so bundlers (the browser page's vite) ship them too. */
+const shippedWeights = (file: string) => new URL(`./weights/${file}`, import.meta.url);
 
 const zoo: ZooEntry[] = [
   { name: 'resnet20_cifar10', arch: 'resnet20', weights: 'resnet20_cifar10.safetensors', description: 'CIFAR-10 ResNet-20 (akamaster/pytorch_resnet_cifar10, BSD-2)' },
@@ -51,20 +52,33 @@ export interface LoadedModel {
   labels: readonly string[];
 }
 
+/** Weights held in memory under the name errors should give (a file chosen in a browser page, say). */
+export interface NamedBytes {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+}
+
+export type WeightsSource = string | URL | Uint8Array | NamedBytes;
+
+const isNamedBytes = (w: WeightsSource): w is NamedBytes => typeof w === 'object' && 'bytes' in w && w.bytes instanceof Uint8Array;
+
 /**
  * Builds an architecture with the shape hyper-parameters of a safetensors weights file (input channels,
  * widths, classes, a ViT's depth and sizes) and loads the weights into it (strict names and shapes). The
  * weights go to the current backend (useBackend), like every tensor made from host values. `weights` is a
- * file (path or URL) or the bytes of one (named `<memory>` in errors).
+ * file (path or URL) or the bytes of one (named `<memory>` in errors, or as `{ name, bytes }` says).
  */
-export async function loadModel(archName: string, weights: string | URL | Uint8Array): Promise<LoadedModel> {
+export async function loadModel(archName: string, weights: WeightsSource): Promise<LoadedModel> {
   const base = getArchitecture(archName);
   let file: SafetensorsFile;
   try {
-    file = weights instanceof Uint8Array ? parseSafetensors(weights) : await readSafetensors(weights);
+    if (weights instanceof Uint8Array) file = parseSafetensors(weights);
+    else if (isNamedBytes(weights)) file = parseSafetensors(weights.bytes, weights.name);
+    else file = await readSafetensors(weights);
   } catch (e) {
     if (e instanceof SafetensorsError) throw e;
-    throw new ModelError(`${weights instanceof Uint8Array ? '<memory>' : displayName(weights)}: cannot read weights (${(e as Error).message})`);
+    const name = weights instanceof Uint8Array ? '<memory>' : isNamedBytes(weights) ? weights.name : displayName(weights);
+    throw new ModelError(`${name}: cannot read weights (${(e as Error).message})`);
   }
   const source = stateDictFromSafetensors(file);
   let module: Network;
@@ -84,6 +98,6 @@ export async function loadModel(archName: string, weights: string | URL | Uint8A
 /** Loads a zoo model with its shipped weights. */
 export async function loadZooModel(name: string): Promise<LoadedModel> {
   const entry = getZooEntry(name);
-  const loaded = await loadModel(entry.arch, new URL(entry.weights, WEIGHTS));
+  const loaded = await loadModel(entry.arch, shippedWeights(entry.weights));
   return { ...loaded, name };
 }

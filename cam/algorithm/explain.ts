@@ -48,6 +48,20 @@ export interface ExplainOptions {
   eigenSmooth?: boolean;
   /** Settings of particular methods: KPCA-CAM's kernel, Finer-CAM's and Refine-CAM's base, … */
   options?: MethodOptions;
+  /**
+   * Called as each step ends — a layer's forward pass and derivatives, each method at that layer (per
+   * augmentation with `augSmooth`), FullGrad, guided backpropagation: for progress displays.
+   */
+  onStep?: (step: ExplainStep) => void;
+}
+
+export interface ExplainStep {
+  /** Steps done so far, of `total` (known before the first step). */
+  done: number;
+  total: number;
+  /** What the step was, e.g. `layer3: forward, G, H·A`, `layer3: gradcam` or `flip-x1.1: layer3: gradcam`. */
+  what: string;
+  ms: number;
 }
 
 export interface LayerReport {
@@ -178,6 +192,22 @@ interface Settings {
   finer?: FinerClasses & { alpha: number };
   jobs: Job[];
   wantsFullgrad: boolean;
+  /** Reports a finished step to `opts.onStep`; `what` is prefixed with the augmentation's label when there are several. */
+  step: (a: Augmentation, what: string, ms: number) => void;
+}
+
+/** The utilities a layer's derivatives are taken for: the target's, and Finer-CAM's where a job needs it. */
+function utilitiesAtLayer(jobs: readonly Job[], keepTerms: boolean): Job['utility'][] {
+  return (['target', 'finer'] as const).filter((u) => jobs.some((j) => j.utility === u) || (u === 'target' && keepTerms));
+}
+
+/** How many steps `onStep` will report (see ExplainStep). */
+function stepCount(plans: readonly Plan[], jobs: readonly Job[], opts: ExplainOptions, augmentations: number): number {
+  const readsLayers = jobs.length > 0 || !!opts.keepTerms;
+  const perLayer = utilitiesAtLayer(jobs, !!opts.keepTerms).length + jobs.length;
+  const perPass = (readsLayers ? opts.layers.length * perLayer : 0) + (plans.some((p) => p.method.kind === 'fullgrad') ? 1 : 0);
+  const guided = plans.some((p) => p.method.kind === 'guided-backprop' || p.method.kind === 'guided-gradcam') ? 1 : 0;
+  return augmentations * perPass + guided;
 }
 
 async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
@@ -204,9 +234,12 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
     if (ranks.some((r) => !Number.isInteger(r) || r < 1 || r >= C)) throw new MethodSettingError(`--compare: ranks must be integers in 1…${C - 1} for ${C} classes, got ${ranks.join(',')}`);
     finer = { ...finerClasses(logits, B, C, ranks, opts.classes), alpha };
   }
-  const settings: Settings = { opts, target, finer, jobs, wantsFullgrad: plans.some((p) => p.method.kind === 'fullgrad') };
-
   const augmentations = opts.augSmooth ? AUGMENTATIONS : AUGMENTATIONS.filter(isIdentity);
+  const steps = { done: 0, total: stepCount(plans, jobs, opts, augmentations.length) };
+  const step = (a: Augmentation | null, what: string, ms: number) =>
+    opts.onStep?.({ done: ++steps.done, total: steps.total, what: a && augmentations.length > 1 ? `${a.label}: ${what}` : what, ms });
+  const settings: Settings = { opts, target, finer, jobs, wantsFullgrad: plans.some((p) => p.method.kind === 'fullgrad'), step };
+
   const passes: PassResult[] = [];
   for (const a of augmentations) {
     const identity = isIdentity(a);
@@ -215,7 +248,13 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
 
   const reports = new Map<string, MethodReport>();
   let guided: Float64Array[] | null = null;
-  const guidedMaps = async () => (guided ??= perImage(await inputGradient(module, input, guidedTarget(target)).values(), B));
+  const guidedMaps = async () => {
+    if (guided) return guided;
+    const t0 = performance.now();
+    guided = perImage(await inputGradient(module, input, guidedTarget(target)).values(), B);
+    step(null, 'guided-backprop', performance.now() - t0);
+    return guided;
+  };
   for (const plan of plans) reports.set(plan.method.name, await methodReport(plan, passes, augmentations, opts, guidedMaps));
 
   const identityPass = passes[augmentations.findIndex(isIdentity)];
@@ -304,10 +343,10 @@ async function runPass(s: Settings, a: Augmentation, input: Tensor, firstCapture
       const t0 = performance.now();
       const capture = firstCapture ?? captureForward(module, input, layer);
       firstCapture = null;
-      for (const u of ['target', 'finer'] as const) {
+      for (const [i, u] of utilitiesAtLayer(s.jobs, !!opts.keepTerms).entries()) {
         const jobs = s.jobs.filter((j) => j.utility === u);
         const keep = u === 'target' && !!opts.keepTerms;
-        if (jobs.length === 0 && !keep) continue;
+        const tTerms = i === 0 ? t0 : performance.now(); // the first utility's step includes the forward pass
         const needsGrad = keep || jobs.some((j) => j.method.needsGradient);
         const needsHvp = keep || jobs.some((j) => j.method.needsHvp);
         let terms: LayerTerms;
@@ -321,6 +360,8 @@ async function runPass(s: Settings, a: Augmentation, input: Tensor, firstCapture
           terms = { layer, A: toCamLayout(capture, layout, capture.activation), G: null, HA: null, hvpStructurallyZero: false };
         }
         if (u === 'target') result.layers.push(await layerReport(terms, keep, t0));
+        const computed = [i === 0 ? 'forward' : null, terms.G ? 'G' : null, terms.HA ? 'H·A' : null].filter(Boolean).join(', ');
+        s.step(a, `${layer}: ${computed}${u === 'finer' ? ' (Finer-CAM utility)' : ''}`, performance.now() - tTerms);
         const ctx = methodContext(s, input, capture, terms, layout, targets[u]);
         for (const job of jobs) {
           const t1 = performance.now();
@@ -333,6 +374,7 @@ async function runPass(s: Settings, a: Augmentation, input: Tensor, firstCapture
           const [, , h, w] = terms.A.shape;
           jr.perLayer.push(scaleCamImage(perImage(raw, B), h, w, H, W));
           jr.ms += performance.now() - t1;
+          s.step(a, `${layer}: ${job.method.name}`, performance.now() - t1);
         }
       }
     });
@@ -345,6 +387,7 @@ async function runPass(s: Settings, a: Augmentation, input: Tensor, firstCapture
       return { maps: perImage(await r.maps.values(), B), layers: r.layers };
     });
     result.fullgrad = { ...fg, ms: performance.now() - t0 };
+    s.step(a, 'fullgrad', result.fullgrad.ms);
   }
   return result;
 }

@@ -1,19 +1,23 @@
-// What `explain` writes (maps.safetensors, terms.safetensors, overlays, the comparison sheet and
-// summary.json) and what `dff` writes (dff.safetensors, pictures with a legend, a sheet, summary.json).
-// File and tensor names are a contract (code outside the project reads them).
+// What `explain` writes (maps.safetensors, terms.safetensors, overlays, the comparison sheet, for the
+// ShapleyCAM family a terms picture per image, and summary.json) and what `dff` writes (dff.safetensors,
+// pictures with a legend, a sheet, summary.json). File and tensor names are a contract (code outside the
+// project reads them).
 
 import { mkdir, writeFile } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { writeSafetensors, type TensorToWrite } from '../../models/safetensors.ts';
 import { showCamOnImage } from '../rendering/colormap.ts';
-import type { Explanation, LayerReport, MethodReport } from '../algorithm/explain.ts';
+import type { Explanation, MethodReport } from '../algorithm/explain.ts';
 import type { ConceptLabels, DeepFeatures } from '../algorithm/methods/factorization.ts';
+import { getMethod } from '../algorithm/methods/index.ts';
+import { concatFloat, f32, imageStem, mapsFile, termsFile } from '../algorithm/record-files.ts';
 import { deprocessImage } from '../rendering/deprocess.ts';
 import { factorizationOverlay, factorizationPicture } from '../rendering/factorization.ts';
 import { writePng } from '../rendering/codec.ts';
 import type { RgbImage } from '../rendering/image.ts';
 import { comparisonSheet } from '../rendering/sheet.ts';
 import { outlineMask } from '../rendering/mask-outline.ts';
+import { explanationTermsPicture } from '../rendering/terms-picture.ts';
 
 export interface ExplainRun {
   explanations: Explanation[];
@@ -23,27 +27,6 @@ export interface ExplainRun {
   methods: string[];
   layers: string[];
   meta: Record<string, unknown>;
-}
-
-/** The parts one after another, in a new array of their type. */
-function concat<T extends Float64Array | Uint8Array>(parts: readonly T[], make: (length: number) => T): T {
-  const out = make(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-const concatFloat = (parts: readonly Float64Array[]) => concat(parts, (n) => new Float64Array(n));
-
-const f32 = (shape: number[], data: ArrayLike<number>): TensorToWrite => ({ dtype: 'F32', shape, data });
-
-/** A file-name-safe stem for an image source. */
-function stem(source: string, index: number): string {
-  const s = basename(source, extname(source)).replace(/[^A-Za-z0-9._-]+/g, '_');
-  return `${String(index).padStart(3, '0')}_${s || 'image'}`;
 }
 
 /** What summary.json says of a method over all batches. */
@@ -62,51 +45,15 @@ export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise
   await mkdir(dir, { recursive: true });
   const written: string[] = [];
   const B = run.sources.length;
+
   const [H, W] = run.explanations[0].inputSize;
-
-  const maps: Record<string, TensorToWrite> = {};
-  for (const m of run.methods) {
-    // Input-space maps (guided backpropagation and Guided Grad-CAM) keep their 3 channels: (B, 3, H, W).
-    const shape = run.explanations[0].methods.get(m)!.channels === 3 ? [B, 3, H, W] : [B, H, W];
-    maps[`cam/${m}`] = f32(shape, concatFloat(run.explanations.flatMap((e) => e.methods.get(m)!.maps)));
-  }
-  // Second-order inspection: per layer, Σ_k A⊙G and Σ_k −½ A⊙H·A at layer resolution (pre-ReLU).
-  run.layers.forEach((layer, li) => {
-    const [, , h, w] = run.explanations[0].layers[li].shape;
-    const first = run.explanations.map((e) => e.layers[li].firstOrder);
-    const second = run.explanations.map((e) => e.layers[li].secondOrder);
-    if (first.every(Boolean)) maps[`first_order/${layer}`] = f32([B, h, w], concatFloat(first as Float64Array[]));
-    if (second.every(Boolean)) maps[`second_order/${layer}`] = f32([B, h, w], concatFloat(second as Float64Array[]));
-  });
-  await writeSafetensors(join(dir, 'maps.safetensors'), maps, { methods: run.methods.join(','), layers: run.layers.join(',') });
+  const maps = mapsFile(run.explanations, run.methods, run.layers);
+  await writeSafetensors(join(dir, 'maps.safetensors'), maps.tensors, maps.metadata);
   written.push('maps.safetensors');
-
-  const C = run.explanations[0].numClasses;
-  const outputShape = [B, ...run.explanations[0].outputShape.slice(1)];
-  const terms: Record<string, TensorToWrite> = { logits: f32(outputShape, concatFloat(run.explanations.map((e) => e.logits))) };
-  // Segmentation: the constant mask of each image's class (argmax of the model's own output == class).
-  const masks = run.explanations.flatMap((e) => e.masks ?? []);
-  if (masks.length === B) terms.mask = { dtype: 'U8', shape: [B, H, W], data: concat(masks, (n) => new Uint8Array(n)) };
-  const addTerms = (prefix: string, layersOf: (e: Explanation) => LayerReport[]) => {
-    run.layers.forEach((layer, li) => {
-      const shape = layersOf(run.explanations[0])[li].shape;
-      const full = [B, ...shape.slice(1)];
-      const parts = run.explanations.map((e) => layersOf(e)[li].terms!);
-      terms[`${prefix}activations/${layer}`] = f32(full, concatFloat(parts.map((p) => p.A)));
-      terms[`${prefix}gradients/${layer}`] = f32(full, concatFloat(parts.map((p) => p.G!)));
-      terms[`${prefix}hvp/${layer}`] = f32(full, concatFloat(parts.map((p) => p.HA!)));
-    });
-  };
-  addTerms('', (e) => e.layers);
-  // With --aug-smooth, the terms of every augmented input, as computed on it (a flipped input's are flipped).
-  const augmentations = run.explanations[0].augmentations ?? [];
-  augmentations.forEach((a, ai) => addTerms(`aug/${a.label}/`, (e) => e.augmentations![ai].layers));
-  const termsMeta: Record<string, string> = { target: String(run.meta.target) };
-  if (augmentations.length) {
-    termsMeta.augmentations = augmentations.map((a) => `${a.label}: ${a.flip ? 'horizontal flip, ' : ''}input × ${a.factor}`).join('; ');
-  }
-  await writeSafetensors(join(dir, 'terms.safetensors'), terms, termsMeta);
+  const terms = termsFile(run.explanations, run.layers);
+  await writeSafetensors(join(dir, 'terms.safetensors'), terms.tensors, terms.metadata);
   written.push('terms.safetensors');
+  const C = run.explanations[0].numClasses;
 
   const perImage = run.explanations.flatMap((e) => e.classes.map((c, b) => ({ e, b, c })));
   const rows = [];
@@ -117,17 +64,24 @@ export async function writeExplainOutputs(dir: string, run: ExplainRun): Promise
       const report = e.methods.get(m)!;
       // A CAM is a jet overlay; an input-space map is shown as upstream's deprocess_image shows it.
       const overlay = report.channels === 3 ? deprocessImage(report.maps[b], H, W) : showCamOnImage(run.pictures[i], report.maps[b]);
-      const name = `${stem(run.sources[i], i)}_${m}.png`;
+      const name = `${imageStem(run.sources[i], i)}_${m}.png`;
       await writePng(join(dir, name), overlay);
       written.push(name);
       cells.push({ image: overlay });
     }
     const picture = e.masks ? outlineMask(run.pictures[i], e.masks[b]) : run.pictures[i];
     rows.push({ image: picture, label: `${run.labels[c] ?? c} ${e.probabilities[b].toFixed(2)}`, cells });
+    // The ShapleyCAM family's second-order inspection: the same picture the browser page shows.
+    if (run.methods.some((m) => getMethod(m).needsHvp)) {
+      const name = `terms_${imageStem(run.sources[i], i)}.png`;
+      await writePng(join(dir, name), explanationTermsPicture(e, b, run.pictures[i], basename(run.sources[i]), run.labels));
+      written.push(name);
+    }
   }
   await writePng(join(dir, 'sheet.png'), comparisonSheet(rows, ['input', ...run.methods]));
   written.push('sheet.png');
 
+  const augmentations = run.explanations[0].augmentations ?? [];
   const summary = {
     ...run.meta,
     layers: run.layers.map((layer, li) => ({
@@ -200,7 +154,7 @@ export async function writeDffOutputs(dir: string, run: DffRun): Promise<string[
   const rows = [];
   for (let b = 0; b < B; b++) {
     const overlay = factorizationOverlay(run.pictures[b], run.maps[b]);
-    const file = `${stem(run.sources[b], b)}_dff.png`;
+    const file = `${imageStem(run.sources[b], b)}_dff.png`;
     await writePng(join(dir, file), factorizationPicture(overlay, legend));
     written.push(file);
     rows.push({

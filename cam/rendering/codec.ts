@@ -7,6 +7,8 @@
  * Images over a pixel limit (Pillow's default, 89,478,485 pixels) are refused from their header, before
  * any decoding: a small file can declare a huge image (a decompression bomb).
  */
+// Platform seam: the browser page's build maps these two to pngjs's own browser bundle and the `buffer`
+// package (web/vite.config.ts), so this module decodes the same bytes to the same pixels in a page.
 import { Buffer } from 'node:buffer';
 import { PNG } from 'pngjs';
 import jpeg from 'jpeg-js';
