@@ -12,6 +12,7 @@ import { getArchitecture } from '../models/registry.ts';
 import { lumaNormalisation, lumaRow } from '../cam/cli/inputs.ts';
 import { FIXTURES, absErr, fixture } from './helpers/fixtures.ts';
 import { readJson, readOutput, runCli, tmp, writeInput } from './helpers/cli-run.ts';
+import { isCI, webgpuProbe } from './helpers/webgpu.ts';
 
 const ref = fixture('cam_one_channel');
 const WEIGHTS = join(FIXTURES, 'arch_resnet18_1ch.weights.safetensors');
@@ -19,21 +20,24 @@ const IMAGE = join(FIXTURES, 'images', 'cat_0000.png');
 const model = ['--arch', 'resnet18', '--weights', WEIGHTS];
 
 describe("pytorch-grad-cam's test_one_channel: ResNet-18 with a one-channel conv1", () => {
-  it('--input with one channel (16 copies): every GradCAM map within 1e-4 of upstream', async () => {
-    const dir = tmp();
-    const [h, w] = ref.file.entry('image').shape;
-    const image = Float32Array.from(ref.file.int('image'), Number);
-    const batch = new Float32Array(16 * h * w);
-    for (let b = 0; b < 16; b++) batch.set(image, b * h * w);
-    const out = join(dir, 'out');
-    // targets=None upstream: ClassifierOutputTarget of the predicted class, i.e. --target logit.
-    const r = await runCli(['explain', ...model, '--input', writeInput(dir, batch, [16, 1, h, w]), '--layer', 'layer4', '--method', 'gradcam', '--target', 'logit', '--backend', 'cpu', '--out', out]);
-    expect(r.code, r.stderr).toBe(0);
-    const maps = readOutput(out, 'maps.safetensors').float32('cam/gradcam');
-    const want = ref.file.float32('cam/GradCAM/layer4');
-    for (let b = 0; b < 16; b++) expect(absErr(maps.subarray(b * h * w, (b + 1) * h * w), want), `row ${b}`).toBeLessThan(1e-4);
-    expect(readJson(out, 'summary.json').images.map((i: any) => i.predicted.index)).toEqual(new Array(16).fill(ref.meta.predicted_class));
-  });
+  for (const backend of ['cpu', 'wasm', 'webgpu'] as const) {
+    it.runIf(backend !== 'webgpu' || webgpuProbe.available || isCI)(`--input with one channel (16 copies) on ${backend}: every GradCAM map within 1e-4 of upstream`, async () => {
+      const dir = tmp();
+      const [h, w] = ref.file.entry('image').shape;
+      const image = Float32Array.from(ref.file.int('image'), Number);
+      const batch = new Float32Array(16 * h * w);
+      for (let b = 0; b < 16; b++) batch.set(image, b * h * w);
+      const out = join(dir, 'out');
+      // targets=None upstream: ClassifierOutputTarget of the predicted class, i.e. --target logit.
+      const r = await runCli(['explain', ...model, '--input', writeInput(dir, batch, [16, 1, h, w]), '--layer', 'layer4', '--method', 'gradcam', '--target', 'logit', '--backend', backend, '--out', out]);
+      expect(r.code, r.stderr).toBe(0);
+      const maps = readOutput(out, 'maps.safetensors').float32('cam/gradcam');
+      const want = ref.file.float32('cam/GradCAM/layer4');
+      for (let b = 0; b < 16; b++) expect(absErr(maps.subarray(b * h * w, (b + 1) * h * w), want), `row ${b}`).toBeLessThan(1e-4);
+      expect(readJson(out, 'summary.json').images.map((i: any) => i.predicted.index)).toEqual(new Array(16).fill(ref.meta.predicted_class));
+      expect(readJson(out, 'summary.json').backend).toBe(backend);
+    }, 300_000);
+  }
 
   it('--image for a one-channel model: its luma, normalised with the luma weights of mean and std (same maps as that tensor)', async () => {
     const dir = tmp();

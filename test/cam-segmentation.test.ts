@@ -41,7 +41,7 @@ function stride3(values: ArrayLike<number>, C: number): number[] {
 }
 
 /** The segmentation README's CLI contract at one layer, on one backend, checked with its checker's bounds. */
-function contractCase(layer: string, backend: 'cpu' | 'webgpu', timeout?: number) {
+function contractCase(layer: string, backend: 'cpu' | 'webgpu' | 'wasm', timeout?: number) {
     it(`${layer}: the five maps within 1e-4, the terms within 2e-4 (relative L2), the mask exactly`, async () => {
       const dir = tmp();
       const out = join(dir, 'out');
@@ -163,6 +163,10 @@ describe('the family methods under the segmentation target (image 0, CPU) agains
 
 describeWebGpu('explain --target segmentation on WebGPU (float32) against the same fixture', () => {
   contractCase('backbone.16', 'webgpu', 600_000);
+});
+
+describe('explain --target segmentation on wasm (float32) against the same fixture', () => {
+  contractCase('backbone.16', 'wasm', 600_000);
 });
 
 describe('the target must fit the model: one line naming the flag, exit 2, nothing written', () => {

@@ -11,6 +11,7 @@
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { isCI, webgpuProbe } from './helpers/webgpu.ts';
 import * as E from '../engine/index.ts';
 import { explain } from '../cam/algorithm/explain.ts';
 import { rngFor } from '../cam/algorithm/random.ts';
@@ -198,6 +199,23 @@ describe('eval --metrics confidence,arcc through the CLI (the fixture\'s 4 image
       expect(Math.abs(r.ARCC - f.float64(`metric_noise0/ARCC/${M}`)[b])).toBeLessThan(spread('ARCC'));
     });
   });
+
+  for (const backend of ['wasm', 'webgpu'] as const) {
+    it.runIf(backend !== 'webgpu' || webgpuProbe.available || isCI)(`on ${backend} (float32): the same records within float32 rounding of the CPU's`, async () => {
+      const other = join(tmp(), backend);
+      const data = join(out, '..', 'data');
+      const r = await runCli(['eval', '--model', 'resnet20_cifar10', '--data', data, '--methods', 'gradcam,shapleycam', '--metrics', 'arcc,confidence', '--steps', '2', '--quiet', '--backend', backend, '--out', other]);
+      expect(r.code, r.stderr).toBe(0);
+      const theirs = readFileSync(join(other, 'per_image.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(theirs.map((t) => [t.file, t.method, t.pred, t.IncreaseInConf])).toEqual(records.map((t) => [t.file, t.method, t.pred, t.IncreaseInConf]));
+      const worst: Record<string, number> = {};
+      theirs.forEach((t, i) => {
+        for (const k of ['ConfChange', 'DropInConf', 'Complexity', 'Coherency', 'ARCC']) worst[k] = Math.max(worst[k] ?? 0, Math.abs(t[k] - records[i][k]));
+      });
+      // Measured 2026-12-03: at most 3.0e-6 (ConfChange on WebGPU), 1.5e-6 on wasm.
+      for (const k of Object.keys(worst)) expect(worst[k], k).toBeLessThan(1e-5);
+    }, 600_000);
+  }
 
   it('tables, CSV and the metrics plot carry the new columns; settings record the families', () => {
     const results = readJson(out, 'results.json');
