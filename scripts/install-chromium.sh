@@ -5,30 +5,19 @@
 # Skips quickly when /usr/bin/chromium runs.
 set -euo pipefail
 
-export DEBIAN_FRONTEND=noninteractive
 CHROMIUM=/usr/bin/chromium
 
 log() { echo "[install-chromium] $*" >&2; }
 
-# Wait (rather than fail) when another apt/dpkg process holds the lock.
-APT_OPTS=(-o DPkg::Lock::Timeout=900 -q)
+# shellcheck source=lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 if [[ -x "$CHROMIUM" ]] && "$CHROMIUM" --version >/dev/null 2>&1; then
   log "already installed ($("$CHROMIUM" --version 2>/dev/null)); nothing to do"
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  log "apt-get not found: install Chromium at $CHROMIUM by hand"
-  exit 1
-fi
-
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO="sudo -E"; else
-    log "must run as root (or with sudo available)"; exit 1
-  fi
-fi
+need_apt_as_root "install Chromium at $CHROMIUM by hand"
 
 install() {
   $SUDO apt-get "${APT_OPTS[@]}" install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold chromium

@@ -8,12 +8,11 @@
 set -euo pipefail
 
 MIN_MESA_MAJOR=24
-export DEBIAN_FRONTEND=noninteractive
 
 log() { echo "[install-gpu-driver] $*" >&2; }
 
-# Wait (rather than fail) when another apt/dpkg process holds the lock.
-APT_OPTS=(-o DPkg::Lock::Timeout=900 -q)
+# shellcheck source=lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 mesa_major() {
   # Prints the major version of the installed mesa-vulkan-drivers (empty if none).
@@ -44,17 +43,7 @@ if have_suitable; then
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  log "apt-get not found: install Mesa >= ${MIN_MESA_MAJOR} lavapipe (mesa-vulkan-drivers) and libvulkan1 by hand"
-  exit 1
-fi
-
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO="sudo -E"; else
-    log "must run as root (or with sudo available)"; exit 1
-  fi
-fi
+need_apt_as_root "install Mesa >= ${MIN_MESA_MAJOR} lavapipe (mesa-vulkan-drivers) and libvulkan1 by hand"
 
 codename=""
 if [[ -r /etc/os-release ]]; then

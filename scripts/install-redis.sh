@@ -7,12 +7,11 @@
 set -euo pipefail
 
 MIN_REDIS_MAJOR=5
-export DEBIAN_FRONTEND=noninteractive
 
 log() { echo "[install-redis] $*" >&2; }
 
-# Wait (rather than fail) when another apt/dpkg process holds the lock.
-APT_OPTS=(-o DPkg::Lock::Timeout=900 -q)
+# shellcheck source=lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 redis_major() {
   # Prints the major version of the redis-server on PATH (empty if none).
@@ -32,17 +31,7 @@ if have_suitable; then
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  log "apt-get not found: install Redis >= ${MIN_REDIS_MAJOR} (redis-server) by hand"
-  exit 1
-fi
-
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO="sudo -E"; else
-    log "must run as root (or with sudo available)"; exit 1
-  fi
-fi
+need_apt_as_root "install Redis >= ${MIN_REDIS_MAJOR} (redis-server) by hand"
 
 log "apt-get update"
 $SUDO apt-get "${APT_OPTS[@]}" update
