@@ -13,6 +13,7 @@
 import {
   cpuBackend,
   createWebGpuBackend,
+  isWindow,
   packUniforms,
   reflectShader,
   withErrorScopes,
@@ -78,6 +79,8 @@ export function capture<K extends KernelName>(backend: WebGpuBackend, family: Ke
     kernel,
     limits: backend.limits,
     softwareAdapter: backend.ctx.adapterInfo.software,
+    bindingLimit: backend.bindingLimitBytes / 4,
+    bindingAlign: backend.bindingAlignBytes / 4,
     output: (size) => {
       const s = backend.allocate(size, `bench ${kernel} output`);
       owned.push(s);
@@ -160,10 +163,13 @@ export function makeTimer(backend: WebGpuBackend, wall = false): Timer {
         list.push(e);
         groups.set(g, list);
       };
-      for (const [name, storage] of Object.entries(spec.bindings)) {
+      for (const [name, bound] of Object.entries(spec.bindings)) {
         const b = info.bindings.get(name);
         if (!b) throw new Error(`${label}: no binding ${name}`);
-        add(b.group, { binding: b.binding, resource: { buffer: storage.buffer!, offset: 0, size: storage.bindingSize } });
+        const resource = isWindow(bound)
+          ? { buffer: bound.storage.buffer!, offset: bound.offset * 4, size: bound.size * 4 }
+          : { buffer: bound.buffer!, offset: 0, size: bound.bindingSize };
+        add(b.group, { binding: b.binding, resource });
       }
       if (info.uniform) {
         const bytes = packUniforms(info.uniform.layout, spec.uniforms ?? {}, label);

@@ -31,14 +31,16 @@
 
 import type { ConvGeometry, KernelParams } from '../engine/backend.ts';
 import { fmt, sizeOf, type Shape } from '../engine/shape.ts';
-import { cachedShader, runPlan, type DispatchPlan, type GpuStorage, type KernelContext, type KernelFamily, type PlannedBinding } from '../engine/webgpu/kernel-api.ts';
+import { cachedShader, type DispatchPlan, type GpuStorage, type KernelContext, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
+import { needsSplit, runFirstSplittable, type SplitPlan } from './range-split.ts';
 import {
   checkedGrid,
   chooseGemmConfig,
-  gemmConstants,
+  gemmPlan,
   gemmShader,
   gemmVariant,
   planMatmul,
+  SPLIT_FALLBACK,
   targetOf,
   validateGemmConfig,
   type GemmConfig,
@@ -111,11 +113,13 @@ function forwardSpec(aVec4: boolean): GemmSpec {
     ],
     decls: GEOMETRY_OVERRIDES,
     // Offsets of group z in the weights, the input and the output.
+    // Offsets within the bound windows: u32 arithmetic wraps, so subtracting a window's start early is
+    // exact as long as the final index lies in the window.
     prologue: /* wgsl */ `
       let ohw = params.OH * params.OW;
-      let wGroup = z * params.Og * params.K;
-      let xGroup = z * params.Cg * params.H * params.W;
-      let yGroup = z * params.Og * ohw;`,
+      let wGroup = z * params.Og * params.K - params.base_wt;
+      let xGroup = z * params.Cg * params.H * params.W - params.base_x;
+      let yGroup = z * params.Og * ohw - params.base_y;`,
     aVec4,
     loadA: aVec4
       ? (row, k) => `v = wt[(wGroup + (${row}) * params.K + ${k}) / 4u];`
@@ -140,6 +144,9 @@ function forwardSpec(aVec4: boolean): GemmSpec {
     storeC: (row, col, value) => /* wgsl */ `
       let qn = (${col}) / ohw;
       y[yGroup + qn * params.O * ohw + (${row}) * ohw + (${col}) % ohw] = ${value};`,
+    loadC: (row, col) => /* wgsl */ `
+      let qn = (${col}) / ohw;
+      v = y[yGroup + qn * params.O * ohw + (${row}) * ohw + (${col}) % ohw];`,
   };
 }
 
@@ -158,9 +165,9 @@ const backwardInputSpec: GemmSpec = {
   prologue: /* wgsl */ `
     let ohw = params.OH * params.OW;
     let hw = params.H * params.W;
-    let wGroup = z * params.Og * params.Cg * KHW;
-    let dyGroup = z * params.Og * ohw;
-    let dxGroup = z * params.Cg * hw;`,
+    let wGroup = z * params.Og * params.Cg * KHW - params.base_wt;
+    let dyGroup = z * params.Og * ohw - params.base_dy;
+    let dxGroup = z * params.Cg * hw - params.base_dx;`,
   aVec4: false,
   // A[c, (o, t)] = w[g·Og + o, c, t]
   loadA: (row, k) => `v = wt[wGroup + ((${k}) / KHW * params.Cg + ${row}) * KHW + (${k}) % KHW];`,
@@ -189,6 +196,9 @@ const backwardInputSpec: GemmSpec = {
   storeC: (row, col, value) => /* wgsl */ `
     let qn = (${col}) / hw;
     dx[dxGroup + qn * params.C * hw + (${row}) * hw + (${col}) % hw] = ${value};`,
+  loadC: (row, col) => /* wgsl */ `
+    let qn = (${col}) / hw;
+    v = dx[dxGroup + qn * params.C * hw + (${row}) * hw + (${col}) % hw];`,
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -222,9 +232,9 @@ function backwardFilterSpec(aVec4: boolean, exactDiv: boolean): GemmSpec {
     decls: GEOMETRY_OVERRIDES,
     prologue: /* wgsl */ `
       let ohw = params.OH * params.OW;
-      let dyGroup = z * params.Og * ohw;
-      let xGroup = z * params.Cg * params.H * params.W;
-      let dwGroup = z * params.Og * params.N;`,
+      let dyGroup = z * params.Og * ohw - params.base_dy;
+      let xGroup = z * params.Cg * params.H * params.W - params.base_x;
+      let dwGroup = z * params.Og * params.N - params.base_dw;`,
     aVec4,
     // A[o, (n, p)] = dy[n, g·Og + o, p]; with vec4 loads oh·ow % 4 == 0, so the four k share the image n.
     loadA: (row, k) => /* wgsl */ `
@@ -249,35 +259,132 @@ function backwardFilterSpec(aVec4: boolean, exactDiv: boolean): GemmSpec {
         v = x[xChannel + qn * params.C * params.H * params.W + u32(qy) * params.W + u32(qx)];
       }`,
     storeC: (row, col, value) => `dw[dwGroup + (${row}) * params.N + ${col}] = ${value};`,
+    loadC: (row, col) => `v = dw[dwGroup + (${row}) * params.N + ${col}];`,
   };
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Plans
+//
+// Each plan also says which elements of each tensor a box of (group z, rows m, columns n, depth k) touches,
+// so that a convolution over tensors larger than one binding can split (kernels/range-split.ts). The
+// ranges are whole (image, channel) planes: a window covers from the first image's first channel plane to
+// the last image's last channel plane the box reaches.
 
-function gemmPlan(
-  label: string,
-  code: string,
-  cfg: GemmConfig,
-  constants: Record<string, number>,
-  uniforms: Record<string, number>,
-  bindings: Record<string, PlannedBinding>,
-  outShape: Shape,
-  M: number,
-  N: number,
-  G: number,
-): DispatchPlan {
-  const tileM = cfg.wgY * cfg.rm;
-  const tileN = cfg.wgX * cfg.rn;
-  return {
-    label,
+/** The range of channel planes [c, c + …) of images n0…n1 in an [N, channels, plane] tensor. */
+function planes(n0: number, n1: number, channels: number, c0: number, c1: number, plane: number): [number, number] {
+  return [(n0 * channels + c0) * plane, (n1 * channels + c1) * plane + plane - 1];
+}
+
+/** conv2d forward as an implicit GEMM (no routing). */
+export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): SplitPlan {
+  const d = dimsOf(g);
+  const M = d.Og;
+  const N = d.N * d.OH * d.OW;
+  const K = d.Cg * d.KH * d.KW;
+  const cfg = config ?? chooseGemmConfig(M, N, false);
+  validateGemmConfig(cfg, false);
+  const aVec4 = K % 4 === 0;
+  const code = cachedShader(`conv2d:${gemmVariant(cfg)}:${aVec4}`, () => gemmShader(forwardSpec(aVec4), cfg));
+  const ohw = d.OH * d.OW;
+  const khw = d.KH * d.KW;
+  return gemmPlan({
+    label: convLabel('conv2d', g),
     code,
-    constants: { ...gemmConstants(cfg), ...constants },
-    uniforms,
-    bindings,
-    outShape,
-    workgroups: checkedGrid(label, [Math.ceil(N / tileN), Math.ceil(M / tileM), G]),
-  };
+    cfg,
+    constants: geometryConstants(g),
+    uniforms: convParams(d, g, M, N, K),
+    bindings: { x: 0, wt: 1, y: 'output' },
+    outShape: g.yShape,
+    Z: d.G,
+    M,
+    N,
+    K,
+    columnPeriod: ohw,
+    // rows o, columns (n, pixel), depth (c, tap)
+    reach: ({ start: [z0, m0, n0, k0], end: [z1, m1, n1, k1] }) => ({
+      wt: [(z0 * d.Og + m0) * K + k0, ((z1 - 1) * d.Og + m1 - 1) * K + k1 - 1],
+      x: planes(Math.floor(n0 / ohw), Math.floor((n1 - 1) / ohw), d.C, z0 * d.Cg + Math.floor(k0 / khw), (z1 - 1) * d.Cg + Math.floor((k1 - 1) / khw), d.H * d.W),
+      y: planes(Math.floor(n0 / ohw), Math.floor((n1 - 1) / ohw), d.O, z0 * d.Og + m0, (z1 - 1) * d.Og + m1 - 1, ohw),
+    }),
+  });
+}
+
+export function planConv2dBackwardInput(g: ConvGeometry, config?: GemmConfig): SplitPlan {
+  const d = dimsOf(g);
+  const M = d.Cg;
+  const N = d.N * d.H * d.W;
+  const K = d.Og * d.KH * d.KW;
+  const cfg = config ?? chooseGemmConfig(M, N, false);
+  validateGemmConfig(cfg, false);
+  const code = cachedShader(`conv2dBackwardInput:${gemmVariant(cfg)}`, () => gemmShader(backwardInputSpec, cfg));
+  const hw = d.H * d.W;
+  const khw = d.KH * d.KW;
+  return gemmPlan({
+    label: convLabel('conv2dBackwardInput', g),
+    code,
+    cfg,
+    constants: geometryConstants(g),
+    uniforms: convParams(d, g, M, N, K),
+    bindings: { dy: 0, wt: 1, dx: 'output' },
+    outShape: g.xShape,
+    Z: d.G,
+    M,
+    N,
+    K,
+    columnPeriod: hw,
+    // rows c, columns (n, input pixel), depth (o, tap)
+    reach: ({ start: [z0, m0, n0, k0], end: [z1, m1, n1, k1] }) => {
+      const o0 = z0 * d.Og + Math.floor(k0 / khw);
+      const o1 = (z1 - 1) * d.Og + Math.floor((k1 - 1) / khw);
+      return {
+        wt: [(o0 * d.Cg + m0) * khw, (o1 * d.Cg + m1 - 1) * khw + khw - 1],
+        dy: planes(Math.floor(n0 / hw), Math.floor((n1 - 1) / hw), d.O, o0, o1, d.OH * d.OW),
+        dx: planes(Math.floor(n0 / hw), Math.floor((n1 - 1) / hw), d.C, z0 * d.Cg + m0, (z1 - 1) * d.Cg + m1 - 1, hw),
+      };
+    },
+  });
+}
+
+export function planConv2dBackwardFilter(g: ConvGeometry, config?: GemmConfig): SplitPlan {
+  const d = dimsOf(g);
+  const M = d.Og;
+  const N = d.Cg * d.KH * d.KW;
+  const K = d.N * d.OH * d.OW;
+  const cfg = config ?? chooseGemmConfig(M, N, false);
+  validateGemmConfig(cfg, false);
+  const ohw = d.OH * d.OW;
+  const khw = d.KH * d.KW;
+  const aVec4 = ohw % 4 === 0;
+  // The largest dividend is a K index (< K); (q + 1)·d must not overflow u32 either.
+  const exactDiv = K + ohw >= FAST_DIV_LIMIT;
+  const code = cachedShader(`conv2dBackwardFilter:${gemmVariant(cfg)}:${aVec4}:${exactDiv}`, () =>
+    gemmShader(backwardFilterSpec(aVec4, exactDiv), cfg),
+  );
+  return gemmPlan({
+    label: convLabel('conv2dBackwardFilter', g),
+    code,
+    cfg,
+    constants: geometryConstants(g),
+    uniforms: { ...convParams(d, g, M, N, K), invOHW: Math.fround(1 / ohw), invOW: Math.fround(1 / d.OW) },
+    bindings: { x: 0, dy: 1, dw: 'output' },
+    outShape: g.wShape,
+    Z: d.G,
+    M,
+    N,
+    K,
+    depthPeriod: ohw,
+    // rows o, columns (c, tap), depth (n, output pixel)
+    reach: ({ start: [z0, m0, n0, k0], end: [z1, m1, n1, k1] }) => {
+      const i0 = Math.floor(k0 / ohw);
+      const i1 = Math.floor((k1 - 1) / ohw);
+      return {
+        dy: planes(i0, i1, d.O, z0 * d.Og + m0, (z1 - 1) * d.Og + m1 - 1, ohw),
+        x: planes(i0, i1, d.C, z0 * d.Cg + Math.floor(n0 / khw), (z1 - 1) * d.Cg + Math.floor((n1 - 1) / khw), d.H * d.W),
+        dw: [(z0 * d.Og + m0) * N + n0, ((z1 - 1) * d.Og + m1 - 1) * N + n1 - 1],
+      };
+    },
+  });
 }
 
 /** True when conv2d is a plain (grouped) matmul: 1×1 kernel, stride 1, no padding, same spatial size. */
@@ -302,55 +409,15 @@ export function pointwiseAsMatmul(g: ConvGeometry): KernelParams['matmul'] {
     : { aShape: [d.G, d.Og, d.Cg], bShape: [d.N, d.G, d.Cg, hw], outShape: [d.N, d.G, d.Og, hw] };
 }
 
-/** conv2d forward as an implicit GEMM (no routing). */
-export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): DispatchPlan {
-  const d = dimsOf(g);
-  const M = d.Og;
-  const N = d.N * d.OH * d.OW;
-  const K = d.Cg * d.KH * d.KW;
-  const cfg = config ?? chooseGemmConfig(M, N, false);
-  validateGemmConfig(cfg, false);
-  const aVec4 = K % 4 === 0;
-  const code = cachedShader(`conv2d:${gemmVariant(cfg)}:${aVec4}`, () => gemmShader(forwardSpec(aVec4), cfg));
-  return gemmPlan(convLabel('conv2d', g), code, cfg, geometryConstants(g), convParams(d, g, M, N, K), { x: 0, wt: 1, y: 'output' }, g.yShape, M, N, d.G);
-}
-
-export function planConv2dBackwardInput(g: ConvGeometry, config?: GemmConfig): DispatchPlan {
-  const d = dimsOf(g);
-  const M = d.Cg;
-  const N = d.N * d.H * d.W;
-  const K = d.Og * d.KH * d.KW;
-  const cfg = config ?? chooseGemmConfig(M, N, false);
-  validateGemmConfig(cfg, false);
-  const code = cachedShader(`conv2dBackwardInput:${gemmVariant(cfg)}`, () => gemmShader(backwardInputSpec, cfg));
-  return gemmPlan(convLabel('conv2dBackwardInput', g), code, cfg, geometryConstants(g), convParams(d, g, M, N, K), { dy: 0, wt: 1, dx: 'output' }, g.xShape, M, N, d.G);
-}
-
-export function planConv2dBackwardFilter(g: ConvGeometry, config?: GemmConfig): DispatchPlan {
-  const d = dimsOf(g);
-  const M = d.Og;
-  const N = d.Cg * d.KH * d.KW;
-  const K = d.N * d.OH * d.OW;
-  const cfg = config ?? chooseGemmConfig(M, N, false);
-  validateGemmConfig(cfg, false);
-  const ohw = d.OH * d.OW;
-  const aVec4 = ohw % 4 === 0;
-  // The largest dividend is a K index (< K); (q + 1)·d must not overflow u32 either.
-  const exactDiv = K + ohw >= FAST_DIV_LIMIT;
-  const code = cachedShader(`conv2dBackwardFilter:${gemmVariant(cfg)}:${aVec4}:${exactDiv}`, () =>
-    gemmShader(backwardFilterSpec(aVec4, exactDiv), cfg),
-  );
-  const params = { ...convParams(d, g, M, N, K), invOHW: Math.fround(1 / ohw), invOW: Math.fround(1 / d.OW) };
-  return gemmPlan(convLabel('conv2dBackwardFilter', g), code, cfg, geometryConstants(g), params, { x: 0, dy: 1, dw: 'output' }, g.wShape, M, N, d.G);
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Depthwise conv2d: groups == C, O = C·multiplier, weights [O, 1, kh, kw].
 //
 // A workgroup of WG_X × WG_Y invocations computes a TILE_OH × TILE_OW block (TILE_OH = WG_Y,
 // TILE_OW = WG_X·RX) of one (n, o) output plane: it stages the input patch the block reads (zero-padded
 // at the borders) and the plane's kh·kw filter taps in workgroup memory, then each invocation computes RX
-// consecutive outputs of one row. Planes beyond the grid's z extent are looped over.
+// consecutive outputs of one row. Planes beyond the grid's z extent are looped over. A dispatch covers the
+// planes [plane0, plane1) with x and y bound whole or as windows (their starts in base_x, base_y), so
+// tensors larger than one binding split into ranges of planes.
 
 const DW_RX = 4;
 
@@ -367,7 +434,10 @@ override PATCH_H: u32 = (TILE_OH - 1u) * SH + (KH - 1u) * DH + 1u;
 override PATCH_LEN: u32 = PATCH_H * PATCH_W;
 
 struct Params {
-  planes: u32,
+  plane0: u32,
+  plane1: u32,
+  base_x: u32,
+  base_y: u32,
   O: u32,
   C: u32,
   H: u32,
@@ -395,11 +465,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let ix0 = i32(ox0 * SW) - params.padL;
   let oy = oy0 + lid3.y;
   let oxb = ox0 + lid3.x * RX;
-  for (var plane = wid.z; plane < params.planes; plane += nwg.z) {
+  for (var plane = params.plane0 + wid.z; plane < params.plane1; plane += nwg.z) {
     let n = plane / params.O;
     let o = plane % params.O;
     let c = o / params.mult;
-    let xoff = (n * params.C + c) * params.H * params.W;
+    let xoff = (n * params.C + c) * params.H * params.W - params.base_x;
     for (var i = lid; i < PATCH_H * PATCH_W; i += NUM_THREADS) {
       let iy = iy0 + i32(i / PATCH_W);
       let ix = ix0 + i32(i % PATCH_W);
@@ -423,7 +493,7 @@ ${Array.from({ length: DW_RX }, (_, r) => `        acc[${r}] = fma(tile_in[base 
       }
     }
     if (oy < params.OH) {
-      let yrow = (plane * params.OH + oy) * params.OW;
+      let yrow = (plane * params.OH + oy) * params.OW - params.base_y;
 ${Array.from({ length: DW_RX }, (_, r) => `      if (oxb + ${r}u < params.OW) { y[yrow + oxb + ${r}u] = acc[${r}]; }`).join('\n')}
     }
     workgroupBarrier();
@@ -466,20 +536,32 @@ export function depthwiseSharedBytes(g: ConvGeometry, wgX: number, wgY: number):
 }
 
 /** The depthwise plan, or null when its staged patch would not fit `sharedLimit` bytes. */
-export function planDepthwise(g: ConvGeometry, sharedLimit: number): DispatchPlan | null {
+export function planDepthwise(g: ConvGeometry, sharedLimit: number): SplitPlan | null {
   const d = dimsOf(g);
   const { wgX, wgY } = depthwiseShape(d.OH, d.OW);
   if (depthwiseSharedBytes(g, wgX, wgY) > sharedLimit) return null;
   const planes = d.N * d.O;
   const label = convLabel('conv2d(depthwise)', g);
+  const grid = (p0: number, p1: number) => checkedGrid(label, [Math.ceil(d.OW / (wgX * DW_RX)), Math.ceil(d.OH / wgY), Math.min(p1 - p0, 65535)]);
+  // Plane p = (n, o) reads input plane (n, o / mult): offsets grow with p.
+  const xPlane = (p: number) => Math.floor(p / d.O) * d.C + Math.floor((p % d.O) / d.Og);
   return {
     label,
     code: DEPTHWISE,
     constants: depthwiseConstants(g, wgX, wgY),
-    uniforms: { planes, O: d.O, C: d.C, H: d.H, W: d.W, OH: d.OH, OW: d.OW, mult: d.Og, padT: g.padding[0], padL: g.padding[1] },
+    uniforms: { plane0: 0, plane1: planes, base_x: 0, base_y: 0, O: d.O, C: d.C, H: d.H, W: d.W, OH: d.OH, OW: d.OW, mult: d.Og, padT: g.padding[0], padL: g.padding[1] },
     bindings: { x: 0, wt: 1, y: 'output' },
     outShape: g.yShape,
-    workgroups: checkedGrid(label, [Math.ceil(d.OW / (wgX * DW_RX)), Math.ceil(d.OH / wgY), Math.min(planes, 65535)]),
+    workgroups: grid(0, planes),
+    sizes: [planes],
+    granules: [1],
+    reach: ({ start: [p0], end: [p1] }) => ({
+      x: [xPlane(p0) * d.H * d.W, xPlane(p1 - 1) * d.H * d.W + d.H * d.W - 1],
+      wt: [0, d.O * d.KH * d.KW - 1],
+      y: [p0 * d.OH * d.OW, p1 * d.OH * d.OW - 1],
+    }),
+    boxUniforms: ({ start: [p0], end: [p1] }, bases) => ({ plane0: p0, plane1: p1, base_x: bases.x, base_y: bases.y }),
+    boxGrid: ({ start: [p0], end: [p1] }) => grid(p0, p1),
   };
 }
 
@@ -493,15 +575,15 @@ export function conv2dRoute(g: ConvGeometry, sharedLimit = 16384): Conv2dRoute {
 }
 
 /** Plans conv2d forward with routing (pointwise → matmul, depthwise → depthwise kernel, else implicit GEMM). */
-export function planConv2d(g: ConvGeometry, sharedLimit = 16384, target?: GemmTarget): DispatchPlan {
+export function planConv2d(g: ConvGeometry, sharedLimit = 16384, target?: GemmTarget, config?: GemmConfig): SplitPlan {
   const route = conv2dRoute(g, sharedLimit);
   if (route === 'pointwise-matmul') {
-    const plan = planMatmul(pointwiseAsMatmul(g), undefined, target);
+    const plan = planMatmul(pointwiseAsMatmul(g), config, target);
     // The matmul binds a = weights (input 1), b = x (input 0); its [N, G·Og, H·W] output is y.
     return { ...plan, label: `${convLabel('conv2d(1x1 as matmul)', g)}`, bindings: { a: 1, b: 0, out: 'output' }, outShape: g.yShape };
   }
   if (route === 'depthwise') return planDepthwise(g, sharedLimit)!;
-  return planConv2dGemm(g);
+  return planConv2dGemm(g, config);
 }
 
 /** FLOPs of a convolution (and of each of its backward operators): 2·N·O·oh·ow·(C/g)·kh·kw. */
@@ -511,23 +593,36 @@ export function convFlops(g: ConvGeometry): number {
   return 2 * N * O * OH * OW * Cg * KH * KW;
 }
 
-function run(ctx: KernelContext, kernel: ConvKernel, plan: DispatchPlan, inputs: readonly GpuStorage[], g: ConvGeometry): GpuStorage {
-  const K = kernel === 'conv2dBackwardFilter' ? g.yShape[0] * g.yShape[2] * g.yShape[3] : kernel === 'conv2d' ? g.wShape[1] * g.wShape[2] * g.wShape[3] : (g.wShape[0] / g.groups) * g.wShape[2] * g.wShape[3];
-  // An empty sum (no taps, no batch) is zero; the GEMM loop would still store it, but skip the dispatch.
-  const size = sizeOf(plan.outShape);
-  if (K === 0 || size === 0) return ctx.call('fill', [], { size, value: 0 });
-  return runPlan(ctx, plan, inputs);
+/** Output elements and dot-product length of a convolution operator. */
+function sizesOf(kernel: ConvKernel, g: ConvGeometry): { out: number; K: number } {
+  const [N, O, OH, OW] = g.yShape;
+  const [, Cg, KH, KW] = g.wShape;
+  if (kernel === 'conv2d') return { out: sizeOf(g.yShape), K: Cg * KH * KW };
+  if (kernel === 'conv2dBackwardInput') return { out: sizeOf(g.xShape), K: (O / g.groups) * KH * KW };
+  return { out: sizeOf(g.wShape), K: N * OH * OW };
+}
+
+/**
+ * Runs a convolution operator's plan (its alternatives with 16-row tiles when tensors exceed one binding
+ * and the default tiles make windows too large). An empty sum (no taps, no batch) is zero.
+ */
+function run(ctx: KernelContext, kernel: ConvKernel, plan: (config?: GemmConfig) => SplitPlan, inputs: readonly GpuStorage[], g: ConvGeometry): GpuStorage {
+  const { out, K } = sizesOf(kernel, g);
+  if (K === 0 || out === 0) return ctx.call('fill', [], { size: out, value: 0 });
+  const plans = [plan()];
+  if (needsSplit(ctx, inputs, out)) plans.push(plan(SPLIT_FALLBACK));
+  return runFirstSplittable(ctx, plans, inputs);
 }
 
 /** The backend's convolution kernels. */
 export const conv2dKernels = {
   conv2d(ctx, inputs, g) {
-    return run(ctx, 'conv2d', planConv2d(g, ctx.limits.maxComputeWorkgroupStorageSize, targetOf(ctx)), inputs, g);
+    return run(ctx, 'conv2d', (config) => planConv2d(g, ctx.limits.maxComputeWorkgroupStorageSize, targetOf(ctx), config), inputs, g);
   },
   conv2dBackwardInput(ctx, inputs, g) {
-    return run(ctx, 'conv2dBackwardInput', planConv2dBackwardInput(g), inputs, g);
+    return run(ctx, 'conv2dBackwardInput', (config) => planConv2dBackwardInput(g, config), inputs, g);
   },
   conv2dBackwardFilter(ctx, inputs, g) {
-    return run(ctx, 'conv2dBackwardFilter', planConv2dBackwardFilter(g), inputs, g);
+    return run(ctx, 'conv2dBackwardFilter', (config) => planConv2dBackwardFilter(g, config), inputs, g);
   },
 } satisfies KernelFamily;

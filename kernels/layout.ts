@@ -3,26 +3,34 @@
 // Every layout op is a copy between a contiguous tensor and a strided view of another one, over
 // coalesced dimensions (see the prelude's strided addressing), so a typical call reaches the GPU with
 // rank 1–3 whatever its nominal rank.
+//
+// Tensors larger than one binding: every copy then runs the boxed copy (both sides strided) once per box
+// of its index space (kernels/blocks.ts); pad becomes a fill plus a boxed copy of the input into the
+// positions it lands on.
 
-import type { KernelContext, GpuStorage, KernelFamily } from '../engine/webgpu/kernel-api.ts';
+import { fitsBinding, type KernelContext, type GpuStorage, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
+import { bindBox, naturalStrides, splitBoxes, type Operand } from './blocks.ts';
 import { broadcastStrides, fmt, sizeOf, stridesOf, type Shape } from '../engine/shape.ts';
 import { MAX_RANK, WG, WGSL_LINEAR, WGSL_MAIN_ARGS, checkRank, coalesce, stridedUniforms, wgslStridedMembers, wgslStridedOffsets } from './prelude.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Gather-form copy: out[i] = x[offset(i)] over out's (coalesced) shape. expand, transpose and slice.
 
-/** A copy over n elements with one strided side; `assign` moves element i (gather or scatter form). */
-function stridedCopy(assign: string): string {
+/**
+ * A copy over n elements with `sides` strided sides (1: the other side is contiguous, gather or scatter
+ * form; 2: both strided); `assign` moves element i.
+ */
+function stridedCopy(assign: string, sides = 1): string {
   return /* wgsl */ `
 ${WGSL_LINEAR}
 struct U {
-  ${wgslStridedMembers(1)}
+  ${wgslStridedMembers(sides)}
 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 override WG: u32 = 256;
-${wgslStridedOffsets(1)}
+${wgslStridedOffsets(sides)}
 @compute @workgroup_size(WG)
 fn main(${WGSL_MAIN_ARGS}) {
   let i = linear_index(wid, nwg, lid, WG);
@@ -34,10 +42,37 @@ fn main(${WGSL_MAIN_ARGS}) {
 
 const GATHER_COPY = stridedCopy('out[i] = x[strided_offsets(i).x];');
 
+/** Both sides strided: the copy of one box of an index space split for bindings (kernels/blocks.ts). */
+const BOXED_COPY = stridedCopy('let off = strided_offsets(i); out[off.y] = x[off.x];', 2);
+
+/**
+ * Copies x into out over an index space of `shape`, each side addressed by its own strides and base
+ * (operand 0 = x, operand 1 = out), one dispatch per box that fits the bindings.
+ */
+function boxedCopy(ctx: KernelContext, x: GpuStorage, out: GpuStorage, shape: Shape, xSide: Operand, outSide: Operand, what: string): void {
+  const c = coalesce(shape, [xSide.strides, outSide.strides]);
+  checkRank(c, ctx.kernel, what);
+  const operands = c.strides.map((strides, k) => ({ strides, base: [xSide, outSide][k].base }));
+  for (const box of splitBoxes(c.shape, operands, ctx.bindingLimit, ctx.bindingAlign, `${ctx.kernel} ${what}`)) {
+    const { bindings, base } = bindBox(ctx, box, [x, out], `${ctx.kernel} ${what}`);
+    ctx.dispatch({
+      code: BOXED_COPY,
+      constants: { WG },
+      uniforms: stridedUniforms(box.size, { shape: box.shape, strides: c.strides }, base),
+      bindings: { x: bindings[0], out: bindings[1] },
+      workgroups: Math.ceil(box.size / WG),
+    });
+  }
+}
+
 /** out (contiguous, `outShape`) = x read through `strides` from element `base`. */
 function gatherCopy(ctx: KernelContext, x: GpuStorage, outShape: Shape, strides: readonly number[], base: number, what: string): GpuStorage {
   const n = sizeOf(outShape);
   const out = ctx.output(n, outShape);
+  if (n > 0 && !(fitsBinding(ctx, x) && fitsBinding(ctx, out))) {
+    boxedCopy(ctx, x, out, outShape, { strides, base }, { strides: naturalStrides(outShape) }, what);
+    return out;
+  }
   const c = coalesce(outShape, [strides]);
   checkRank(c, ctx.kernel, what);
   ctx.dispatch({
@@ -144,6 +179,14 @@ export const layoutKernels = {
   pad(ctx, [x], p) {
     const n = sizeOf(p.outShape);
     if (sizeOf(p.shape) === 0) return ctx.call('fill', [], { size: n, value: p.value });
+    if (n > ctx.bindingLimit || !fitsBinding(ctx, x)) {
+      // Too large for one binding: the pad value everywhere, then x copied to where it lands.
+      const out = ctx.call('fill', [], { size: n, value: p.value });
+      const outStrides = stridesOf(p.outShape);
+      const target = { strides: outStrides.map((s, d) => s * (p.interior[d] + 1)), base: p.before.reduce((acc, b, d) => acc + b * outStrides[d], 0) };
+      boxedCopy(ctx, x, out, p.shape, { strides: naturalStrides(p.shape) }, target, `pad ${fmt(p.shape)} → ${fmt(p.outShape)}`);
+      return out;
+    }
     const out = ctx.output(n, p.outShape);
     const dims = coalescePad(p.shape, p.before, p.after, p.interior);
     if (dims.length > MAX_RANK) throw new Error(`webgpu pad: ${fmt(p.shape)} → ${fmt(p.outShape)} has ${dims.length} non-mergeable dims (max ${MAX_RANK})`);
@@ -178,8 +221,13 @@ export const layoutKernels = {
       const base = along * outStrides[p.axis];
       along += shape[p.axis];
       if (n === 0) return;
+      const what = `input ${k} ${fmt(shape)} of ${fmt(p.outShape)}`;
+      if (!(fitsBinding(ctx, x) && fitsBinding(ctx, out))) {
+        boxedCopy(ctx, x, out, shape, { strides: naturalStrides(shape) }, { strides: outStrides, base }, what);
+        return;
+      }
       const c = coalesce(shape, [outStrides]);
-      checkRank(c, 'concat', `input ${k} ${fmt(shape)} of ${fmt(p.outShape)}`);
+      checkRank(c, 'concat', what);
       ctx.dispatch({
         code: SCATTER_COPY,
         constants: { WG },

@@ -16,6 +16,16 @@
 //     N % 4 == 0), scalar otherwise; out-of-range elements load as 0, so any M, N, K ≥ 1 works;
 //   - workgroup id z selects a batch (matmul, numpy batch broadcasting) or a group (conv).
 //
+// Boxes. A dispatch computes the box [m0, m1) × [n0, n1) of C for batches z0 + wid.z, over the K range
+// [k0, k1), with every operand bound whole or as a window whose start is subtracted from its element
+// indices (`base_<binding>`). With `accumulate` set, the register tile starts from C's current values
+// instead of zero. Every element's sum runs in the same order whatever the box or the tile configuration
+// (k ascending, one fma per k into one float32 accumulator; a zero-padded k past the end adds fma(0, 0, acc)
+// = acc), so a problem split into row/column boxes, or into K ranges that accumulate in order, gives
+// bit-for-bit the result of one dispatch (kernels/range-split.ts splits operands larger than one binding
+// this way). K ranges start at multiples of 4, for the vec4 loads along k. M, N and K in the uniforms
+// are always the whole problem's sizes (strides and index decompositions use them).
+//
 // The planners work from shapes alone and return a `DispatchPlan` (the specialised WGSL, override
 // constants, uniforms by member name, bindings by WGSL variable name naming an input or the output, and
 // the grid), so they can be tested without a device; `runPlan` binds and queues one. `matmulKernels` is
@@ -23,7 +33,8 @@
 
 import type { KernelParams } from '../engine/backend.ts';
 import { broadcastStrides, fmt, sizeOf, type Shape } from '../engine/shape.ts';
-import { cachedShader, runPlan, type DispatchPlan, type KernelContext, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
+import { cachedShader, type DispatchPlan, type KernelContext, type KernelFamily, type PlannedBinding } from '../engine/webgpu/kernel-api.ts';
+import { needsSplit, runFirstSplittable, type RangeBox, type SplitPlan } from './range-split.ts';
 
 /** Register-tile and workgroup shape of one GEMM variant. */
 export interface GemmConfig {
@@ -68,6 +79,8 @@ export interface GemmSpec {
   loadB: (k: string, col: string) => string;
   /** Statements storing the f32 `value` to C[row, col]; only called with row < M and col < N. */
   storeC: (row: string, col: string, value: string) => string;
+  /** Statements assigning C[row, col] to the f32 `v` (to accumulate onto it); same conditions as storeC. */
+  loadC: (row: string, col: string) => string;
 }
 
 /** Whether a configuration satisfies the divisibility rules the tile loops rely on. */
@@ -155,15 +168,20 @@ export function gemmShader(spec: GemmSpec, cfg: GemmConfig): string {
   const accDecls: string[] = [];
   for (let i = 0; i < rm; i++) for (let q = 0; q < rn4; q++) accDecls.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
   const stores: string[] = [];
+  const loads: string[] = [];
   for (let i = 0; i < rm; i++) {
-    stores.push(`  if (row0 + ${i}u < params.M) {`);
+    stores.push(`  if (row0 + ${i}u < params.m1) {`);
+    loads.push(`    if (row0 + ${i}u < params.m1) {`);
     for (let q = 0; q < rn4; q++) {
       for (let j = 0; j < 4; j++) {
         const c = q * 4 + j;
-        stores.push(`    if (col0 + ${c}u < params.N) {\n${indent(spec.storeC(`row0 + ${i}u`, `col0 + ${c}u`, `acc${i}_${q}.${'xyzw'[j]}`), 6)}\n    }`);
+        const lane = `acc${i}_${q}.${'xyzw'[j]}`;
+        stores.push(`    if (col0 + ${c}u < params.n1) {\n${indent(spec.storeC(`row0 + ${i}u`, `col0 + ${c}u`, lane), 6)}\n    }`);
+        loads.push(`      if (col0 + ${c}u < params.n1) {\n        var v = 0.0;\n${indent(spec.loadC(`row0 + ${i}u`, `col0 + ${c}u`), 8)}\n        ${lane} = v;\n      }`);
       }
     }
     stores.push('  }');
+    loads.push('    }');
   }
 
   const loadA = spec.aVec4
@@ -174,7 +192,7 @@ export function gemmShader(spec: GemmSpec, cfg: GemmConfig): string {
     let kq = (i % (TILE_K / 4u)) * 4u;
     let row = tileRow + r;
     var v = vec4<f32>(0.0);
-    if (row < params.M && kb + kq < params.K) {
+    if (row < params.m1 && kb + kq < params.k1) {
 ${indent(spec.loadA('row', 'kb + kq'), 6)}
     }
     As[aOff + (kq + 0u) * TILE_M + r] = v.x;
@@ -189,7 +207,7 @@ ${indent(spec.loadA('row', 'kb + kq'), 6)}
     let kk = i % TILE_K;
     let row = tileRow + r;
     var v = 0.0;
-    if (row < params.M && kb + kk < params.K) {
+    if (row < params.m1 && kb + kk < params.k1) {
 ${indent(spec.loadA('row', 'kb + kk'), 6)}
     }
     As[aOff + kk * TILE_M + r] = v;
@@ -203,7 +221,7 @@ ${indent(spec.loadA('row', 'kb + kk'), 6)}
     let cq = i % TILE_N4;
     let col = tileCol + cq * 4u;
     var v = vec4<f32>(0.0);
-    if (col < params.N && kb + kk < params.K) {
+    if (col < params.n1 && kb + kk < params.k1) {
 ${indent(spec.loadB('kb + kk', 'col'), 6)}
     }
     let bi = bOff + kk * TILE_N + cq * 4u;
@@ -216,7 +234,7 @@ ${indent(spec.loadB('kb + kk', 'col'), 6)}
   // B slab: every invocation loads the same column (bCol) of TILE_K / (NUM_THREADS / TILE_N) rows.
   for (var kk = ${uniformBRows ? '0u' : 'lid / TILE_N'}; kk < TILE_K; kk += ${uniformBRows ? '1u' : 'NUM_THREADS / TILE_N'}) {
     var v = 0.0;
-    if (bValid && kb + kk < params.K) {
+    if (bValid && kb + kk < params.k1) {
 ${indent(spec.loadB('kb + kk', 'tileCol + bCol'), 6)}
     }
     Bs[bOff + kk * TILE_N + bCol] = v;
@@ -237,6 +255,15 @@ struct Params {
   M: u32,
   N: u32,
   K: u32,
+  m0: u32,
+  m1: u32,
+  n0: u32,
+  n1: u32,
+  k0: u32,
+  k1: u32,
+  z0: u32,
+  accumulate: u32,
+${spec.bindings.map((b) => `  base_${b.name}: u32,`).join('\n')}
 ${spec.paramFields.map((f) => `  ${f}`).join('\n')}
 }
 
@@ -256,20 +283,25 @@ ${spec.decls}
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let z = wid.z;
+  let z = params.z0 + wid.z;
 ${indent(spec.prologue, 2)}
-  let tileRow = wid.y * TILE_M;
-  let tileCol = wid.x * TILE_N;
+  let tileRow = params.m0 + wid.y * TILE_M;
+  let tileCol = params.n0 + wid.x * TILE_N;
   let tx = lid3.x;
   let ty = lid3.y;
 ${spec.bVec4 ? '' : `  let bCol = lid % TILE_N;
-  let bValid = tileCol + bCol < params.N;
+  let bValid = tileCol + bCol < params.n1;
 ${indent(spec.colSetup?.('tileCol + bCol') ?? '', 2)}`}
 ${accDecls.join('\n')}
+  let row0 = tileRow + ty * RM;
+  let col0 = tileCol + tx * RN;
+  if (params.accumulate != 0u) {
+${loads.join('\n')}
+  }
 
-  // Slab 0 into buffer 0.
+  // The first slab into buffer 0.
   {
-    let kb = 0u;
+    let kb = params.k0;
     let aOff = 0u;
     let bOff = 0u;
 ${loadA}
@@ -280,8 +312,8 @@ ${loadB}
   // single barrier at its end orders both: every read of buffer t % 2 (it is overwritten by the loads of
   // iteration t + 1) and every write of buffer (t + 1) % 2 (read in iteration t + 1).
   var cur = 0u;
-  for (var k0 = 0u; k0 < params.K; k0 += TILE_K) {
-    if (k0 + TILE_K < params.K) {
+  for (var k0 = params.k0; k0 < params.k1; k0 += TILE_K) {
+    if (k0 + TILE_K < params.k1) {
       let kb = k0 + TILE_K;
       let aOff = (1u - cur) * TILE_K * TILE_M;
       let bOff = (1u - cur) * TILE_K * TILE_N;
@@ -299,8 +331,6 @@ ${inner.join('\n')}
     cur = 1u - cur;
   }
 
-  let row0 = tileRow + ty * RM;
-  let col0 = tileCol + tx * RN;
 ${stores.join('\n')}
 }
 `;
@@ -363,15 +393,16 @@ function matmulSpec(aVec4: boolean, bVec4: boolean): GemmSpec {
     ],
     decls: '',
     // Element offsets of batch z's A and B matrices (z enumerates the output batch, row-major, over the
-    // collapsed batch dims d0..d3) and of its output.
+    // collapsed batch dims d0..d3) and of its output, within the bound windows (u32 arithmetic wraps, so
+    // a window that starts inside a batch's matrix still yields the right final index).
     prologue: /* wgsl */ `
       let qi3 = z % params.d3;
       let qi2 = (z / params.d3) % params.d2;
       let qi1 = (z / (params.d3 * params.d2)) % params.d1;
       let qi0 = z / (params.d3 * params.d2 * params.d1);
-      let aBatch = qi0 * params.as0 + qi1 * params.as1 + qi2 * params.as2 + qi3 * params.as3;
-      let bBatch = qi0 * params.bs0 + qi1 * params.bs1 + qi2 * params.bs2 + qi3 * params.bs3;
-      let cBatch = z * params.M * params.N;`,
+      let aBatch = qi0 * params.as0 + qi1 * params.as1 + qi2 * params.as2 + qi3 * params.as3 - params.base_a;
+      let bBatch = qi0 * params.bs0 + qi1 * params.bs1 + qi2 * params.bs2 + qi3 * params.bs3 - params.base_b;
+      let cBatch = z * params.M * params.N - params.base_out;`,
     aVec4,
     loadA: aVec4
       ? (row, k) => `v = a[(aBatch + (${row}) * params.K + ${k}) / 4u];`
@@ -381,6 +412,7 @@ function matmulSpec(aVec4: boolean, bVec4: boolean): GemmSpec {
       ? (k, col) => `v = b[(bBatch + (${k}) * params.N + ${col}) / 4u];`
       : (k, col) => `v = b[bBatch + (${k}) * params.N + ${col}];`,
     storeC: (row, col, value) => `out[cBatch + (${row}) * params.N + ${col}] = ${value};`,
+    loadC: (row, col) => `v = out[cBatch + (${row}) * params.N + ${col}];`,
   };
 }
 
@@ -445,6 +477,13 @@ export function chooseGemmConfig(m: number, n: number, bVec4: boolean, target: G
   return GEMM_CONFIGS.square;
 }
 
+/**
+ * The tile configuration tried when a problem's operands must be split and the chosen one's tiles are too
+ * large for a window: 16-row tiles (the fewest rows the scalar-B load path allows), so a window needs
+ * 16 rows of an operand instead of 64. Any configuration gives the same results.
+ */
+export const SPLIT_FALLBACK: GemmConfig = GEMM_CONFIGS.wide;
+
 /** The target a kernel runs on. */
 export function targetOf(ctx: KernelContext): GemmTarget {
   return { cpu: ctx.softwareAdapter, sharedBytes: ctx.limits.maxComputeWorkgroupStorageSize };
@@ -460,8 +499,70 @@ export function checkedGrid(label: string, grid: [number, number, number]): [num
   return grid;
 }
 
+/** What a GEMM client's planner hands to `gemmPlan`. */
+export interface GemmProblem {
+  label: string;
+  code: string;
+  cfg: GemmConfig;
+  /** Override constants besides the tile sizes (a convolution's geometry). */
+  constants?: Record<string, number>;
+  /** The Params fields besides the box and bases (M, N, K and the client's own). */
+  uniforms: Record<string, number>;
+  bindings: Record<string, PlannedBinding>;
+  outShape: Shape;
+  /** Batches (matmul) or groups (conv): the grid's z extent. */
+  Z: number;
+  M: number;
+  N: number;
+  K: number;
+  /** Elements each binding touches for a box (z, m, n, k ranges): see kernels/range-split.ts. */
+  reach(box: RangeBox): Record<string, [number, number]>;
+  /** Columns come in runs of this many per image (a convolution's pixels): column boxes keep to them. */
+  columnPeriod?: number;
+  /** Likewise for the K index (backward-filter sums over (image, pixel)). */
+  depthPeriod?: number;
+}
+
+/** The box uniforms of a GEMM dispatch: ranges, accumulation, and the windows' starts. */
+function boxFields(box: RangeBox, bases: Record<string, number>): Record<string, number> {
+  const [z0, m0, n0, k0] = box.start;
+  const [, m1, n1, k1] = box.end;
+  const fields: Record<string, number> = { z0, m0, m1, n0, n1, k0, k1, accumulate: k0 > 0 ? 1 : 0 };
+  for (const [name, base] of Object.entries(bases)) fields[`base_${name}`] = base;
+  return fields;
+}
+
+/**
+ * The dispatch plan of a GEMM: the whole problem as one box, plus what `runSplitPlan` needs to cut it into
+ * boxes of (z, m, n, k) — whole tiles of rows and columns, K ranges in multiples of 4, K innermost so the
+ * ranges of one block accumulate in order — when an operand exceeds one binding.
+ */
+export function gemmPlan(g: GemmProblem): SplitPlan {
+  const tileM = g.cfg.wgY * g.cfg.rm;
+  const tileN = g.cfg.wgX * g.cfg.rn;
+  const grid = (box: RangeBox): [number, number, number] =>
+    checkedGrid(g.label, [Math.ceil((box.end[2] - box.start[2]) / tileN), Math.ceil((box.end[1] - box.start[1]) / tileM), box.end[0] - box.start[0]]);
+  const whole: RangeBox = { start: [0, 0, 0, 0], end: [g.Z, g.M, g.N, g.K] };
+  const noBases = Object.fromEntries(Object.keys(g.bindings).map((name) => [name, 0]));
+  return {
+    label: g.label,
+    code: g.code,
+    constants: { ...gemmConstants(g.cfg), ...g.constants },
+    uniforms: { ...g.uniforms, ...boxFields(whole, noBases) },
+    bindings: g.bindings,
+    outShape: g.outShape,
+    workgroups: grid(whole),
+    sizes: [g.Z, g.M, g.N, g.K],
+    granules: [1, tileM, tileN, 4],
+    periods: [0, 0, g.columnPeriod ?? 0, g.depthPeriod ?? 0],
+    reach: g.reach,
+    boxUniforms: boxFields,
+    boxGrid: grid,
+  };
+}
+
 /** Plans a batched matmul `a [...ba, m, k] @ b [...bb, k, n]` (K ≥ 1). */
-export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, target?: GemmTarget): DispatchPlan {
+export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, target?: GemmTarget): SplitPlan {
   const r = p.outShape.length;
   const M = p.outShape[r - 2];
   const N = p.outShape[r - 1];
@@ -475,12 +576,32 @@ export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, targe
   const { dims, aStrides, bStrides } = collapseBatch(p.aShape, p.bShape, p.outShape);
   const key = `matmul:${gemmVariant(cfg)}:${aVec4}:${bVec4}`;
   const code = cachedShader(key, () => gemmShader(matmulSpec(aVec4, bVec4), cfg));
-  const tileM = cfg.wgY * cfg.rm;
-  const tileN = cfg.wgX * cfg.rn;
-  return {
+  // Offsets of batch z's matrices: the batch index decomposed over the collapsed dims. With broadcasting
+  // (some strides 0) they need not grow with z, so a range of batches is scanned (or, when long, bounded
+  // by every batch's extremes).
+  const batchOffset = (z: number, strides: number[]) => {
+    let off = 0;
+    for (let d = MAX_BATCH_DIMS - 1; d >= 0; d--) {
+      off += (z % dims[d]) * strides[d];
+      z = Math.floor(z / dims[d]);
+    }
+    return off;
+  };
+  const batchRange = (z0: number, z1: number, strides: number[]): [number, number] => {
+    if (z1 - z0 > 4096) return [0, dims.reduce((acc, n, d) => acc + (n - 1) * strides[d], 0)];
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let z = z0; z < z1; z++) {
+      const off = batchOffset(z, strides);
+      lo = Math.min(lo, off);
+      hi = Math.max(hi, off);
+    }
+    return [lo, hi];
+  };
+  return gemmPlan({
     label,
     code,
-    constants: gemmConstants(cfg),
+    cfg,
     uniforms: {
       M, N, K,
       d0: dims[0], d1: dims[1], d2: dims[2], d3: dims[3],
@@ -489,8 +610,20 @@ export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, targe
     },
     bindings: { a: 0, b: 1, out: 'output' },
     outShape: p.outShape,
-    workgroups: checkedGrid(label, [Math.ceil(N / tileN), Math.ceil(M / tileM), batch]),
-  };
+    Z: batch,
+    M,
+    N,
+    K,
+    reach: ({ start: [z0, m0, n0, k0], end: [z1, m1, n1, k1] }) => {
+      const [aLo, aHi] = batchRange(z0, z1, aStrides);
+      const [bLo, bHi] = batchRange(z0, z1, bStrides);
+      return {
+        a: [aLo + m0 * K + k0, aHi + (m1 - 1) * K + k1 - 1],
+        b: [bLo + k0 * N + n0, bHi + (k1 - 1) * N + n1 - 1],
+        out: [z0 * M * N + m0 * N + n0, (z1 - 1) * M * N + (m1 - 1) * N + n1 - 1],
+      };
+    },
+  });
 }
 
 /** FLOPs of a matmul: 2·M·N·K per output batch. */
@@ -503,6 +636,8 @@ export const matmulKernels = {
   matmul(ctx, inputs, p) {
     const K = p.aShape[p.aShape.length - 1];
     if (K === 0 || sizeOf(p.outShape) === 0) return ctx.call('fill', [], { size: sizeOf(p.outShape), value: 0 });
-    return runPlan(ctx, planMatmul(p, undefined, targetOf(ctx)), inputs);
+    const plans = [planMatmul(p, undefined, targetOf(ctx))];
+    if (needsSplit(ctx, inputs, sizeOf(p.outShape))) plans.push(planMatmul(p, SPLIT_FALLBACK));
+    return runFirstSplittable(ctx, plans, inputs);
   },
 } satisfies KernelFamily;

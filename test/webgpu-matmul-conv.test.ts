@@ -307,7 +307,7 @@ describeWebGpu('tiled matmul and convolution kernels vs the CPU reference (float
     const skipping = {
       matmul(ctx, inputs, p) {
         const plan = planMatmul(p);
-        const code = plan.code.replace(/if \(col0 \+ (\d+)u < params\.N\)/g, 'if (col0 + $1u < params.N - 1u)');
+        const code = plan.code.replace(/if \(col0 \+ (\d+)u < params\.n1\)/g, 'if (col0 + $1u < params.n1 - 1u)');
         expect(code).not.toBe(plan.code);
         return runPlan(ctx, { ...plan, code }, inputs);
       },
