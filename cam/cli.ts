@@ -2,6 +2,7 @@
 // The command-line entry point: `explain` and `eval` (their parts are in ./cli/). Exit codes are a
 // contract: 0 success, 2 bad usage, 1 bad input. Errors are one line on stderr; --verbose adds the stack.
 
+import { DeviceLimitError } from '../engine/index.ts';
 import { commandLineArgs, isMainModule } from '../engine/internal.ts';
 import { ModelError } from '../models/module.ts';
 import { SafetensorsError } from '../models/safetensors.ts';
@@ -15,8 +16,11 @@ commands:
   eval      faithfulness metrics over an image folder
 run 'cam/cli.ts <command> --help' for its flags`;
 
-/** Errors about what the user gave (files, weights, layers, data): exit 1 without a stack. */
-const BAD_INPUT = [InputError, SafetensorsError, ImageError, ModelError, DatasetError];
+/**
+ * Errors about what the user gave (files, weights, layers, data), or a tensor the device cannot hold
+ * (a smaller batch or input is the remedy): exit 1 without a stack.
+ */
+const BAD_INPUT = [InputError, SafetensorsError, ImageError, ModelError, DatasetError, DeviceLimitError];
 
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');

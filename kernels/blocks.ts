@@ -11,7 +11,7 @@
 // results are identical. (The GEMMs split rows, columns and K slabs instead: kernels/gemm-split.ts.)
 
 import type { Binding, GpuStorage, KernelContext } from '../engine/webgpu/kernel-api.ts';
-import { windowOf } from '../engine/webgpu/kernel-api.ts';
+import { DeviceLimitError, windowOf } from '../engine/webgpu/kernel-api.ts';
 
 /** How one operand is addressed over the index space. */
 export interface Operand {
@@ -102,7 +102,9 @@ export function splitBoxes(shape: readonly number[], operands: readonly Operand[
       }
     });
     if (dim < 0) {
-      throw new Error(`${what}: ${worstExtent} elements of operand ${worst} are reached from one index, more than one binding holds (${cap})`);
+      throw new DeviceLimitError(
+        `webgpu: ${what}: operand ${worst} needs ${worstExtent * 4} bytes in one binding from a single index, more than this device's maxStorageBufferBindingSize allows (${cap * 4} usable bytes)`,
+      );
     }
     block[dim] = Math.ceil(block[dim] / 2);
   }

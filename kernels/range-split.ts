@@ -12,7 +12,7 @@
 // K ranges after the first accumulate onto C in order, so the arithmetic per output is unchanged.
 
 import { fmt, sizeOf } from '../engine/shape.ts';
-import { windowOf, type Binding, type DispatchPlan, type GpuStorage, type KernelContext, type UniformValues } from '../engine/webgpu/kernel-api.ts';
+import { DeviceLimitError, windowOf, type Binding, type DispatchPlan, type GpuStorage, type KernelContext, type UniformValues } from '../engine/webgpu/kernel-api.ts';
 
 /** A box: [start[d], end[d]) along each dimension. */
 export interface RangeBox {
@@ -63,8 +63,8 @@ function boxesOf(plan: SplitPlan, block: readonly number[]): RangeBox[] {
   return boxes;
 }
 
-/** Cutting a plan along its ranges could not make a window fit one binding. */
-export class SplitError extends Error {
+/** Cutting a plan along its ranges could not make a window fit one binding (a limit that cannot be met). */
+export class SplitError extends DeviceLimitError {
   override name = 'SplitError';
 }
 
@@ -99,7 +99,9 @@ export function splitRanges(plan: SplitPlan, oversized: ReadonlySet<string>, cap
       if (!best || next.extent < best.next.extent) best = { d, edge, next };
     }
     if (!best || best.next.extent >= worst.extent) {
-      throw new SplitError(`${what}: binding "${worst.name}" needs ${worst.extent} elements in one window even when split, more than a binding holds (${cap})`);
+      throw new SplitError(
+        `webgpu: ${what}: tensor "${worst.name}" needs ${worst.extent * 4} bytes in one binding even when split, more than this device's maxStorageBufferBindingSize allows (${cap * 4} usable bytes)`,
+      );
     }
     block[best.d] = best.edge;
     worst = best.next;

@@ -64,6 +64,7 @@
  */
 
 import type { KernelName, KernelParams, Storage } from '../backend.ts';
+export { DeviceLimitError } from './errors.ts';
 import type { Shape } from '../shape.ts';
 
 /** A float32 tensor in a GPU buffer. `buffer` is null once freed. */
