@@ -92,6 +92,7 @@ export function capture<K extends KernelName>(backend: WebGpuBackend, family: Ke
       return s;
     },
     dispatch: (spec) => specs.push(spec),
+    tuned: (request) => backend.tuner.choose(request),
     call: () => {
       throw new Error(`bench: ${kernel} called another kernel; not supported by the capture`);
     },

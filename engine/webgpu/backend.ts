@@ -21,7 +21,13 @@
  * tensor may be freed (tidy) right after the op that reads it.
  *
  * Environment: ENGINE_WEBGPU_DEBUG=1 sets `debug.validateDispatches`, ENGINE_WEBGPU_POISON=1 sets
- * `debug.poisonOutputs` (fill every new output with NaN).
+ * `debug.poisonOutputs` (fill every new output with NaN); ENGINE_AUTOTUNE=off turns the autotuner off
+ * (./autotune.ts; ENGINE_AUTOTUNE_BUDGET_MS bounds its measuring per shape class, default 1500).
+ *
+ * ## Autotuning
+ *
+ * Kernels with several variants ask `ctx.tuned(request)` which one to run; requests for classes not yet
+ * decided are measured at the end of the next flush (after the queued work has run), on scratch buffers.
  *
  * Errors: pipeline creation always runs under validation/out-of-memory error scopes; with
  * `debug.validateDispatches` (or ENGINE_WEBGPU_DEBUG=1) each dispatch is encoded, submitted and checked on
@@ -43,6 +49,7 @@ import { env, envFlag } from '../platform.ts';
 import { fmt } from '../shape.ts';
 import { BufferPool, type PoolStats } from './buffers.ts';
 import { describeAdapter, getDevice, reportedLimits, type GpuContext } from './device.ts';
+import { Autotuner, type TuneMode, type TuneRunner } from './autotune.ts';
 import { DeviceLimitError, GpuError, withErrorScopes } from './errors.ts';
 import { isWindow, type Dispatch, type GpuStorage, type KernelContext, type KernelImpl, type KernelTable, type OverrideConstants } from './kernel-api.ts';
 import { BindGroupCache, PipelineCache, gridFor, packUniforms, type BindGroupBuffer, type PipelineEntry } from './pipelines.ts';
@@ -160,6 +167,8 @@ export class WebGpuBackend implements Backend {
 
   readonly device: GPUDevice;
   readonly limits: GPUSupportedLimits;
+  /** Tile configurations per adapter and problem-shape class (see ./autotune.ts). */
+  readonly tuner: Autotuner;
   readonly pipelines: PipelineCache;
   private readonly bindGroups: BindGroupCache;
   private readonly pool: BufferPool;
@@ -197,6 +206,9 @@ export class WebGpuBackend implements Backend {
     this.stagingPool = new BufferPool(this.device, STAGING_USAGE, 'readback', 64 * 1024 * 1024, onCreateError);
     this.uniformAlign = Math.max(16, this.limits.minUniformBufferOffsetAlignment);
     this.kernels = kernels;
+    const { vendor, architecture, description, device } = ctx.adapterInfo;
+    const mode: TuneMode = /^(0|off|false|no)$/i.test(env('ENGINE_AUTOTUNE') ?? '') ? 'off' : 'on';
+    this.tuner = new Autotuner([ctx.runtime, vendor, architecture, description, device].join('|'), mode, Number(env('ENGINE_AUTOTUNE_BUDGET_MS') ?? 1500));
     // After a loss every call fails with a clear error; useBackend('webgpu') then builds a new backend.
     this.device.lost.then(
       (info) => {
@@ -345,6 +357,7 @@ export class WebGpuBackend implements Backend {
         return s;
       },
       dispatch: (spec) => this.enqueue(spec, what),
+      tuned: (request) => this.tuner.choose(request),
       call: (k, ins, p) => {
         const s = this.runKernel(k, ins, p);
         outputs.push(s);
@@ -420,11 +433,36 @@ export class WebGpuBackend implements Backend {
 
   // --- flushing -------------------------------------------------------------------------------------
 
-  /** Encodes and submits every queued dispatch (waiting for pipelines still compiling). */
+  /**
+   * Encodes and submits every queued dispatch (waiting for pipelines still compiling), then runs the
+   * autotuner's queued measurements, if any.
+   */
   flush(): Promise<void> {
-    const done = this.flushTail.then(() => this.flushQueued());
+    const done = this.flushTail.then(async () => {
+      await this.flushQueued();
+      if (this.tuner.hasPending) await this.tune();
+    });
     this.flushTail = done.catch(() => undefined);
     return done;
+  }
+
+  /** Measures the autotuner's queued requests once the device is idle (so nothing else is timed). */
+  private async tune(): Promise<void> {
+    await this.device.queue.onSubmittedWorkDone();
+    const label = new Label(() => 'autotune');
+    const runner: TuneRunner = {
+      allocate: (size) => this.allocate(size, 'autotune scratch', true),
+      free: (s) => this.free(s),
+      time: async (dispatches) => {
+        const start = performance.now();
+        for (const d of dispatches) this.enqueue(d, label);
+        await this.flushQueued();
+        await this.device.queue.onSubmittedWorkDone();
+        return performance.now() - start;
+      },
+    };
+    await this.tuner.runPending(runner);
+    this.raiseFailure();
   }
 
   private autoFlush(): void {
@@ -573,5 +611,7 @@ export class WebGpuBackend implements Backend {
 
 /** Creates the WebGPU backend on the process-wide device; throws when no adapter is available. */
 export async function createWebGpuBackend(): Promise<WebGpuBackend> {
-  return new WebGpuBackend(await getDevice());
+  const backend = new WebGpuBackend(await getDevice());
+  await backend.tuner.load();
+  return backend;
 }

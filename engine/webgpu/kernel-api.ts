@@ -64,6 +64,8 @@
  */
 
 import type { KernelName, KernelParams, Storage } from '../backend.ts';
+import type { TuneRequest } from './autotune.ts';
+export type { TuneRequest } from './autotune.ts';
 export { DeviceLimitError } from './errors.ts';
 import type { Shape } from '../shape.ts';
 
@@ -153,6 +155,12 @@ export interface KernelContext {
   scratch(size: number, shape?: Shape): GpuStorage;
   /** Queues one dispatch. */
   dispatch(dispatch: Dispatch): void;
+  /**
+   * Which of a request's candidate variants to run (engine/webgpu/autotune.ts): the adapter's remembered
+   * choice for the request's shape class, else its default, the first (queued for measuring when tuning
+   * is on). Offer only variants that compute the same values within float32 rounding.
+   */
+  tuned(request: TuneRequest): string;
   /** Runs another kernel of this backend (e.g. `fill` to zero an accumulator) and returns its output. */
   call<K extends KernelName>(kernel: K, inputs: readonly GpuStorage[], params: KernelParams[K]): GpuStorage;
 }
