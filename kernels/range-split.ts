@@ -123,6 +123,24 @@ export function runSplitPlan(ctx: KernelContext, plan: SplitPlan, inputs: readon
   return runFirstSplittable(ctx, [plan], inputs);
 }
 
+/** Whether `runSplitPlan` can run the plan here: everything fits, or a split makes every window fit. */
+export function splittable(ctx: KernelContext, plan: SplitPlan, inputs: readonly GpuStorage[]): boolean {
+  const size = sizeOf(plan.outShape);
+  const oversized = new Set(
+    Object.entries(plan.bindings)
+      .filter(([, from]) => (from === 'output' ? size : inputs[from].size) > ctx.bindingLimit)
+      .map(([name]) => name),
+  );
+  if (oversized.size === 0) return true;
+  try {
+    splitRanges(plan, oversized, ctx.bindingLimit - (ctx.bindingAlign - 1) - 3, plan.label);
+    return true;
+  } catch (err) {
+    if (err instanceof SplitError) return false;
+    throw err;
+  }
+}
+
 /** Whether a kernel's inputs or its output (of `outSize` elements) exceed one binding. */
 export function needsSplit(ctx: KernelContext, inputs: readonly GpuStorage[], outSize: number): boolean {
   return outSize > ctx.bindingLimit || inputs.some((s) => s.size > ctx.bindingLimit);

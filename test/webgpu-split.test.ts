@@ -113,7 +113,7 @@ describeWebGpu('WebGPU kernels on tensors larger than one binding (forced small 
       for (let i = 0; i < b.shape[0]; i++) for (let j = 0; j < b.shape[1]; j++) for (let l = 0; l < b.shape[2]; l++) seen[(b.start[0] + i) * 117 + (b.start[1] + j) * 9 + b.start[2] + l]++;
     }
     expect([...seen].every((c) => c === 1)).toBe(true);
-    expect(() => splitBoxes([4, 100], [{ strides: [0, 0], reach: 200 }], 64, 4, 'gather x')).toThrow(/gather x: 201 elements of operand 0 are reached from one index/);
+    expect(() => splitBoxes([4, 100], [{ strides: [0, 0], reach: 200 }], 64, 4, 'gather x')).toThrow(/gather x: operand 0 needs 804 bytes in one binding from a single index/);
   });
 
   // --- elementwise ----------------------------------------------------------------------------------
@@ -148,6 +148,9 @@ describeWebGpu('WebGPU kernels on tensors larger than one binding (forced small 
   it('expand, transpose, slice (negative steps), pad (edges and interior) and concat', async () => {
     await check('expand', 'expand', [rand(7 * 11, 20)], { shape: [1, 7, 11], outShape: [6, 7, 11] }, SMALL);
     await check('transpose 2-D', 'transpose', [rand(33 * 47, 21)], { shape: [33, 47], perm: [1, 0] }, SMALL);
+    // Large enough for the tiled transpose's split (32 rows of each side per window), and too small for it.
+    await check('transpose 2-D tiled', 'transpose', [rand(70 * 90, 28)], { shape: [70, 90], perm: [1, 0] }, 16384);
+    await check('batched transpose tiled', 'transpose', [rand(3 * 40 * 50, 29)], { shape: [3, 40, 50], perm: [0, 2, 1] }, 16384);
     await check('transpose 3-D', 'transpose', [rand(5 * 13 * 17, 22)], { shape: [5, 13, 17], perm: [2, 0, 1] }, SMALL);
     await check('slice', 'slice', [rand(9 * 40 * 7, 23)], { shape: [9, 40, 7], begin: [8, 2, 1], step: [-2, 3, 1], outShape: [5, 13, 6] }, SMALL);
     await check('pad', 'pad', [rand(6 * 9 * 8, 24)], { shape: [6, 9, 8], before: [1, 0, 2], after: [0, 3, 1], interior: [0, 1, 0], value: -2, outShape: [7, 20, 11] }, SMALL);
