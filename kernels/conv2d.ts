@@ -31,17 +31,25 @@
 
 import type { ConvGeometry, KernelParams } from '../engine/backend.ts';
 import { fmt, sizeOf, type Shape } from '../engine/shape.ts';
-import { cachedShader, type DispatchPlan, type GpuStorage, type KernelContext, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
+import { cachedShader, type Dispatch, type GpuStorage, type KernelContext, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
+import { sizeClass } from '../engine/webgpu/autotune.ts';
 import { needsSplit, runFirstSplittable, type SplitPlan } from './range-split.ts';
 import {
+  bindPlan,
   checkedGrid,
   chooseGemmConfig,
+  forcedGemmConfig,
+  GEMM_CONFIGS,
+  GEMV_MAX_ROWS,
+  tuningCandidates,
+  gemmConstants,
   gemmPlan,
   gemmShader,
   gemmVariant,
   planMatmul,
   SPLIT_FALLBACK,
   targetOf,
+  tileOf,
   validateGemmConfig,
   type GemmConfig,
   type GemmSpec,
@@ -202,6 +210,119 @@ const backwardInputSpec: GemmSpec = {
 };
 
 // ---------------------------------------------------------------------------------------------------
+// conv2dBackwardInput by stride phases
+//
+// With stride s > 1 the plain backward-input GEMM walks every tap for every input pixel, and all but
+// 1/(sh·sw) of them are misaligned (they load 0): a 4× waste at stride 2. The input pixels split into
+// sh·sw phases (iy mod sh, ix mod sw); within phase (ry, rx) the aligned taps are ky = ky0 + t·sh with
+// ky0 = (ry + padT) mod sh (dilation 1), and the output row is oy = jy + qy − t with iy = ry + jy·sh and
+// qy = (ry + padT − ky0) / sh; likewise in x. Each phase is a dense GEMM over only its taps: rows c,
+// columns (n, jy, jx), K = (o, t, u) over Og·khp·kwp. The nonzero terms of each sum are the same and in
+// the same order as in the plain kernel, whose extra terms are exact zeros, so the results are equal.
+// (A phase with no aligned tap has K = 0 and writes zeros.)
+
+const PHASE_OVERRIDES = /* wgsl */ `
+override KHP: u32 = 1u;
+override KWP: u32 = 1u;
+override KHWP: u32 = KHP * KWP;
+`;
+
+const backwardInputPhaseSpec: GemmSpec = {
+  name: 'conv2d_backward_input_phase',
+  paramFields: [...CONV_FIELDS, 'ry: u32,', 'rx: u32,', 'ky0: u32,', 'kx0: u32,', 'qy: i32,', 'qx: i32,', 'Hp: u32,', 'Wp: u32,'],
+  bindings: backwardInputSpec.bindings,
+  decls: GEOMETRY_OVERRIDES + PHASE_OVERRIDES,
+  prologue: /* wgsl */ `
+    let ohw = params.OH * params.OW;
+    let hw = params.H * params.W;
+    let hwp = params.Hp * params.Wp;
+    let wGroup = z * params.Og * params.Cg * KHW - params.base_wt;
+    let dyGroup = z * params.Og * ohw - params.base_dy;
+    let dxGroup = z * params.Cg * hw - params.base_dx;`,
+  aVec4: false,
+  // A[c, (o, t, u)] = w[g·Og + o, c, ky0 + t·SH, kx0 + u·SW]
+  loadA: (row, k) => /* wgsl */ `
+    let qo = (${k}) / KHWP;
+    let qt = (${k}) % KHWP;
+    v = wt[wGroup + (qo * params.Cg + ${row}) * KHW + (params.ky0 + (qt / KWP) * SH) * KW + params.kx0 + (qt % KWP) * SW];`,
+  bVec4: false,
+  // Column (n, jy, jx) of the phase: the image's gradient offset and the output pixel of tap (0, 0).
+  colSetup: (col) => /* wgsl */ `
+    let qn = (${col}) / hwp;
+    let qp = (${col}) % hwp;
+    let dyImage = dyGroup + qn * params.O * ohw;
+    let oy0 = i32(qp / params.Wp) + params.qy;
+    let ox0 = i32(qp % params.Wp) + params.qx;`,
+  // B[(o, t, u), (n, jy, jx)] = dy[n, g·Og + o, jy + qy − t, jx + qx − u], or 0 past the output.
+  loadB: (k) => /* wgsl */ `
+    let qo = (${k}) / KHWP;
+    let qt = (${k}) % KHWP;
+    let qoy = oy0 - i32(qt / KWP);
+    let qox = ox0 - i32(qt % KWP);
+    if (qoy >= 0 && qox >= 0 && qoy < i32(params.OH) && qox < i32(params.OW)) {
+      v = dy[dyImage + (qo * params.OH + u32(qoy)) * params.OW + u32(qox)];
+    }`,
+  storeC: (row, col, value) => /* wgsl */ `
+    let qn = (${col}) / hwp;
+    let qp = (${col}) % hwp;
+    dx[dxGroup + qn * params.C * hw + (${row}) * hw + (params.ry + (qp / params.Wp) * SH) * params.W + params.rx + (qp % params.Wp) * SW] = ${value};`,
+  loadC: (row, col) => /* wgsl */ `
+    let qn = (${col}) / hwp;
+    let qp = (${col}) % hwp;
+    v = dx[dxGroup + qn * params.C * hw + (${row}) * hw + (params.ry + (qp / params.Wp) * SH) * params.W + params.rx + (qp % params.Wp) * SW];`,
+};
+
+/** Whether backward-input runs by stride phases: a stride above 1, no dilation (the phases' taps are then regular). */
+export function usesStridePhases(g: ConvGeometry): boolean {
+  return (g.stride[0] > 1 || g.stride[1] > 1) && g.dilation[0] === 1 && g.dilation[1] === 1 && convPaths.stridePhases;
+}
+
+/** The sh·sw phase GEMMs of conv2dBackwardInput (phases with no input pixel are left out). */
+export function planBackwardInputPhases(g: ConvGeometry, config?: GemmConfig): SplitPlan[] {
+  const d = dimsOf(g);
+  const [SH, SW] = g.stride;
+  const [padT, padL] = g.padding;
+  const plans: SplitPlan[] = [];
+  for (let ry = 0; ry < SH; ry++) {
+    for (let rx = 0; rx < SW; rx++) {
+      const Hp = Math.ceil((d.H - ry) / SH);
+      const Wp = Math.ceil((d.W - rx) / SW);
+      if (Hp <= 0 || Wp <= 0) continue;
+      const ky0 = (ry + padT) % SH;
+      const kx0 = (rx + padL) % SW;
+      const KHP = Math.max(0, Math.ceil((d.KH - ky0) / SH));
+      const KWP = Math.max(0, Math.ceil((d.KW - kx0) / SW));
+      const M = d.Cg;
+      const N = d.N * Hp * Wp;
+      const K = d.Og * KHP * KWP;
+      const cfg = config ?? chooseGemmConfig(M, N, false);
+      validateGemmConfig(cfg, false);
+      const code = cachedShader(`conv2dBackwardInputPhase:${gemmVariant(cfg)}`, () => gemmShader(backwardInputPhaseSpec, cfg));
+      // An empty phase (K = 0) keeps 1×1 tap constants: its loop never runs, the divisions must not be by 0.
+      const taps = { KHP: Math.max(1, KHP), KWP: Math.max(1, KWP), KHWP: Math.max(1, KHP * KWP) };
+      plans.push(
+        gemmPlan({
+          label: `${convLabel('conv2dBackwardInput', g)} phase (${ry}, ${rx})`,
+          code,
+          tile: tileOf(cfg),
+          constants: { ...gemmConstants(cfg), ...geometryConstants(g), ...taps },
+          uniforms: { ...convParams(d, g, M, N, K), ry, rx, ky0, kx0, qy: (ry + padT - ky0) / SH, qx: (rx + padL - kx0) / SW, Hp, Wp },
+          bindings: { dy: 0, wt: 1, dx: 'output' },
+          outShape: g.xShape,
+          Z: d.G,
+          M,
+          N,
+          K,
+          // Used only where every tensor binds whole (the kernel routes split problems to the plain GEMM).
+          reach: () => ({ dy: [0, sizeOf(g.yShape) - 1], wt: [0, sizeOf(g.wShape) - 1], dx: [0, sizeOf(g.xShape) - 1] }),
+        }),
+      );
+    }
+  }
+  return plans;
+}
+
+// ---------------------------------------------------------------------------------------------------
 // conv2dBackwardFilter
 
 /** Float-reciprocal division is exact (after its correction) for dividends below this bound. */
@@ -291,8 +412,8 @@ export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): SplitPlan 
   return gemmPlan({
     label: convLabel('conv2d', g),
     code,
-    cfg,
-    constants: geometryConstants(g),
+    tile: tileOf(cfg),
+    constants: { ...gemmConstants(cfg), ...geometryConstants(g) },
     uniforms: convParams(d, g, M, N, K),
     bindings: { x: 0, wt: 1, y: 'output' },
     outShape: g.yShape,
@@ -323,8 +444,8 @@ export function planConv2dBackwardInput(g: ConvGeometry, config?: GemmConfig): S
   return gemmPlan({
     label: convLabel('conv2dBackwardInput', g),
     code,
-    cfg,
-    constants: geometryConstants(g),
+    tile: tileOf(cfg),
+    constants: { ...gemmConstants(cfg), ...geometryConstants(g) },
     uniforms: convParams(d, g, M, N, K),
     bindings: { dy: 0, wt: 1, dx: 'output' },
     outShape: g.xShape,
@@ -364,8 +485,8 @@ export function planConv2dBackwardFilter(g: ConvGeometry, config?: GemmConfig): 
   return gemmPlan({
     label: convLabel('conv2dBackwardFilter', g),
     code,
-    cfg,
-    constants: geometryConstants(g),
+    tile: tileOf(cfg),
+    constants: { ...gemmConstants(cfg), ...geometryConstants(g) },
     uniforms: { ...convParams(d, g, M, N, K), invOHW: Math.fround(1 / ohw), invOW: Math.fround(1 / d.OW) },
     bindings: { x: 0, dy: 1, dw: 'output' },
     outShape: g.wShape,
@@ -602,27 +723,161 @@ function sizesOf(kernel: ConvKernel, g: ConvGeometry): { out: number; K: number 
   return { out: sizeOf(g.wShape), K: N * OH * OW };
 }
 
+// ---------------------------------------------------------------------------------------------------
+// Split-K for conv2dBackwardFilter
+//
+// Backward-filter sums over K = batch × output pixels (tens of thousands) into a small output
+// (O × C/g·kh·kw): few output tiles, so few workgroups, each walking all of K. Split-K cuts K into S ranges
+// (multiples of 4), each writing its partial sums to its own slab of scratch [S, O, C/g, kh, kw], and one
+// reduction adds the slabs (in order). The sums are regrouped, so the result moves within float32
+// rounding; it is chosen only where the tiles are too few to occupy the device.
+
+/** Workgroups below which backward-filter splits K by default: a GPU wants many, a CPU adapter its cores. */
+function workgroupTarget(target: GemmTarget): number {
+  return target.cpu ? 8 : 256;
+}
+
+/** The default split of K for backward-filter (1: none). */
+export function defaultSplitK(g: ConvGeometry, cfg: GemmConfig, target: GemmTarget): number {
+  const { m: tm, n: tn } = tileOf(cfg);
+  const [N, O, OH, OW] = g.yShape;
+  const [, Cg, KH, KW] = g.wShape;
+  const tiles = Math.ceil(O / g.groups / tm) * Math.ceil((Cg * KH * KW) / tn) * g.groups;
+  const K = N * OH * OW;
+  if (tiles >= workgroupTarget(target) || K < 8192) return 1;
+  return Math.max(1, Math.min(16, Math.ceil(workgroupTarget(target) / tiles), Math.floor(K / 2048)));
+}
+
+/** A u32 that, subtracted in the shader (u32 arithmetic wraps), adds `offset`: slab s of the partials. */
+function addedOffset(offset: number): number {
+  return (2 ** 32 - offset) % 2 ** 32;
+}
+
+/** The GEMM dispatches of backward-filter split into `S` K ranges, writing slabs of `partials`. */
+function splitKDispatches(plan: SplitPlan, K: number, S: number, size: number, x: GpuStorage, dy: GpuStorage, partials: GpuStorage): Dispatch[] {
+  const chunk = Math.ceil(K / S / 4) * 4;
+  const out: Dispatch[] = [];
+  for (let s = 0; s * chunk < K; s++) {
+    out.push({ ...plan, bindings: { x, dy, dw: partials }, uniforms: { ...plan.uniforms, k0: s * chunk, k1: Math.min(K, (s + 1) * chunk), base_dw: addedOffset(s * size) } });
+  }
+  return out;
+}
+
+function runBackwardFilterSplitK(ctx: KernelContext, plan: SplitPlan, g: ConvGeometry, S: number, [x, dy]: readonly GpuStorage[]): GpuStorage {
+  const { out: size, K } = sizesOf('conv2dBackwardFilter', g);
+  const slabs = Math.ceil(K / (Math.ceil(K / S / 4) * 4));
+  const partials = ctx.scratch(slabs * size, [slabs, size]);
+  for (const d of splitKDispatches(plan, K, S, size, x, dy, partials)) ctx.dispatch(d);
+  const sum = ctx.call('reduce', [partials], { op: 'sum', shape: [slabs, size], axes: [0] });
+  return sum;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The kernels: routing, tuning, splitting
+
 /**
- * Runs a convolution operator's plan (its alternatives with 16-row tiles when tensors exceed one binding
- * and the default tiles make windows too large). An empty sum (no taps, no batch) is zero.
+ * Paths the benchmarks and tests can turn off to compare with the plain kernels: stride phases for
+ * backward-input, split-K for backward-filter.
  */
-function run(ctx: KernelContext, kernel: ConvKernel, plan: (config?: GemmConfig) => SplitPlan, inputs: readonly GpuStorage[], g: ConvGeometry): GpuStorage {
-  const { out, K } = sizesOf(kernel, g);
-  if (K === 0 || out === 0) return ctx.call('fill', [], { size: out, value: 0 });
-  const plans = [plan()];
-  if (needsSplit(ctx, inputs, out)) plans.push(plan(SPLIT_FALLBACK));
-  return runFirstSplittable(ctx, plans, inputs);
+export const convPaths = { stridePhases: true, splitK: true };
+
+/** A tile configuration name with an optional split-K factor: `square`, `square/k4`. */
+function parseCandidate(name: string): { cfg: GemmConfig; splitK: number } {
+  const [config, k] = name.split('/k');
+  return { cfg: GEMM_CONFIGS[config as keyof typeof GEMM_CONFIGS], splitK: k ? Number(k) : 1 };
+}
+
+/**
+ * The variant to run: the autotuner's choice for this operator's shape class, or the default (`fallback`).
+ * `plan(config)` plans the operator with a configuration; split-K candidates are offered for backward-filter.
+ */
+function tunedVariant(
+  ctx: KernelContext,
+  kernel: ConvKernel,
+  g: ConvGeometry,
+  inputs: readonly GpuStorage[],
+  shape: { M: number; N: number; bVec4: boolean },
+  plan: (config: GemmConfig) => SplitPlan[],
+): { cfg: GemmConfig; splitK: number } {
+  const target = targetOf(ctx);
+  const fallback = chooseGemmConfig(shape.M, shape.N, shape.bVec4, target);
+  const forced = forcedGemmConfig();
+  const filter = kernel === 'conv2dBackwardFilter' && convPaths.splitK;
+  if (forced) return { cfg: forced, splitK: filter ? defaultSplitK(g, forced, target) : 1 };
+  const { out: size, K } = sizesOf(kernel, g);
+  const configs = tuningCandidates(fallback, shape.M, shape.N, shape.bVec4, target);
+  const first = filter && defaultSplitK(g, fallback, target) > 1 ? `${configs[0]}/k${defaultSplitK(g, fallback, target)}` : configs[0];
+  const splits = filter && K >= 8192 ? [2, 4, 8].filter((S) => K / S >= 1024) : [];
+  const candidates = [first, ...[...configs, ...configs.flatMap((c) => splits.map((S) => `${c}/k${S}`))].filter((c) => c !== first)];
+  const [, , KH, KW] = g.wShape;
+  const choice = ctx.tuned({
+    key: `${kernel}|${KH}x${KW}|s${g.stride.join('x')}|M${sizeClass(shape.M)}|N${sizeClass(shape.N)}|K${sizeClass(K)}|G${g.groups > 1}|b${shape.bVec4}`,
+    candidates,
+    sizes: [inputs[0].size, inputs[1].size, size * Math.max(1, ...splits)],
+    // Timed: the GEMM dispatches (split-K's reduction of the slabs, a small elementwise pass, is not).
+    plan: (name, [a, b, out]) => {
+      const v = parseCandidate(name);
+      const plans = plan(v.cfg);
+      if (v.splitK > 1) return splitKDispatches(plans[0], K, v.splitK, size, a, b, out);
+      return plans.map((p) => bindPlan(p, [a, b, out]));
+    },
+  });
+  return parseCandidate(choice);
+}
+
+/**
+ * Runs plans that together write the output (one, or the stride phases), with their alternatives at
+ * 16-row tiles when tensors exceed one binding and the default tiles make windows too large.
+ */
+function run(ctx: KernelContext, plans: (config?: GemmConfig) => SplitPlan[], inputs: readonly GpuStorage[]): GpuStorage {
+  const first = plans();
+  if (first.length === 1) {
+    const alternatives = [first[0]];
+    if (needsSplit(ctx, inputs, sizeOf(first[0].outShape))) alternatives.push(plans(SPLIT_FALLBACK)[0]);
+    return runFirstSplittable(ctx, alternatives, inputs);
+  }
+  const out = ctx.output(sizeOf(first[0].outShape), first[0].outShape);
+  for (const plan of first) ctx.dispatch(bindPlan(plan, [...inputs, out]));
+  return out;
 }
 
 /** The backend's convolution kernels. */
 export const conv2dKernels = {
   conv2d(ctx, inputs, g) {
-    return run(ctx, 'conv2d', (config) => planConv2d(g, ctx.limits.maxComputeWorkgroupStorageSize, targetOf(ctx), config), inputs, g);
+    const { out, K } = sizesOf('conv2d', g);
+    if (K === 0 || out === 0) return ctx.call('fill', [], { size: out, value: 0 });
+    const shared = ctx.limits.maxComputeWorkgroupStorageSize;
+    const target = targetOf(ctx);
+    const route = conv2dRoute(g, shared);
+    const plan = (config?: GemmConfig) => [planConv2d(g, shared, target, config)];
+    // The implicit GEMM, and the 1×1 matmul when its rows are not few (a GEMV has nothing to tune).
+    const tunable = route === 'implicit-gemm' || (route === 'pointwise-matmul' && g.wShape[0] / g.groups > GEMV_MAX_ROWS);
+    if (!tunable || needsSplit(ctx, inputs, out)) return run(ctx, plan, inputs);
+    const hw = g.yShape[2] * g.yShape[3];
+    const shape = route === 'implicit-gemm' ? { M: g.wShape[0] / g.groups, N: g.yShape[0] * hw, bVec4: false } : { M: g.wShape[0] / g.groups, N: hw, bVec4: hw % 4 === 0 };
+    const { cfg } = tunedVariant(ctx, 'conv2d', g, inputs, shape, plan);
+    return run(ctx, () => plan(cfg), inputs);
   },
   conv2dBackwardInput(ctx, inputs, g) {
-    return run(ctx, 'conv2dBackwardInput', (config) => planConv2dBackwardInput(g, config), inputs, g);
+    const { out, K } = sizesOf('conv2dBackwardInput', g);
+    if (K === 0 || out === 0) return ctx.call('fill', [], { size: out, value: 0 });
+    const plain = (config?: GemmConfig) => [planConv2dBackwardInput(g, config)];
+    if (needsSplit(ctx, inputs, out)) return run(ctx, plain, inputs);
+    const phases = usesStridePhases(g);
+    const plan = phases ? (config?: GemmConfig) => planBackwardInputPhases(g, config) : plain;
+    const columns = phases ? g.xShape[0] * Math.ceil(g.xShape[2] / g.stride[0]) * Math.ceil(g.xShape[3] / g.stride[1]) : g.xShape[0] * g.xShape[2] * g.xShape[3];
+    const { cfg } = tunedVariant(ctx, 'conv2dBackwardInput', g, inputs, { M: g.wShape[1], N: columns, bVec4: false }, plan);
+    return run(ctx, () => plan(cfg), inputs);
   },
   conv2dBackwardFilter(ctx, inputs, g) {
-    return run(ctx, 'conv2dBackwardFilter', (config) => planConv2dBackwardFilter(g, config), inputs, g);
+    const { out, K } = sizesOf('conv2dBackwardFilter', g);
+    if (K === 0 || out === 0) return ctx.call('fill', [], { size: out, value: 0 });
+    const plan = (config?: GemmConfig) => [planConv2dBackwardFilter(g, config)];
+    if (needsSplit(ctx, inputs, out)) return run(ctx, plan, inputs);
+    const shape = { M: g.wShape[0] / g.groups, N: g.wShape[1] * g.wShape[2] * g.wShape[3], bVec4: false };
+    const { cfg, splitK } = tunedVariant(ctx, 'conv2dBackwardFilter', g, inputs, shape, plan);
+    // The partial sums' slabs must bind whole too.
+    if (splitK > 1 && splitK * out <= ctx.bindingLimit) return runBackwardFilterSplitK(ctx, plan(cfg)[0], g, splitK, inputs);
+    return run(ctx, () => plan(cfg), inputs);
   },
 } satisfies KernelFamily;

@@ -33,7 +33,8 @@
 
 import type { KernelParams } from '../engine/backend.ts';
 import { broadcastStrides, fmt, sizeOf, type Shape } from '../engine/shape.ts';
-import { cachedShader, type DispatchPlan, type KernelContext, type KernelFamily, type PlannedBinding } from '../engine/webgpu/kernel-api.ts';
+import { cachedShader, type Dispatch, type DispatchPlan, type GpuStorage, type KernelContext, type KernelFamily, type PlannedBinding } from '../engine/webgpu/kernel-api.ts';
+import { sizeClass } from '../engine/webgpu/autotune.ts';
 import { needsSplit, runFirstSplittable, type RangeBox, type SplitPlan } from './range-split.ts';
 
 /** Register-tile and workgroup shape of one GEMM variant. */
@@ -382,27 +383,32 @@ export function collapseBatch(aShape: Shape, bShape: Shape, outShape: Shape): { 
   return { dims, aStrides, bStrides };
 }
 
-function matmulSpec(aVec4: boolean, bVec4: boolean): GemmSpec {
-  return {
-    name: 'matmul',
-    paramFields: ['d0: u32,', 'd1: u32,', 'd2: u32,', 'd3: u32,', 'as0: u32,', 'as1: u32,', 'as2: u32,', 'as3: u32,', 'bs0: u32,', 'bs1: u32,', 'bs2: u32,', 'bs3: u32,'],
-    bindings: [
-      { name: 'a', type: aVec4 ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
-      { name: 'b', type: bVec4 ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
-      { name: 'out', type: 'array<f32>', access: 'read_write' },
-    ],
-    decls: '',
-    // Element offsets of batch z's A and B matrices (z enumerates the output batch, row-major, over the
-    // collapsed batch dims d0..d3) and of its output, within the bound windows (u32 arithmetic wraps, so
-    // a window that starts inside a batch's matrix still yields the right final index).
-    prologue: /* wgsl */ `
+/** Params fields of the matmul kernels besides the GEMM box: collapsed batch dims and A's and B's strides. */
+const MATMUL_FIELDS = ['d0: u32,', 'd1: u32,', 'd2: u32,', 'd3: u32,', 'as0: u32,', 'as1: u32,', 'as2: u32,', 'as3: u32,', 'bs0: u32,', 'bs1: u32,', 'bs2: u32,', 'bs3: u32,'];
+
+// Element offsets of batch z's A and B matrices (z enumerates the output batch, row-major, over the
+// collapsed batch dims d0..d3) and of its output, within the bound windows (u32 arithmetic wraps, so
+// a window that starts inside a batch's matrix still yields the right final index).
+const MATMUL_PROLOGUE = /* wgsl */ `
       let qi3 = z % params.d3;
       let qi2 = (z / params.d3) % params.d2;
       let qi1 = (z / (params.d3 * params.d2)) % params.d1;
       let qi0 = z / (params.d3 * params.d2 * params.d1);
       let aBatch = qi0 * params.as0 + qi1 * params.as1 + qi2 * params.as2 + qi3 * params.as3 - params.base_a;
       let bBatch = qi0 * params.bs0 + qi1 * params.bs1 + qi2 * params.bs2 + qi3 * params.bs3 - params.base_b;
-      let cBatch = z * params.M * params.N - params.base_out;`,
+      let cBatch = z * params.M * params.N - params.base_out;`;
+
+function matmulSpec(aVec4: boolean, bVec4: boolean): GemmSpec {
+  return {
+    name: 'matmul',
+    paramFields: MATMUL_FIELDS,
+    bindings: [
+      { name: 'a', type: aVec4 ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
+      { name: 'b', type: bVec4 ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
+      { name: 'out', type: 'array<f32>', access: 'read_write' },
+    ],
+    decls: '',
+    prologue: MATMUL_PROLOGUE,
     aVec4,
     loadA: aVec4
       ? (row, k) => `v = a[(aBatch + (${row}) * params.K + ${k}) / 4u];`
@@ -429,10 +435,19 @@ function matmulSpec(aVec4: boolean, bVec4: boolean): GemmSpec {
  *   accumulators per invocation and 32 invocations per workgroup would cost occupancy, so GPUs keep
  *   `square`.
  * - `wide` (M ≤ 16) and `tall` (N ≤ 16) waste less of the tile on narrow problems.
+ * - `tall128` (16 × 8 per invocation, 8 × 8 invocations: a 128 × 64 tile) and `square32` (`square` at
+ *   TILE_K = 32) are further candidates of the autotuner: more work between barriers, for problems with
+ *   many rows (convolutions with many output channels use the scalar-B path, where `deep` cannot go).
  * - `classic` (4 × 4 per invocation, 16 × 16 invocations) is kept for comparison and tests.
+ *
+ * `chooseGemmConfig` is the fixed default; with the autotuner on (engine/webgpu/autotune.ts) the kernels
+ * measure `tuningCandidates` on first use of a problem-shape class and remember the fastest per adapter.
+ * Every configuration gives bit-for-bit the same results (each element's sum runs in the same order).
  */
 export const GEMM_CONFIGS = {
   square: { rm: 8, rn: 8, wgX: 8, wgY: 8, tileK: 16 },
+  square32: { rm: 8, rn: 8, wgX: 8, wgY: 8, tileK: 32 },
+  tall128: { rm: 16, rn: 8, wgX: 8, wgY: 8, tileK: 16 },
   deep: { rm: 16, rn: 8, wgX: 8, wgY: 4, tileK: 32 },
   deep16: { rm: 16, rn: 8, wgX: 8, wgY: 4, tileK: 16 },
   wide: { rm: 4, rn: 4, wgX: 16, wgY: 4, tileK: 16 },
@@ -446,6 +461,11 @@ export function gemmSharedBytes(c: GemmConfig): number {
 }
 
 let configOverride: GemmConfig | null = null;
+
+/** The configuration forced by setGemmConfig, if any. */
+export function forcedGemmConfig(): GemmConfig | null {
+  return configOverride;
+}
 
 /**
  * Forces one tile configuration for every GEMM it suits (benchmarks and tests; a configuration the
@@ -484,6 +504,35 @@ export function chooseGemmConfig(m: number, n: number, bVec4: boolean, target: G
  */
 export const SPLIT_FALLBACK: GemmConfig = GEMM_CONFIGS.wide;
 
+/** A configuration's name in GEMM_CONFIGS. */
+export function configName(cfg: GemmConfig): string {
+  const hit = Object.entries(GEMM_CONFIGS).find(([, c]) => c === cfg);
+  if (!hit) throw new Error(`gemm: configuration ${JSON.stringify(cfg)} is not one of GEMM_CONFIGS`);
+  return hit[0];
+}
+
+/**
+ * The configurations the autotuner measures for a problem: `fallback` (the fixed default) first, then every
+ * other one the load path allows whose workgroup memory fits the device (`classic`, kept for comparison,
+ * and the narrow `wide`/`tall` only where a dimension is narrow).
+ */
+export function tuningCandidates(fallback: GemmConfig, m: number, n: number, bVec4: boolean, target: GemmTarget): string[] {
+  const names = Object.entries(GEMM_CONFIGS)
+    .filter(([name, c]) => name !== 'classic' && gemmConfigOk(c, bVec4) && gemmSharedBytes(c) <= target.sharedBytes)
+    .filter(([name]) => (name === 'wide' ? m <= 64 : name === 'tall' ? n <= 64 : true))
+    .map(([name]) => name);
+  const first = configName(fallback);
+  return [first, ...names.filter((x) => x !== first)];
+}
+
+/** A plan's dispatch bound to storages: its inputs by index, then its output (the tuner's scratch). */
+export function bindPlan(plan: DispatchPlan, storages: readonly GpuStorage[]): Dispatch {
+  const out = storages[storages.length - 1];
+  const bindings: Record<string, GpuStorage> = {};
+  for (const [name, from] of Object.entries(plan.bindings)) bindings[name] = from === 'output' ? out : storages[from];
+  return { ...plan, bindings };
+}
+
 /** The target a kernel runs on. */
 export function targetOf(ctx: KernelContext): GemmTarget {
   return { cpu: ctx.softwareAdapter, sharedBytes: ctx.limits.maxComputeWorkgroupStorageSize };
@@ -499,13 +548,19 @@ export function checkedGrid(label: string, grid: [number, number, number]): [num
   return grid;
 }
 
+/** The block of C one workgroup of a configuration computes. */
+export function tileOf(cfg: GemmConfig): { m: number; n: number } {
+  return { m: cfg.wgY * cfg.rm, n: cfg.wgX * cfg.rn };
+}
+
 /** What a GEMM client's planner hands to `gemmPlan`. */
 export interface GemmProblem {
   label: string;
   code: string;
-  cfg: GemmConfig;
-  /** Override constants besides the tile sizes (a convolution's geometry). */
-  constants?: Record<string, number>;
+  /** Rows and columns of C one workgroup computes (`tileOf`). */
+  tile: { m: number; n: number };
+  /** Every override constant: the tile configuration's (`gemmConstants`) and the client's own. */
+  constants: Record<string, number>;
   /** The Params fields besides the box and bases (M, N, K and the client's own). */
   uniforms: Record<string, number>;
   bindings: Record<string, PlannedBinding>;
@@ -538,8 +593,7 @@ function boxFields(box: RangeBox, bases: Record<string, number>): Record<string,
  * ranges of one block accumulate in order — when an operand exceeds one binding.
  */
 export function gemmPlan(g: GemmProblem): SplitPlan {
-  const tileM = g.cfg.wgY * g.cfg.rm;
-  const tileN = g.cfg.wgX * g.cfg.rn;
+  const { m: tileM, n: tileN } = g.tile;
   const grid = (box: RangeBox): [number, number, number] =>
     checkedGrid(g.label, [Math.ceil((box.end[2] - box.start[2]) / tileN), Math.ceil((box.end[1] - box.start[1]) / tileM), box.end[0] - box.start[0]]);
   const whole: RangeBox = { start: [0, 0, 0, 0], end: [g.Z, g.M, g.N, g.K] };
@@ -547,7 +601,7 @@ export function gemmPlan(g: GemmProblem): SplitPlan {
   return {
     label: g.label,
     code: g.code,
-    constants: { ...gemmConstants(g.cfg), ...g.constants },
+    constants: g.constants,
     uniforms: { ...g.uniforms, ...boxFields(whole, noBases) },
     bindings: g.bindings,
     outShape: g.outShape,
@@ -559,6 +613,70 @@ export function gemmPlan(g: GemmProblem): SplitPlan {
     boxUniforms: boxFields,
     boxGrid: grid,
   };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Matrix-vector products: a few rows of A against B (a linear layer at batch 1–4).
+//
+// With M ≤ 4 the GEMM tiles waste most of their rows, and a GEMV is bound by reading B once: one
+// invocation per 4 columns of C walks k, reading 4 columns of B (a vec4 when N % 4 == 0: adjacent
+// invocations read adjacent memory) and broadcasting A[m, k] to them, with no workgroup memory and no
+// barrier. Each output is the same fma chain over k ascending as in the tiled kernel, so results are
+// identical; the box and window fields are the GEMM's (kernels/range-split.ts splits it the same way).
+
+/** Rows of A at most for the GEMV route; invocations per workgroup and columns per invocation. */
+export const GEMV_MAX_ROWS = 4;
+const GEMV_WG = 64;
+const GEMV_TILE = { m: GEMV_MAX_ROWS, n: GEMV_WG * 4 };
+
+function gemvShader(bVec4: boolean): string {
+  const rows = Array.from({ length: GEMV_MAX_ROWS }, (_, r) => r);
+  const cols = [0, 1, 2, 3];
+  const bLoad = bVec4
+    ? 'let bv = b[(bBatch + k * params.N + col) / 4u];'
+    : `var bv = vec4<f32>(0.0);\n${cols.map((j) => `    if (col + ${j}u < params.n1) { bv.${'xyzw'[j]} = b[bBatch + k * params.N + col + ${j}u]; }`).join('\n')}`;
+  return /* wgsl */ `// matvec: ${GEMV_MAX_ROWS} rows × 4 columns per invocation, ${bVec4 ? 'vec4' : 'scalar'} B loads
+override WG: u32 = ${GEMV_WG}u;
+struct Params {
+  M: u32,
+  N: u32,
+  K: u32,
+  m0: u32,
+  m1: u32,
+  n0: u32,
+  n1: u32,
+  k0: u32,
+  k1: u32,
+  z0: u32,
+  accumulate: u32,
+  base_a: u32,
+  base_b: u32,
+  base_out: u32,
+${MATMUL_FIELDS.map((f) => `  ${f}`).join('\n')}
+}
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: ${bVec4 ? 'array<vec4<f32>>' : 'array<f32>'};
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let z = params.z0 + wid.z;
+${indent(MATMUL_PROLOGUE, 2)}
+  let col = params.n0 + (wid.x * WG + lid) * 4u;
+  let row0 = params.m0 + wid.y * ${GEMV_MAX_ROWS}u;
+  if (col >= params.n1) { return; }
+${rows.map((r) => `  var acc${r} = vec4<f32>(0.0);`).join('\n')}
+  if (params.accumulate != 0u) {
+${rows.map((r) => cols.map((j) => `    if (row0 + ${r}u < params.m1 && col + ${j}u < params.n1) { acc${r}.${'xyzw'[j]} = out[cBatch + (row0 + ${r}u) * params.N + col + ${j}u]; }`).join('\n')).join('\n')}
+  }
+  for (var k = params.k0; k < params.k1; k++) {
+    ${bLoad}
+${rows.map((r) => `    if (row0 + ${r}u < params.m1) { acc${r} = fma(vec4<f32>(a[aBatch + (row0 + ${r}u) * params.K + k]), bv, acc${r}); }`).join('\n')}
+  }
+${rows.map((r) => cols.map((j) => `  if (row0 + ${r}u < params.m1 && col + ${j}u < params.n1) { out[cBatch + (row0 + ${r}u) * params.N + col + ${j}u] = acc${r}.${'xyzw'[j]}; }`).join('\n')).join('\n')}
+}
+`;
 }
 
 /** Plans a batched matmul `a [...ba, m, k] @ b [...bb, k, n]` (K ≥ 1). */
@@ -574,8 +692,11 @@ export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, targe
   const cfg = config ?? chooseGemmConfig(M, N, bVec4, target);
   validateGemmConfig(cfg, bVec4);
   const { dims, aStrides, bStrides } = collapseBatch(p.aShape, p.bShape, p.outShape);
-  const key = `matmul:${gemmVariant(cfg)}:${aVec4}:${bVec4}`;
-  const code = cachedShader(key, () => gemmShader(matmulSpec(aVec4, bVec4), cfg));
+  // A forced or given configuration is honoured (tests and benchmarks compare them); else few rows → GEMV.
+  const gemv = M <= GEMV_MAX_ROWS && !config && !configOverride;
+  const code = gemv
+    ? cachedShader(`matvec:${bVec4}`, () => gemvShader(bVec4))
+    : cachedShader(`matmul:${gemmVariant(cfg)}:${aVec4}:${bVec4}`, () => gemmShader(matmulSpec(aVec4, bVec4), cfg));
   // Offsets of batch z's matrices: the batch index decomposed over the collapsed dims. With broadcasting
   // (some strides 0) they need not grow with z, so a range of batches is scanned (or, when long, bounded
   // by every batch's extremes).
@@ -601,7 +722,8 @@ export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, targe
   return gemmPlan({
     label,
     code,
-    cfg,
+    tile: gemv ? GEMV_TILE : tileOf(cfg),
+    constants: gemv ? {} : gemmConstants(cfg),
     uniforms: {
       M, N, K,
       d0: dims[0], d1: dims[1], d2: dims[2], d3: dims[3],
@@ -631,13 +753,34 @@ export function matmulFlops(p: KernelParams['matmul']): number {
   return 2 * sizeOf(p.outShape) * p.aShape[p.aShape.length - 1];
 }
 
+/**
+ * The autotuner's configuration for a matmul (undefined: the planner's default), for GEMM problems that
+ * bind whole (split ones and GEMVs keep their fixed plans; a forced configuration wins).
+ */
+function tunedConfig(ctx: KernelContext, p: KernelParams['matmul'], inputs: readonly GpuStorage[], target: GemmTarget): GemmConfig | undefined {
+  const r = p.outShape.length;
+  const [M, N, K] = [p.outShape[r - 2], p.outShape[r - 1], p.aShape[p.aShape.length - 1]];
+  if (configOverride || M <= GEMV_MAX_ROWS) return undefined;
+  const bVec4 = N % 4 === 0;
+  const candidates = tuningCandidates(chooseGemmConfig(M, N, bVec4, target), M, N, bVec4, target);
+  const choice = ctx.tuned({
+    key: `matmul|a${K % 4 === 0}|b${bVec4}|M${sizeClass(M)}|N${sizeClass(N)}|K${sizeClass(K)}|Z${sizeClass(sizeOf(p.outShape.slice(0, r - 2)))}`,
+    candidates,
+    sizes: [inputs[0].size, inputs[1].size, sizeOf(p.outShape)],
+    plan: (name, storages) => [bindPlan(planMatmul(p, GEMM_CONFIGS[name as keyof typeof GEMM_CONFIGS]), storages)],
+  });
+  return GEMM_CONFIGS[choice as keyof typeof GEMM_CONFIGS];
+}
+
 /** The backend's matmul. */
 export const matmulKernels = {
   matmul(ctx, inputs, p) {
     const K = p.aShape[p.aShape.length - 1];
     if (K === 0 || sizeOf(p.outShape) === 0) return ctx.call('fill', [], { size: sizeOf(p.outShape), value: 0 });
-    const plans = [planMatmul(p, undefined, targetOf(ctx))];
-    if (needsSplit(ctx, inputs, sizeOf(p.outShape))) plans.push(planMatmul(p, SPLIT_FALLBACK));
+    const target = targetOf(ctx);
+    const split = needsSplit(ctx, inputs, sizeOf(p.outShape));
+    const plans = [planMatmul(p, split ? undefined : tunedConfig(ctx, p, inputs, target), target)];
+    if (split) plans.push(planMatmul(p, SPLIT_FALLBACK));
     return runFirstSplittable(ctx, plans, inputs);
   },
 } satisfies KernelFamily;
