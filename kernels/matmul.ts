@@ -141,6 +141,9 @@ export function indent(text: string, n: number): string {
     .join('\n');
 }
 
+/** The Params fields every GEMM-shaped kernel starts with: the problem, its box of (m, n, k, z) ranges, accumulate. */
+const GEMM_BOX_FIELDS = ['M', 'N', 'K', 'm0', 'm1', 'n0', 'n1', 'k0', 'k1', 'z0', 'accumulate'].map((f) => `  ${f}: u32,`).join('\n');
+
 /** Builds the WGSL of a GEMM variant. */
 export function gemmShader(spec: GemmSpec, cfg: GemmConfig): string {
   const { rm, rn } = cfg;
@@ -253,17 +256,7 @@ override TILE_N: u32 = WG_X * RN;
 override TILE_N4: u32 = TILE_N / 4u;
 
 struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  m0: u32,
-  m1: u32,
-  n0: u32,
-  n1: u32,
-  k0: u32,
-  k1: u32,
-  z0: u32,
-  accumulate: u32,
+${GEMM_BOX_FIELDS}
 ${spec.bindings.map((b) => `  base_${b.name}: u32,`).join('\n')}
 ${spec.paramFields.map((f) => `  ${f}`).join('\n')}
 }
@@ -638,17 +631,7 @@ function gemvShader(bVec4: boolean): string {
   return /* wgsl */ `// matvec: ${GEMV_MAX_ROWS} rows × 4 columns per invocation, ${bVec4 ? 'vec4' : 'scalar'} B loads
 override WG: u32 = ${GEMV_WG}u;
 struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  m0: u32,
-  m1: u32,
-  n0: u32,
-  n1: u32,
-  k0: u32,
-  k1: u32,
-  z0: u32,
-  accumulate: u32,
+${GEMM_BOX_FIELDS}
   base_a: u32,
   base_b: u32,
   base_out: u32,
