@@ -25,6 +25,7 @@ import {
   type KernelParams,
   type WebGpuBackend,
 } from '../engine/internal.ts';
+import { WGSL_KERNELS } from '../kernels/index.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Arguments
@@ -93,8 +94,13 @@ export function capture<K extends KernelName>(backend: WebGpuBackend, family: Ke
     },
     dispatch: (spec) => specs.push(spec),
     tuned: (request) => backend.tuner.choose(request),
-    call: () => {
-      throw new Error(`bench: ${kernel} called another kernel; not supported by the capture`);
+    // Another kernel (split-K's reduction of its partial sums): captured too, from the backend's table
+    // where the family does not define it.
+    call: (k, ins, p) => {
+      const inner = capture(backend, family[k] ? family : WGSL_KERNELS, k, ins, p);
+      specs.push(...inner.specs);
+      owned.push(inner.output);
+      return inner.output;
     },
   };
   const output = (impl as (c: KernelContext, i: readonly GpuStorage[], p: KernelParams[K]) => GpuStorage)(ctx, inputs, params);
@@ -294,6 +300,8 @@ export async function startGpuBenchmark(title: string, args: Args, runs: number,
   const date = new Date().toISOString();
   console.log(`# ${title} benchmark, ${date}`);
   console.log(`# ${gpu.describe()}`);
+  // The adapter limits the device was created with (issue 17), as one JSON line.
+  console.log(JSON.stringify({ bench: title, adapter, adapter_limits: gpu.deviceLimits(), date }));
   console.log(`# timing: ${timer.method === 'timestamp' ? 'GPU timestamp queries around the compute pass' : 'wall time, submit → onSubmittedWorkDone'}; median of ${runs} runs after ${warmup} warm-up`);
   /** n uniform values in [−0.5, 0.5) from a seeded LCG, uploaded to the GPU. */
   const randomStorage = (n: number, seed: number): GpuStorage => {
