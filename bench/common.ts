@@ -13,6 +13,7 @@
 import {
   cpuBackend,
   createWebGpuBackend,
+  isWindow,
   packUniforms,
   reflectShader,
   withErrorScopes,
@@ -24,6 +25,7 @@ import {
   type KernelParams,
   type WebGpuBackend,
 } from '../engine/internal.ts';
+import { WGSL_KERNELS } from '../kernels/index.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Arguments
@@ -78,6 +80,8 @@ export function capture<K extends KernelName>(backend: WebGpuBackend, family: Ke
     kernel,
     limits: backend.limits,
     softwareAdapter: backend.ctx.adapterInfo.software,
+    bindingLimit: backend.bindingLimitBytes / 4,
+    bindingAlign: backend.bindingAlignBytes / 4,
     output: (size) => {
       const s = backend.allocate(size, `bench ${kernel} output`);
       owned.push(s);
@@ -89,8 +93,14 @@ export function capture<K extends KernelName>(backend: WebGpuBackend, family: Ke
       return s;
     },
     dispatch: (spec) => specs.push(spec),
-    call: () => {
-      throw new Error(`bench: ${kernel} called another kernel; not supported by the capture`);
+    tuned: (request) => backend.tuner.choose(request),
+    // Another kernel (split-K's reduction of its partial sums): captured too, from the backend's table
+    // where the family does not define it.
+    call: (k, ins, p) => {
+      const inner = capture(backend, family[k] ? family : WGSL_KERNELS, k, ins, p);
+      specs.push(...inner.specs);
+      owned.push(inner.output);
+      return inner.output;
     },
   };
   const output = (impl as (c: KernelContext, i: readonly GpuStorage[], p: KernelParams[K]) => GpuStorage)(ctx, inputs, params);
@@ -160,10 +170,13 @@ export function makeTimer(backend: WebGpuBackend, wall = false): Timer {
         list.push(e);
         groups.set(g, list);
       };
-      for (const [name, storage] of Object.entries(spec.bindings)) {
+      for (const [name, bound] of Object.entries(spec.bindings)) {
         const b = info.bindings.get(name);
         if (!b) throw new Error(`${label}: no binding ${name}`);
-        add(b.group, { binding: b.binding, resource: { buffer: storage.buffer!, offset: 0, size: storage.bindingSize } });
+        const resource = isWindow(bound)
+          ? { buffer: bound.storage.buffer!, offset: bound.offset * 4, size: bound.size * 4 }
+          : { buffer: bound.buffer!, offset: 0, size: bound.bindingSize };
+        add(b.group, { binding: b.binding, resource });
       }
       if (info.uniform) {
         const bytes = packUniforms(info.uniform.layout, spec.uniforms ?? {}, label);
@@ -287,6 +300,8 @@ export async function startGpuBenchmark(title: string, args: Args, runs: number,
   const date = new Date().toISOString();
   console.log(`# ${title} benchmark, ${date}`);
   console.log(`# ${gpu.describe()}`);
+  // The adapter limits the device was created with (issue 17), as one JSON line.
+  console.log(JSON.stringify({ bench: title, adapter, adapter_limits: gpu.deviceLimits(), date }));
   console.log(`# timing: ${timer.method === 'timestamp' ? 'GPU timestamp queries around the compute pass' : 'wall time, submit → onSubmittedWorkDone'}; median of ${runs} runs after ${warmup} warm-up`);
   /** n uniform values in [−0.5, 0.5) from a seeded LCG, uploaded to the GPU. */
   const randomStorage = (n: number, seed: number): GpuStorage => {

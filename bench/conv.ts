@@ -4,15 +4,21 @@
 //
 //   npx tsx bench/conv.ts [--quick] [--nets resnet18,resnet50] [--batch 1,32] [--ops forward,input,filter]
 //                         [--runs 5] [--warmup 1] [--no-naive] [--no-cpu] [--naive-batch32] [--wall] [--no-wasm]
+//                         [--paths] [--tune]
 //
 // Each distinct layer shape is timed once and weighted by how often it occurs in the network for the
 // per-network totals. Batch 32 (--batch 1,32) runs the tiled kernels on every layer but the naive ones
 // only with --naive-batch32 (on lavapipe a naive batch-32 layer takes tens of seconds); the CPU backend
 // only runs at batch 1; the wasm backend (float32 SIMD, every core) runs every layer unless --no-wasm.
 // One JSON line per (layer, batch, op, kernel), then a table.
+//
+// --paths also times the plain kernels where a faster path exists (kernel `plain`: backward-input without
+// stride phases, backward-filter without split-K). --tune also times the autotuner's pick for each layer
+// (kernel `tuned`, measured on first use as in a real run; `tiled` is then the fixed default: run with
+// ENGINE_AUTOTUNE=off so that it is).
 
 import { convGeometry, releaseDevice, sizeOf, type ConvGeometry, type GpuStorage, type KernelFamily, type KernelName } from '../engine/internal.ts';
-import { conv2dKernels, conv2dRoute, convFlops } from '../kernels/conv2d.ts';
+import { conv2dKernels, conv2dRoute, convFlops, convPaths } from '../kernels/conv2d.ts';
 import { naiveKernels } from '../kernels/naive.ts';
 import { createWasmBackend } from '../engine/wasm/backend.ts';
 import { capture, cpuBackend, listArg, median, parseArgs, printTable, ratio, startGpuBenchmark, timeCpu, type Row } from './common.ts';
@@ -89,6 +95,8 @@ const warmup = Number(args.values.get('warmup') ?? 1);
 const withNaive = !args.flags.has('no-naive');
 const withCpu = !args.flags.has('no-cpu') && !quick;
 const naiveBatch32 = args.flags.has('naive-batch32');
+const comparePaths = args.flags.has('paths');
+const compareTuned = args.flags.has('tune');
 
 const { gpu, timer, adapter, date, randomStorage } = await startGpuBenchmark('conv', args, runs, warmup);
 const wasm = args.flags.has('no-wasm') ? null : await createWasmBackend();
@@ -101,9 +109,17 @@ function inputsFor(op: Op, g: ConvGeometry): GpuStorage[] {
   return op === 'forward' ? [x(), w()] : op === 'input' ? [dy(), w()] : [x(), dy()];
 }
 
-async function timeGpu(family: KernelFamily, op: Op, g: ConvGeometry, nRuns: number, nWarmup: number): Promise<number> {
+/** Times one capture of the op; `paths` sets kernels/conv2d.ts's convPaths while it plans. */
+async function timeGpu(family: KernelFamily, op: Op, g: ConvGeometry, nRuns: number, nWarmup: number, paths: Partial<typeof convPaths> = {}): Promise<number> {
   const inputs = inputsFor(op, g);
-  const c = capture(gpu, family, KERNEL_OF[op], inputs, g);
+  const saved = { ...convPaths };
+  Object.assign(convPaths, paths);
+  let c: ReturnType<typeof capture>;
+  try {
+    c = capture(gpu, family, KERNEL_OF[op], inputs, g);
+  } finally {
+    Object.assign(convPaths, saved);
+  }
   try {
     return median(await timer.time(c.specs, nRuns, nWarmup));
   } finally {
@@ -121,6 +137,8 @@ for (const net of nets) {
       let wasmTotal = 0;
       let naiveTotal = 0;
       let naiveComplete = true;
+      let plainTotal = 0;
+      let tunedTotal = 0;
       let flopsTotal = 0;
       for (const layer of NETS[net]) {
         const g = convGeometry(layer.name, [batch, layer.c, layer.hw, layer.hw], [layer.o, layer.c, layer.k, layer.k], {
@@ -138,7 +156,7 @@ for (const net of nets) {
           console.log(
             JSON.stringify({
               bench: 'conv', net, layer: layer.name, shape: { x: g.xShape, w: g.wShape, stride: g.stride, padding: g.padding }, batch, op,
-              kernel, route: kernel === 'tiled' ? route : kernel, adapter, ms: +ms.toFixed(3), gflops: +gflops.toFixed(3), timing: kernel === 'cpu' ? 'wall' : timer.method, date,
+              kernel, route: kernel === 'naive' || kernel === 'cpu' ? kernel : route, adapter, ms: +ms.toFixed(3), gflops: +gflops.toFixed(3), timing: kernel === 'cpu' ? 'wall' : timer.method, date,
             }),
           );
           row[`${kernel} ms`] = ms;
@@ -148,6 +166,26 @@ for (const net of nets) {
         const tiledMs = await timeGpu(conv2dKernels, op, g, big ? Math.min(runs, 3) : runs, warmup);
         emit('tiled', tiledMs);
         tiledTotal += tiledMs * layer.count;
+        if (comparePaths && op !== 'forward') {
+          const plainMs = await timeGpu(conv2dKernels, op, g, big ? Math.min(runs, 3) : runs, warmup, { stridePhases: false, splitK: false });
+          emit('plain', plainMs);
+          row['paths speedup'] = ratio(plainMs, tiledMs);
+          plainTotal += plainMs * layer.count;
+        }
+        if (compareTuned) {
+          // First use: the default runs and the class is queued; the flush measures; the next capture gets the pick.
+          gpu.tuner.mode = 'on';
+          const inputs = inputsFor(op, g);
+          const first = capture(gpu, conv2dKernels, KERNEL_OF[op], inputs, g);
+          await gpu.flush();
+          first.dispose();
+          inputs.forEach((s) => gpu.free(s));
+          const tunedMs = await timeGpu(conv2dKernels, op, g, big ? Math.min(runs, 3) : runs, warmup);
+          gpu.tuner.mode = 'off';
+          emit('tuned', tunedMs);
+          row['tuned speedup'] = ratio(tiledMs, tunedMs);
+          tunedTotal += tunedMs * layer.count;
+        }
         if (withNaive && (!big || naiveBatch32)) {
           const naiveMs = await timeGpu(naiveKernels, op, g, big ? Math.min(runs, 3) : runs, big ? 0 : warmup);
           emit('naive', naiveMs);
@@ -185,16 +223,24 @@ for (const net of nets) {
         total['naive GF/s'] = flopsTotal / naiveTotal / 1e6;
         total.speedup = ratio(naiveTotal, tiledTotal);
       }
+      if (plainTotal > 0) {
+        total['plain ms'] = plainTotal;
+        total['paths speedup'] = ratio(plainTotal, tiledTotal);
+      }
+      if (tunedTotal > 0) {
+        total['tuned ms'] = tunedTotal;
+        total['tuned speedup'] = ratio(tiledTotal, tunedTotal);
+      }
       totals.push(total);
-      console.log(JSON.stringify({ bench: 'conv-total', net, batch, op, adapter, gflop: +(flopsTotal / 1e9).toFixed(3), tiled_ms: +tiledTotal.toFixed(1), naive_ms: naiveComplete ? +naiveTotal.toFixed(1) : null, timing: timer.method, date }));
+      console.log(JSON.stringify({ bench: 'conv-total', net, batch, op, adapter, gflop: +(flopsTotal / 1e9).toFixed(3), tiled_ms: +tiledTotal.toFixed(1), plain_ms: plainTotal ? +plainTotal.toFixed(1) : null, tuned_ms: tunedTotal ? +tunedTotal.toFixed(1) : null, wasm_ms: wasm ? +wasmTotal.toFixed(1) : null, naive_ms: naiveComplete ? +naiveTotal.toFixed(1) : null, timing: timer.method, date }));
     }
   }
 }
 
 console.log('');
-printTable(rows, ['net', 'layer', 'shape', 'batch', 'op', 'route', 'tiled ms', 'tiled GF/s', 'naive ms', 'naive GF/s', 'speedup', 'cpu ms', 'cpu GF/s', 'wasm ms', 'wasm GF/s']);
+printTable(rows, ['net', 'layer', 'shape', 'batch', 'op', 'route', 'tiled ms', 'tiled GF/s', 'naive ms', 'naive GF/s', 'speedup', 'plain ms', 'paths speedup', 'tuned ms', 'tuned speedup', 'cpu ms', 'cpu GF/s', 'wasm ms', 'wasm GF/s']);
 console.log('');
 console.log('Per network (each layer shape weighted by its count):');
-printTable(totals, ['net', 'batch', 'op', 'GFLOP', 'tiled ms', 'tiled GF/s', 'naive ms', 'naive GF/s', 'speedup', 'wasm ms', 'wasm GF/s']);
+printTable(totals, ['net', 'batch', 'op', 'GFLOP', 'tiled ms', 'tiled GF/s', 'naive ms', 'naive GF/s', 'speedup', 'plain ms', 'paths speedup', 'tuned ms', 'tuned speedup', 'wasm ms', 'wasm GF/s']);
 wasm?.close();
 releaseDevice();

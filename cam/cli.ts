@@ -2,7 +2,7 @@
 // The command-line entry point: `explain`, `eval`, `dff` and `worker` (their parts are in ./cli/). Exit codes are a
 // contract: 0 success, 2 bad usage, 1 bad input. Errors are one line on stderr; --verbose adds the stack.
 
-import { closeBackends } from '../engine/index.ts';
+import { DeviceLimitError, closeBackends } from '../engine/index.ts';
 import { commandLineArgs, isMainModule } from '../engine/internal.ts';
 import { ModelError } from '../models/module.ts';
 import { SafetensorsError } from '../models/safetensors.ts';
@@ -19,8 +19,11 @@ commands:
   worker    evaluate the shards of queued eval runs
 run 'cam/cli.ts <command> --help' for its flags`;
 
-/** Errors about what the user gave (files, weights, layers, data): exit 1 without a stack. */
-const BAD_INPUT = [InputError, SafetensorsError, ImageError, ModelError, DatasetError, QueueError];
+/**
+ * Errors about what the user gave (files, weights, layers, data), or a tensor the device cannot hold
+ * (a smaller batch or input is the remedy): exit 1 without a stack.
+ */
+const BAD_INPUT = [InputError, SafetensorsError, ImageError, ModelError, DatasetError, QueueError, DeviceLimitError];
 
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');

@@ -77,6 +77,8 @@ export interface Backend {
   readonly name: 'cpu' | 'webgpu' | 'wasm';
   /** One line describing where the computation runs (the adapter for WebGPU). */
   describe(): string;
+  /** The device limits the kernels depend on, where there is a device (WebGPU: the adapter's own limits). */
+  deviceLimits?(): Record<string, number>;
   upload(values: ArrayLike<number>): Storage;
   /** Asynchronous readback; values as float64 whatever the storage precision. */
   read(storage: Storage): Promise<Float64Array>;

@@ -5,6 +5,7 @@
 export { Tensor } from './tensor.ts';
 export { ShapeError, type Shape } from './shape.ts';
 export type { Backend, MemoryStats } from './backend.ts';
+export { DeviceLimitError } from './webgpu/errors.ts';
 export { tidy, tidyAsync, keep, dispose } from './memory.ts';
 export { getBackend, setBackend, useBackend, ready, closeBackends, cpuBackend, backendFromEnv, type BackendName } from './runtime.ts';
 export { chooseBackend, autoBackend, describeChoice, BACKEND_CHOICES, type BackendChoice, type ChosenBackend, type AutoDecision } from './backend-choice.ts';

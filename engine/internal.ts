@@ -12,4 +12,4 @@ export { WebGpuBackend, createWebGpuBackend } from './webgpu/backend.ts';
 export { getDevice, releaseDevice, probeAdapter, describeAdapter, type GpuContext, type GpuAdapterInfo } from './webgpu/device.ts';
 export { packUniforms, reflectShader } from './webgpu/pipelines.ts';
 export { withErrorScopes } from './webgpu/errors.ts';
-export type { Dispatch, GpuStorage, KernelContext, KernelFamily, KernelTable } from './webgpu/kernel-api.ts';
+export { isWindow, type Dispatch, type GpuStorage, type KernelContext, type KernelFamily, type KernelTable } from './webgpu/kernel-api.ts';

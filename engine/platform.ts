@@ -90,3 +90,47 @@ export async function readBytes(location: string | URL): Promise<Uint8Array> {
 export async function writeBytes(path: string, bytes: Uint8Array): Promise<void> {
   await (await fs()).writeFile(path, bytes);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// A small cache of the engine's own (the autotuner's decisions): files under Node and Deno, memory in a
+// browser page (which has no file system; a page lives for one session anyway).
+
+const memoryCache = new Map<string, string>();
+
+/** Where cache files go: $ENGINE_CACHE_DIR, else $XDG_CACHE_HOME/shapleycam, else ~/.cache/shapleycam; null in a browser. */
+export function cacheDir(): string | null {
+  if (runtime() === 'browser') return null;
+  const explicit = env('ENGINE_CACHE_DIR');
+  if (explicit) return explicit;
+  const base = env('XDG_CACHE_HOME') || (env('HOME') ? `${env('HOME')}/.cache` : null);
+  return base ? `${base}/shapleycam` : null;
+}
+
+/** A cached text by name, or null when there is none (or it cannot be read). */
+export async function readCache(name: string): Promise<string | null> {
+  const dir = cacheDir();
+  if (!dir) return memoryCache.get(name) ?? null;
+  try {
+    return new TextDecoder().decode(await readBytes(`${dir}/${name}`));
+  } catch {
+    return null;
+  }
+}
+
+/** Stores a text by name (best effort: an unwritable cache directory only loses the cache). */
+export async function writeCache(name: string, text: string): Promise<void> {
+  const dir = cacheDir();
+  if (!dir) {
+    memoryCache.set(name, text);
+    return;
+  }
+  try {
+    const f = await fs();
+    await f.mkdir(dir, { recursive: true });
+    const tmp = `${dir}/${name}.${Math.random().toString(36).slice(2)}.tmp`;
+    await f.writeFile(tmp, text);
+    await f.rename(tmp, `${dir}/${name}`); // atomic: concurrent processes never read half a file
+  } catch {
+    // best effort
+  }
+}

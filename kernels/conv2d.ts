@@ -31,15 +31,25 @@
 
 import type { ConvGeometry, KernelParams } from '../engine/backend.ts';
 import { fmt, sizeOf, type Shape } from '../engine/shape.ts';
-import { cachedShader, runPlan, type DispatchPlan, type GpuStorage, type KernelContext, type KernelFamily, type PlannedBinding } from '../engine/webgpu/kernel-api.ts';
+import { cachedShader, type Dispatch, type GpuStorage, type KernelContext, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
+import { sizeClass } from '../engine/webgpu/autotune.ts';
+import { needsSplit, runFirstSplittable, type SplitPlan } from './range-split.ts';
 import {
+  bindPlan,
   checkedGrid,
   chooseGemmConfig,
+  forcedGemmConfig,
+  GEMM_CONFIGS,
+  GEMV_MAX_ROWS,
+  tuningCandidates,
   gemmConstants,
+  gemmPlan,
   gemmShader,
   gemmVariant,
   planMatmul,
+  SPLIT_FALLBACK,
   targetOf,
+  tileOf,
   validateGemmConfig,
   type GemmConfig,
   type GemmSpec,
@@ -111,11 +121,13 @@ function forwardSpec(aVec4: boolean): GemmSpec {
     ],
     decls: GEOMETRY_OVERRIDES,
     // Offsets of group z in the weights, the input and the output.
+    // Offsets within the bound windows: u32 arithmetic wraps, so subtracting a window's start early is
+    // exact as long as the final index lies in the window.
     prologue: /* wgsl */ `
       let ohw = params.OH * params.OW;
-      let wGroup = z * params.Og * params.K;
-      let xGroup = z * params.Cg * params.H * params.W;
-      let yGroup = z * params.Og * ohw;`,
+      let wGroup = z * params.Og * params.K - params.base_wt;
+      let xGroup = z * params.Cg * params.H * params.W - params.base_x;
+      let yGroup = z * params.Og * ohw - params.base_y;`,
     aVec4,
     loadA: aVec4
       ? (row, k) => `v = wt[(wGroup + (${row}) * params.K + ${k}) / 4u];`
@@ -140,6 +152,9 @@ function forwardSpec(aVec4: boolean): GemmSpec {
     storeC: (row, col, value) => /* wgsl */ `
       let qn = (${col}) / ohw;
       y[yGroup + qn * params.O * ohw + (${row}) * ohw + (${col}) % ohw] = ${value};`,
+    loadC: (row, col) => /* wgsl */ `
+      let qn = (${col}) / ohw;
+      v = y[yGroup + qn * params.O * ohw + (${row}) * ohw + (${col}) % ohw];`,
   };
 }
 
@@ -158,9 +173,9 @@ const backwardInputSpec: GemmSpec = {
   prologue: /* wgsl */ `
     let ohw = params.OH * params.OW;
     let hw = params.H * params.W;
-    let wGroup = z * params.Og * params.Cg * KHW;
-    let dyGroup = z * params.Og * ohw;
-    let dxGroup = z * params.Cg * hw;`,
+    let wGroup = z * params.Og * params.Cg * KHW - params.base_wt;
+    let dyGroup = z * params.Og * ohw - params.base_dy;
+    let dxGroup = z * params.Cg * hw - params.base_dx;`,
   aVec4: false,
   // A[c, (o, t)] = w[g·Og + o, c, t]
   loadA: (row, k) => `v = wt[wGroup + ((${k}) / KHW * params.Cg + ${row}) * KHW + (${k}) % KHW];`,
@@ -189,7 +204,123 @@ const backwardInputSpec: GemmSpec = {
   storeC: (row, col, value) => /* wgsl */ `
     let qn = (${col}) / hw;
     dx[dxGroup + qn * params.C * hw + (${row}) * hw + (${col}) % hw] = ${value};`,
+  loadC: (row, col) => /* wgsl */ `
+    let qn = (${col}) / hw;
+    v = dx[dxGroup + qn * params.C * hw + (${row}) * hw + (${col}) % hw];`,
 };
+
+// ---------------------------------------------------------------------------------------------------
+// conv2dBackwardInput by stride phases
+//
+// With stride s > 1 the plain backward-input GEMM walks every tap for every input pixel, and all but
+// 1/(sh·sw) of them are misaligned (they load 0): a 4× waste at stride 2. The input pixels split into
+// sh·sw phases (iy mod sh, ix mod sw); within phase (ry, rx) the aligned taps are ky = ky0 + t·sh with
+// ky0 = (ry + padT) mod sh (dilation 1), and the output row is oy = jy + qy − t with iy = ry + jy·sh and
+// qy = (ry + padT − ky0) / sh; likewise in x. Each phase is a dense GEMM over only its taps: rows c,
+// columns (n, jy, jx), K = (o, t, u) over Og·khp·kwp. The nonzero terms of each sum are the same and in
+// the same order as in the plain kernel, whose extra terms are exact zeros, so the results are equal.
+// (A phase with no aligned tap has K = 0 and writes zeros.)
+
+const PHASE_OVERRIDES = /* wgsl */ `
+override KHP: u32 = 1u;
+override KWP: u32 = 1u;
+override KHWP: u32 = KHP * KWP;
+`;
+
+const backwardInputPhaseSpec: GemmSpec = {
+  name: 'conv2d_backward_input_phase',
+  paramFields: [...CONV_FIELDS, 'ry: u32,', 'rx: u32,', 'ky0: u32,', 'kx0: u32,', 'qy: i32,', 'qx: i32,', 'Hp: u32,', 'Wp: u32,'],
+  bindings: backwardInputSpec.bindings,
+  decls: GEOMETRY_OVERRIDES + PHASE_OVERRIDES,
+  prologue: /* wgsl */ `
+    let ohw = params.OH * params.OW;
+    let hw = params.H * params.W;
+    let hwp = params.Hp * params.Wp;
+    let wGroup = z * params.Og * params.Cg * KHW - params.base_wt;
+    let dyGroup = z * params.Og * ohw - params.base_dy;
+    let dxGroup = z * params.Cg * hw - params.base_dx;`,
+  aVec4: false,
+  // A[c, (o, t, u)] = w[g·Og + o, c, ky0 + t·SH, kx0 + u·SW]
+  loadA: (row, k) => /* wgsl */ `
+    let qo = (${k}) / KHWP;
+    let qt = (${k}) % KHWP;
+    v = wt[wGroup + (qo * params.Cg + ${row}) * KHW + (params.ky0 + (qt / KWP) * SH) * KW + params.kx0 + (qt % KWP) * SW];`,
+  bVec4: false,
+  // Column (n, jy, jx) of the phase: the image's gradient offset and the output pixel of tap (0, 0).
+  colSetup: (col) => /* wgsl */ `
+    let qn = (${col}) / hwp;
+    let qp = (${col}) % hwp;
+    let dyImage = dyGroup + qn * params.O * ohw;
+    let oy0 = i32(qp / params.Wp) + params.qy;
+    let ox0 = i32(qp % params.Wp) + params.qx;`,
+  // B[(o, t, u), (n, jy, jx)] = dy[n, g·Og + o, jy + qy − t, jx + qx − u], or 0 past the output.
+  loadB: (k) => /* wgsl */ `
+    let qo = (${k}) / KHWP;
+    let qt = (${k}) % KHWP;
+    let qoy = oy0 - i32(qt / KWP);
+    let qox = ox0 - i32(qt % KWP);
+    if (qoy >= 0 && qox >= 0 && qoy < i32(params.OH) && qox < i32(params.OW)) {
+      v = dy[dyImage + (qo * params.OH + u32(qoy)) * params.OW + u32(qox)];
+    }`,
+  storeC: (row, col, value) => /* wgsl */ `
+    let qn = (${col}) / hwp;
+    let qp = (${col}) % hwp;
+    dx[dxGroup + qn * params.C * hw + (${row}) * hw + (params.ry + (qp / params.Wp) * SH) * params.W + params.rx + (qp % params.Wp) * SW] = ${value};`,
+  loadC: (row, col) => /* wgsl */ `
+    let qn = (${col}) / hwp;
+    let qp = (${col}) % hwp;
+    v = dx[dxGroup + qn * params.C * hw + (${row}) * hw + (params.ry + (qp / params.Wp) * SH) * params.W + params.rx + (qp % params.Wp) * SW];`,
+};
+
+/** Whether backward-input runs by stride phases: a stride above 1, no dilation (the phases' taps are then regular). */
+export function usesStridePhases(g: ConvGeometry): boolean {
+  return (g.stride[0] > 1 || g.stride[1] > 1) && g.dilation[0] === 1 && g.dilation[1] === 1 && convPaths.stridePhases;
+}
+
+/** The sh·sw phase GEMMs of conv2dBackwardInput (phases with no input pixel are left out). */
+export function planBackwardInputPhases(g: ConvGeometry, config?: GemmConfig): SplitPlan[] {
+  const d = dimsOf(g);
+  const [SH, SW] = g.stride;
+  const [padT, padL] = g.padding;
+  const plans: SplitPlan[] = [];
+  for (let ry = 0; ry < SH; ry++) {
+    for (let rx = 0; rx < SW; rx++) {
+      const Hp = Math.ceil((d.H - ry) / SH);
+      const Wp = Math.ceil((d.W - rx) / SW);
+      if (Hp <= 0 || Wp <= 0) continue;
+      const ky0 = (ry + padT) % SH;
+      const kx0 = (rx + padL) % SW;
+      const KHP = Math.max(0, Math.ceil((d.KH - ky0) / SH));
+      const KWP = Math.max(0, Math.ceil((d.KW - kx0) / SW));
+      const M = d.Cg;
+      const N = d.N * Hp * Wp;
+      const K = d.Og * KHP * KWP;
+      const cfg = config ?? chooseGemmConfig(M, N, false);
+      validateGemmConfig(cfg, false);
+      const code = cachedShader(`conv2dBackwardInputPhase:${gemmVariant(cfg)}`, () => gemmShader(backwardInputPhaseSpec, cfg));
+      // An empty phase (K = 0) keeps 1×1 tap constants: its loop never runs, the divisions must not be by 0.
+      const taps = { KHP: Math.max(1, KHP), KWP: Math.max(1, KWP), KHWP: Math.max(1, KHP * KWP) };
+      plans.push(
+        gemmPlan({
+          label: `${convLabel('conv2dBackwardInput', g)} phase (${ry}, ${rx})`,
+          code,
+          tile: tileOf(cfg),
+          constants: { ...gemmConstants(cfg), ...geometryConstants(g), ...taps },
+          uniforms: { ...convParams(d, g, M, N, K), ry, rx, ky0, kx0, qy: (ry + padT - ky0) / SH, qx: (rx + padL - kx0) / SW, Hp, Wp },
+          bindings: { dy: 0, wt: 1, dx: 'output' },
+          outShape: g.xShape,
+          Z: d.G,
+          M,
+          N,
+          K,
+          // Used only where every tensor binds whole (the kernel routes split problems to the plain GEMM).
+          reach: () => ({ dy: [0, sizeOf(g.yShape) - 1], wt: [0, sizeOf(g.wShape) - 1], dx: [0, sizeOf(g.xShape) - 1] }),
+        }),
+      );
+    }
+  }
+  return plans;
+}
 
 // ---------------------------------------------------------------------------------------------------
 // conv2dBackwardFilter
@@ -222,9 +353,9 @@ function backwardFilterSpec(aVec4: boolean, exactDiv: boolean): GemmSpec {
     decls: GEOMETRY_OVERRIDES,
     prologue: /* wgsl */ `
       let ohw = params.OH * params.OW;
-      let dyGroup = z * params.Og * ohw;
-      let xGroup = z * params.Cg * params.H * params.W;
-      let dwGroup = z * params.Og * params.N;`,
+      let dyGroup = z * params.Og * ohw - params.base_dy;
+      let xGroup = z * params.Cg * params.H * params.W - params.base_x;
+      let dwGroup = z * params.Og * params.N - params.base_dw;`,
     aVec4,
     // A[o, (n, p)] = dy[n, g·Og + o, p]; with vec4 loads oh·ow % 4 == 0, so the four k share the image n.
     loadA: (row, k) => /* wgsl */ `
@@ -249,35 +380,132 @@ function backwardFilterSpec(aVec4: boolean, exactDiv: boolean): GemmSpec {
         v = x[xChannel + qn * params.C * params.H * params.W + u32(qy) * params.W + u32(qx)];
       }`,
     storeC: (row, col, value) => `dw[dwGroup + (${row}) * params.N + ${col}] = ${value};`,
+    loadC: (row, col) => `v = dw[dwGroup + (${row}) * params.N + ${col}];`,
   };
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Plans
+//
+// Each plan also says which elements of each tensor a box of (group z, rows m, columns n, depth k) touches,
+// so that a convolution over tensors larger than one binding can split (kernels/range-split.ts). The
+// ranges are whole (image, channel) planes: a window covers from the first image's first channel plane to
+// the last image's last channel plane the box reaches.
 
-function gemmPlan(
-  label: string,
-  code: string,
-  cfg: GemmConfig,
-  constants: Record<string, number>,
-  uniforms: Record<string, number>,
-  bindings: Record<string, PlannedBinding>,
-  outShape: Shape,
-  M: number,
-  N: number,
-  G: number,
-): DispatchPlan {
-  const tileM = cfg.wgY * cfg.rm;
-  const tileN = cfg.wgX * cfg.rn;
-  return {
-    label,
+/** The range of channel planes [c, c + …) of images n0…n1 in an [N, channels, plane] tensor. */
+function planes(n0: number, n1: number, channels: number, c0: number, c1: number, plane: number): [number, number] {
+  return [(n0 * channels + c0) * plane, (n1 * channels + c1) * plane + plane - 1];
+}
+
+/** conv2d forward as an implicit GEMM (no routing). */
+export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): SplitPlan {
+  const d = dimsOf(g);
+  const M = d.Og;
+  const N = d.N * d.OH * d.OW;
+  const K = d.Cg * d.KH * d.KW;
+  const cfg = config ?? chooseGemmConfig(M, N, false);
+  validateGemmConfig(cfg, false);
+  const aVec4 = K % 4 === 0;
+  const code = cachedShader(`conv2d:${gemmVariant(cfg)}:${aVec4}`, () => gemmShader(forwardSpec(aVec4), cfg));
+  const ohw = d.OH * d.OW;
+  const khw = d.KH * d.KW;
+  return gemmPlan({
+    label: convLabel('conv2d', g),
     code,
-    constants: { ...gemmConstants(cfg), ...constants },
-    uniforms,
-    bindings,
-    outShape,
-    workgroups: checkedGrid(label, [Math.ceil(N / tileN), Math.ceil(M / tileM), G]),
-  };
+    tile: tileOf(cfg),
+    constants: { ...gemmConstants(cfg), ...geometryConstants(g) },
+    uniforms: convParams(d, g, M, N, K),
+    bindings: { x: 0, wt: 1, y: 'output' },
+    outShape: g.yShape,
+    Z: d.G,
+    M,
+    N,
+    K,
+    columnPeriod: ohw,
+    // rows o, columns (n, pixel), depth (c, tap)
+    reach: ({ start: [z0, m0, n0, k0], end: [z1, m1, n1, k1] }) => ({
+      wt: [(z0 * d.Og + m0) * K + k0, ((z1 - 1) * d.Og + m1 - 1) * K + k1 - 1],
+      x: planes(Math.floor(n0 / ohw), Math.floor((n1 - 1) / ohw), d.C, z0 * d.Cg + Math.floor(k0 / khw), (z1 - 1) * d.Cg + Math.floor((k1 - 1) / khw), d.H * d.W),
+      y: planes(Math.floor(n0 / ohw), Math.floor((n1 - 1) / ohw), d.O, z0 * d.Og + m0, (z1 - 1) * d.Og + m1 - 1, ohw),
+    }),
+  });
+}
+
+export function planConv2dBackwardInput(g: ConvGeometry, config?: GemmConfig): SplitPlan {
+  const d = dimsOf(g);
+  const M = d.Cg;
+  const N = d.N * d.H * d.W;
+  const K = d.Og * d.KH * d.KW;
+  const cfg = config ?? chooseGemmConfig(M, N, false);
+  validateGemmConfig(cfg, false);
+  const code = cachedShader(`conv2dBackwardInput:${gemmVariant(cfg)}`, () => gemmShader(backwardInputSpec, cfg));
+  const hw = d.H * d.W;
+  const khw = d.KH * d.KW;
+  return gemmPlan({
+    label: convLabel('conv2dBackwardInput', g),
+    code,
+    tile: tileOf(cfg),
+    constants: { ...gemmConstants(cfg), ...geometryConstants(g) },
+    uniforms: convParams(d, g, M, N, K),
+    bindings: { dy: 0, wt: 1, dx: 'output' },
+    outShape: g.xShape,
+    Z: d.G,
+    M,
+    N,
+    K,
+    columnPeriod: hw,
+    // rows c, columns (n, input pixel), depth (o, tap)
+    reach: ({ start: [z0, m0, n0, k0], end: [z1, m1, n1, k1] }) => {
+      const o0 = z0 * d.Og + Math.floor(k0 / khw);
+      const o1 = (z1 - 1) * d.Og + Math.floor((k1 - 1) / khw);
+      return {
+        wt: [(o0 * d.Cg + m0) * khw, (o1 * d.Cg + m1 - 1) * khw + khw - 1],
+        dy: planes(Math.floor(n0 / hw), Math.floor((n1 - 1) / hw), d.O, o0, o1, d.OH * d.OW),
+        dx: planes(Math.floor(n0 / hw), Math.floor((n1 - 1) / hw), d.C, z0 * d.Cg + m0, (z1 - 1) * d.Cg + m1 - 1, hw),
+      };
+    },
+  });
+}
+
+export function planConv2dBackwardFilter(g: ConvGeometry, config?: GemmConfig): SplitPlan {
+  const d = dimsOf(g);
+  const M = d.Og;
+  const N = d.Cg * d.KH * d.KW;
+  const K = d.N * d.OH * d.OW;
+  const cfg = config ?? chooseGemmConfig(M, N, false);
+  validateGemmConfig(cfg, false);
+  const ohw = d.OH * d.OW;
+  const khw = d.KH * d.KW;
+  const aVec4 = ohw % 4 === 0;
+  // The largest dividend is a K index (< K); (q + 1)·d must not overflow u32 either.
+  const exactDiv = K + ohw >= FAST_DIV_LIMIT;
+  const code = cachedShader(`conv2dBackwardFilter:${gemmVariant(cfg)}:${aVec4}:${exactDiv}`, () =>
+    gemmShader(backwardFilterSpec(aVec4, exactDiv), cfg),
+  );
+  return gemmPlan({
+    label: convLabel('conv2dBackwardFilter', g),
+    code,
+    tile: tileOf(cfg),
+    constants: { ...gemmConstants(cfg), ...geometryConstants(g) },
+    uniforms: { ...convParams(d, g, M, N, K), invOHW: Math.fround(1 / ohw), invOW: Math.fround(1 / d.OW) },
+    bindings: { x: 0, dy: 1, dw: 'output' },
+    outShape: g.wShape,
+    Z: d.G,
+    M,
+    N,
+    K,
+    depthPeriod: ohw,
+    // rows o, columns (c, tap), depth (n, output pixel)
+    reach: ({ start: [z0, m0, n0, k0], end: [z1, m1, n1, k1] }) => {
+      const i0 = Math.floor(k0 / ohw);
+      const i1 = Math.floor((k1 - 1) / ohw);
+      return {
+        dy: planes(i0, i1, d.O, z0 * d.Og + m0, (z1 - 1) * d.Og + m1 - 1, ohw),
+        x: planes(i0, i1, d.C, z0 * d.Cg + Math.floor(n0 / khw), (z1 - 1) * d.Cg + Math.floor((n1 - 1) / khw), d.H * d.W),
+        dw: [(z0 * d.Og + m0) * N + n0, ((z1 - 1) * d.Og + m1 - 1) * N + n1 - 1],
+      };
+    },
+  });
 }
 
 /** True when conv2d is a plain (grouped) matmul: 1×1 kernel, stride 1, no padding, same spatial size. */
@@ -302,55 +530,15 @@ export function pointwiseAsMatmul(g: ConvGeometry): KernelParams['matmul'] {
     : { aShape: [d.G, d.Og, d.Cg], bShape: [d.N, d.G, d.Cg, hw], outShape: [d.N, d.G, d.Og, hw] };
 }
 
-/** conv2d forward as an implicit GEMM (no routing). */
-export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): DispatchPlan {
-  const d = dimsOf(g);
-  const M = d.Og;
-  const N = d.N * d.OH * d.OW;
-  const K = d.Cg * d.KH * d.KW;
-  const cfg = config ?? chooseGemmConfig(M, N, false);
-  validateGemmConfig(cfg, false);
-  const aVec4 = K % 4 === 0;
-  const code = cachedShader(`conv2d:${gemmVariant(cfg)}:${aVec4}`, () => gemmShader(forwardSpec(aVec4), cfg));
-  return gemmPlan(convLabel('conv2d', g), code, cfg, geometryConstants(g), convParams(d, g, M, N, K), { x: 0, wt: 1, y: 'output' }, g.yShape, M, N, d.G);
-}
-
-export function planConv2dBackwardInput(g: ConvGeometry, config?: GemmConfig): DispatchPlan {
-  const d = dimsOf(g);
-  const M = d.Cg;
-  const N = d.N * d.H * d.W;
-  const K = d.Og * d.KH * d.KW;
-  const cfg = config ?? chooseGemmConfig(M, N, false);
-  validateGemmConfig(cfg, false);
-  const code = cachedShader(`conv2dBackwardInput:${gemmVariant(cfg)}`, () => gemmShader(backwardInputSpec, cfg));
-  return gemmPlan(convLabel('conv2dBackwardInput', g), code, cfg, geometryConstants(g), convParams(d, g, M, N, K), { dy: 0, wt: 1, dx: 'output' }, g.xShape, M, N, d.G);
-}
-
-export function planConv2dBackwardFilter(g: ConvGeometry, config?: GemmConfig): DispatchPlan {
-  const d = dimsOf(g);
-  const M = d.Og;
-  const N = d.Cg * d.KH * d.KW;
-  const K = d.N * d.OH * d.OW;
-  const cfg = config ?? chooseGemmConfig(M, N, false);
-  validateGemmConfig(cfg, false);
-  const ohw = d.OH * d.OW;
-  const aVec4 = ohw % 4 === 0;
-  // The largest dividend is a K index (< K); (q + 1)·d must not overflow u32 either.
-  const exactDiv = K + ohw >= FAST_DIV_LIMIT;
-  const code = cachedShader(`conv2dBackwardFilter:${gemmVariant(cfg)}:${aVec4}:${exactDiv}`, () =>
-    gemmShader(backwardFilterSpec(aVec4, exactDiv), cfg),
-  );
-  const params = { ...convParams(d, g, M, N, K), invOHW: Math.fround(1 / ohw), invOW: Math.fround(1 / d.OW) };
-  return gemmPlan(convLabel('conv2dBackwardFilter', g), code, cfg, geometryConstants(g), params, { x: 0, dy: 1, dw: 'output' }, g.wShape, M, N, d.G);
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Depthwise conv2d: groups == C, O = C·multiplier, weights [O, 1, kh, kw].
 //
 // A workgroup of WG_X × WG_Y invocations computes a TILE_OH × TILE_OW block (TILE_OH = WG_Y,
 // TILE_OW = WG_X·RX) of one (n, o) output plane: it stages the input patch the block reads (zero-padded
 // at the borders) and the plane's kh·kw filter taps in workgroup memory, then each invocation computes RX
-// consecutive outputs of one row. Planes beyond the grid's z extent are looped over.
+// consecutive outputs of one row. Planes beyond the grid's z extent are looped over. A dispatch covers the
+// planes [plane0, plane1) with x and y bound whole or as windows (their starts in base_x, base_y), so
+// tensors larger than one binding split into ranges of planes.
 
 const DW_RX = 4;
 
@@ -367,7 +555,10 @@ override PATCH_H: u32 = (TILE_OH - 1u) * SH + (KH - 1u) * DH + 1u;
 override PATCH_LEN: u32 = PATCH_H * PATCH_W;
 
 struct Params {
-  planes: u32,
+  plane0: u32,
+  plane1: u32,
+  base_x: u32,
+  base_y: u32,
   O: u32,
   C: u32,
   H: u32,
@@ -395,11 +586,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let ix0 = i32(ox0 * SW) - params.padL;
   let oy = oy0 + lid3.y;
   let oxb = ox0 + lid3.x * RX;
-  for (var plane = wid.z; plane < params.planes; plane += nwg.z) {
+  for (var plane = params.plane0 + wid.z; plane < params.plane1; plane += nwg.z) {
     let n = plane / params.O;
     let o = plane % params.O;
     let c = o / params.mult;
-    let xoff = (n * params.C + c) * params.H * params.W;
+    let xoff = (n * params.C + c) * params.H * params.W - params.base_x;
     for (var i = lid; i < PATCH_H * PATCH_W; i += NUM_THREADS) {
       let iy = iy0 + i32(i / PATCH_W);
       let ix = ix0 + i32(i % PATCH_W);
@@ -423,7 +614,7 @@ ${Array.from({ length: DW_RX }, (_, r) => `        acc[${r}] = fma(tile_in[base 
       }
     }
     if (oy < params.OH) {
-      let yrow = (plane * params.OH + oy) * params.OW;
+      let yrow = (plane * params.OH + oy) * params.OW - params.base_y;
 ${Array.from({ length: DW_RX }, (_, r) => `      if (oxb + ${r}u < params.OW) { y[yrow + oxb + ${r}u] = acc[${r}]; }`).join('\n')}
     }
     workgroupBarrier();
@@ -466,20 +657,32 @@ export function depthwiseSharedBytes(g: ConvGeometry, wgX: number, wgY: number):
 }
 
 /** The depthwise plan, or null when its staged patch would not fit `sharedLimit` bytes. */
-export function planDepthwise(g: ConvGeometry, sharedLimit: number): DispatchPlan | null {
+export function planDepthwise(g: ConvGeometry, sharedLimit: number): SplitPlan | null {
   const d = dimsOf(g);
   const { wgX, wgY } = depthwiseShape(d.OH, d.OW);
   if (depthwiseSharedBytes(g, wgX, wgY) > sharedLimit) return null;
   const planes = d.N * d.O;
   const label = convLabel('conv2d(depthwise)', g);
+  const grid = (p0: number, p1: number) => checkedGrid(label, [Math.ceil(d.OW / (wgX * DW_RX)), Math.ceil(d.OH / wgY), Math.min(p1 - p0, 65535)]);
+  // Plane p = (n, o) reads input plane (n, o / mult): offsets grow with p.
+  const xPlane = (p: number) => Math.floor(p / d.O) * d.C + Math.floor((p % d.O) / d.Og);
   return {
     label,
     code: DEPTHWISE,
     constants: depthwiseConstants(g, wgX, wgY),
-    uniforms: { planes, O: d.O, C: d.C, H: d.H, W: d.W, OH: d.OH, OW: d.OW, mult: d.Og, padT: g.padding[0], padL: g.padding[1] },
+    uniforms: { plane0: 0, plane1: planes, base_x: 0, base_y: 0, O: d.O, C: d.C, H: d.H, W: d.W, OH: d.OH, OW: d.OW, mult: d.Og, padT: g.padding[0], padL: g.padding[1] },
     bindings: { x: 0, wt: 1, y: 'output' },
     outShape: g.yShape,
-    workgroups: checkedGrid(label, [Math.ceil(d.OW / (wgX * DW_RX)), Math.ceil(d.OH / wgY), Math.min(planes, 65535)]),
+    workgroups: grid(0, planes),
+    sizes: [planes],
+    granules: [1],
+    reach: ({ start: [p0], end: [p1] }) => ({
+      x: [xPlane(p0) * d.H * d.W, xPlane(p1 - 1) * d.H * d.W + d.H * d.W - 1],
+      wt: [0, d.O * d.KH * d.KW - 1],
+      y: [p0 * d.OH * d.OW, p1 * d.OH * d.OW - 1],
+    }),
+    boxUniforms: ({ start: [p0], end: [p1] }, bases) => ({ plane0: p0, plane1: p1, base_x: bases.x, base_y: bases.y }),
+    boxGrid: ({ start: [p0], end: [p1] }) => grid(p0, p1),
   };
 }
 
@@ -493,15 +696,15 @@ export function conv2dRoute(g: ConvGeometry, sharedLimit = 16384): Conv2dRoute {
 }
 
 /** Plans conv2d forward with routing (pointwise → matmul, depthwise → depthwise kernel, else implicit GEMM). */
-export function planConv2d(g: ConvGeometry, sharedLimit = 16384, target?: GemmTarget): DispatchPlan {
+export function planConv2d(g: ConvGeometry, sharedLimit = 16384, target?: GemmTarget, config?: GemmConfig): SplitPlan {
   const route = conv2dRoute(g, sharedLimit);
   if (route === 'pointwise-matmul') {
-    const plan = planMatmul(pointwiseAsMatmul(g), undefined, target);
+    const plan = planMatmul(pointwiseAsMatmul(g), config, target);
     // The matmul binds a = weights (input 1), b = x (input 0); its [N, G·Og, H·W] output is y.
     return { ...plan, label: `${convLabel('conv2d(1x1 as matmul)', g)}`, bindings: { a: 1, b: 0, out: 'output' }, outShape: g.yShape };
   }
   if (route === 'depthwise') return planDepthwise(g, sharedLimit)!;
-  return planConv2dGemm(g);
+  return planConv2dGemm(g, config);
 }
 
 /** FLOPs of a convolution (and of each of its backward operators): 2·N·O·oh·ow·(C/g)·kh·kw. */
@@ -511,23 +714,170 @@ export function convFlops(g: ConvGeometry): number {
   return 2 * N * O * OH * OW * Cg * KH * KW;
 }
 
-function run(ctx: KernelContext, kernel: ConvKernel, plan: DispatchPlan, inputs: readonly GpuStorage[], g: ConvGeometry): GpuStorage {
-  const K = kernel === 'conv2dBackwardFilter' ? g.yShape[0] * g.yShape[2] * g.yShape[3] : kernel === 'conv2d' ? g.wShape[1] * g.wShape[2] * g.wShape[3] : (g.wShape[0] / g.groups) * g.wShape[2] * g.wShape[3];
-  // An empty sum (no taps, no batch) is zero; the GEMM loop would still store it, but skip the dispatch.
-  const size = sizeOf(plan.outShape);
-  if (K === 0 || size === 0) return ctx.call('fill', [], { size, value: 0 });
-  return runPlan(ctx, plan, inputs);
+/** Output elements and dot-product length of a convolution operator. */
+function sizesOf(kernel: ConvKernel, g: ConvGeometry): { out: number; K: number } {
+  const [N, O, OH, OW] = g.yShape;
+  const [, Cg, KH, KW] = g.wShape;
+  if (kernel === 'conv2d') return { out: sizeOf(g.yShape), K: Cg * KH * KW };
+  if (kernel === 'conv2dBackwardInput') return { out: sizeOf(g.xShape), K: (O / g.groups) * KH * KW };
+  return { out: sizeOf(g.wShape), K: N * OH * OW };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Split-K for conv2dBackwardFilter
+//
+// Backward-filter sums over K = batch × output pixels (tens of thousands) into a small output
+// (O × C/g·kh·kw): few output tiles, so few workgroups, each walking all of K. Split-K cuts K into S ranges
+// (multiples of 4), each writing its partial sums to its own slab of scratch [S, O, C/g, kh, kw], and one
+// reduction adds the slabs (in order). The sums are regrouped, so the result moves within float32
+// rounding; it is chosen only where the tiles are too few to occupy the device.
+
+/** Workgroups below which backward-filter splits K by default: a GPU wants many, a CPU adapter its cores. */
+function workgroupTarget(target: GemmTarget): number {
+  return target.cpu ? 8 : 256;
+}
+
+/** The default split of K for backward-filter (1: none). */
+export function defaultSplitK(g: ConvGeometry, cfg: GemmConfig, target: GemmTarget): number {
+  const { m: tm, n: tn } = tileOf(cfg);
+  const [N, O, OH, OW] = g.yShape;
+  const [, Cg, KH, KW] = g.wShape;
+  const tiles = Math.ceil(O / g.groups / tm) * Math.ceil((Cg * KH * KW) / tn) * g.groups;
+  const K = N * OH * OW;
+  if (tiles >= workgroupTarget(target) || K < 8192) return 1;
+  return Math.max(1, Math.min(16, Math.ceil(workgroupTarget(target) / tiles), Math.floor(K / 2048)));
+}
+
+/** A u32 that, subtracted in the shader (u32 arithmetic wraps), adds `offset`: slab s of the partials. */
+function addedOffset(offset: number): number {
+  return (2 ** 32 - offset) % 2 ** 32;
+}
+
+/** The GEMM dispatches of backward-filter split into `S` K ranges, writing slabs of `partials`. */
+function splitKDispatches(plan: SplitPlan, K: number, S: number, size: number, x: GpuStorage, dy: GpuStorage, partials: GpuStorage): Dispatch[] {
+  const chunk = Math.ceil(K / S / 4) * 4;
+  const out: Dispatch[] = [];
+  for (let s = 0; s * chunk < K; s++) {
+    out.push({ ...plan, bindings: { x, dy, dw: partials }, uniforms: { ...plan.uniforms, k0: s * chunk, k1: Math.min(K, (s + 1) * chunk), base_dw: addedOffset(s * size) } });
+  }
+  return out;
+}
+
+function runBackwardFilterSplitK(ctx: KernelContext, plan: SplitPlan, g: ConvGeometry, S: number, [x, dy]: readonly GpuStorage[]): GpuStorage {
+  const { out: size, K } = sizesOf('conv2dBackwardFilter', g);
+  const slabs = Math.ceil(K / (Math.ceil(K / S / 4) * 4));
+  const partials = ctx.scratch(slabs * size, [slabs, size]);
+  for (const d of splitKDispatches(plan, K, S, size, x, dy, partials)) ctx.dispatch(d);
+  const sum = ctx.call('reduce', [partials], { op: 'sum', shape: [slabs, size], axes: [0] });
+  return sum;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The kernels: routing, tuning, splitting
+
+/**
+ * Paths the benchmarks and tests can turn off to compare with the plain kernels: stride phases for
+ * backward-input, split-K for backward-filter.
+ */
+export const convPaths = { stridePhases: true, splitK: true };
+
+/** A tile configuration name with an optional split-K factor: `square`, `square/k4`. */
+function parseCandidate(name: string): { cfg: GemmConfig; splitK: number } {
+  const [config, k] = name.split('/k');
+  return { cfg: GEMM_CONFIGS[config as keyof typeof GEMM_CONFIGS], splitK: k ? Number(k) : 1 };
+}
+
+/**
+ * The variant to run: the autotuner's choice for this operator's shape class, or the default (`fallback`).
+ * `plan(config)` plans the operator with a configuration; split-K candidates are offered for backward-filter.
+ */
+function tunedVariant(
+  ctx: KernelContext,
+  kernel: ConvKernel,
+  g: ConvGeometry,
+  inputs: readonly GpuStorage[],
+  shape: { M: number; N: number; bVec4: boolean },
+  plan: (config: GemmConfig) => SplitPlan[],
+): { cfg: GemmConfig; splitK: number } {
+  const target = targetOf(ctx);
+  const fallback = chooseGemmConfig(shape.M, shape.N, shape.bVec4, target);
+  const forced = forcedGemmConfig();
+  const filter = kernel === 'conv2dBackwardFilter' && convPaths.splitK;
+  if (forced) return { cfg: forced, splitK: filter ? defaultSplitK(g, forced, target) : 1 };
+  const { out: size, K } = sizesOf(kernel, g);
+  const configs = tuningCandidates(fallback, shape.M, shape.N, shape.bVec4, target);
+  const first = filter && defaultSplitK(g, fallback, target) > 1 ? `${configs[0]}/k${defaultSplitK(g, fallback, target)}` : configs[0];
+  const splits = filter && K >= 8192 ? [2, 4, 8].filter((S) => K / S >= 1024) : [];
+  const candidates = [first, ...[...configs, ...configs.flatMap((c) => splits.map((S) => `${c}/k${S}`))].filter((c) => c !== first)];
+  const [, , KH, KW] = g.wShape;
+  const choice = ctx.tuned({
+    key: `${kernel}|${KH}x${KW}|s${g.stride.join('x')}|M${sizeClass(shape.M)}|N${sizeClass(shape.N)}|K${sizeClass(K)}|G${g.groups > 1}|b${shape.bVec4}`,
+    candidates,
+    sizes: [inputs[0].size, inputs[1].size, size * Math.max(1, ...splits)],
+    // Timed: the GEMM dispatches (split-K's reduction of the slabs, a small elementwise pass, is not).
+    plan: (name, [a, b, out]) => {
+      const v = parseCandidate(name);
+      const plans = plan(v.cfg);
+      if (v.splitK > 1) return splitKDispatches(plans[0], K, v.splitK, size, a, b, out);
+      return plans.map((p) => bindPlan(p, [a, b, out]));
+    },
+  });
+  return parseCandidate(choice);
+}
+
+/**
+ * Runs plans that together write the output (one, or the stride phases), with their alternatives at
+ * 16-row tiles when tensors exceed one binding and the default tiles make windows too large.
+ */
+function run(ctx: KernelContext, plans: (config?: GemmConfig) => SplitPlan[], inputs: readonly GpuStorage[]): GpuStorage {
+  const first = plans();
+  if (first.length === 1) {
+    const alternatives = [first[0]];
+    if (needsSplit(ctx, inputs, sizeOf(first[0].outShape))) alternatives.push(plans(SPLIT_FALLBACK)[0]);
+    return runFirstSplittable(ctx, alternatives, inputs);
+  }
+  const out = ctx.output(sizeOf(first[0].outShape), first[0].outShape);
+  for (const plan of first) ctx.dispatch(bindPlan(plan, [...inputs, out]));
+  return out;
 }
 
 /** The backend's convolution kernels. */
 export const conv2dKernels = {
   conv2d(ctx, inputs, g) {
-    return run(ctx, 'conv2d', planConv2d(g, ctx.limits.maxComputeWorkgroupStorageSize, targetOf(ctx)), inputs, g);
+    const { out, K } = sizesOf('conv2d', g);
+    if (K === 0 || out === 0) return ctx.call('fill', [], { size: out, value: 0 });
+    const shared = ctx.limits.maxComputeWorkgroupStorageSize;
+    const target = targetOf(ctx);
+    const route = conv2dRoute(g, shared);
+    const plan = (config?: GemmConfig) => [planConv2d(g, shared, target, config)];
+    // The implicit GEMM, and the 1×1 matmul when its rows are not few (a GEMV has nothing to tune).
+    const tunable = route === 'implicit-gemm' || (route === 'pointwise-matmul' && g.wShape[0] / g.groups > GEMV_MAX_ROWS);
+    if (!tunable || needsSplit(ctx, inputs, out)) return run(ctx, plan, inputs);
+    const hw = g.yShape[2] * g.yShape[3];
+    const shape = route === 'implicit-gemm' ? { M: g.wShape[0] / g.groups, N: g.yShape[0] * hw, bVec4: false } : { M: g.wShape[0] / g.groups, N: hw, bVec4: hw % 4 === 0 };
+    const { cfg } = tunedVariant(ctx, 'conv2d', g, inputs, shape, plan);
+    return run(ctx, () => plan(cfg), inputs);
   },
   conv2dBackwardInput(ctx, inputs, g) {
-    return run(ctx, 'conv2dBackwardInput', planConv2dBackwardInput(g), inputs, g);
+    const { out, K } = sizesOf('conv2dBackwardInput', g);
+    if (K === 0 || out === 0) return ctx.call('fill', [], { size: out, value: 0 });
+    const plain = (config?: GemmConfig) => [planConv2dBackwardInput(g, config)];
+    if (needsSplit(ctx, inputs, out)) return run(ctx, plain, inputs);
+    const phases = usesStridePhases(g);
+    const plan = phases ? (config?: GemmConfig) => planBackwardInputPhases(g, config) : plain;
+    const columns = phases ? g.xShape[0] * Math.ceil(g.xShape[2] / g.stride[0]) * Math.ceil(g.xShape[3] / g.stride[1]) : g.xShape[0] * g.xShape[2] * g.xShape[3];
+    const { cfg } = tunedVariant(ctx, 'conv2dBackwardInput', g, inputs, { M: g.wShape[1], N: columns, bVec4: false }, plan);
+    return run(ctx, () => plan(cfg), inputs);
   },
   conv2dBackwardFilter(ctx, inputs, g) {
-    return run(ctx, 'conv2dBackwardFilter', planConv2dBackwardFilter(g), inputs, g);
+    const { out, K } = sizesOf('conv2dBackwardFilter', g);
+    if (K === 0 || out === 0) return ctx.call('fill', [], { size: out, value: 0 });
+    const plan = (config?: GemmConfig) => [planConv2dBackwardFilter(g, config)];
+    if (needsSplit(ctx, inputs, out)) return run(ctx, plan, inputs);
+    const shape = { M: g.wShape[0] / g.groups, N: g.wShape[1] * g.wShape[2] * g.wShape[3], bVec4: false };
+    const { cfg, splitK } = tunedVariant(ctx, 'conv2dBackwardFilter', g, inputs, shape, plan);
+    // The partial sums' slabs must bind whole too.
+    if (splitK > 1 && splitK * out <= ctx.bindingLimit) return runBackwardFilterSplitK(ctx, plan(cfg)[0], g, splitK, inputs);
+    return run(ctx, () => plan(cfg), inputs);
   },
 } satisfies KernelFamily;

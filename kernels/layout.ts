@@ -3,26 +3,40 @@
 // Every layout op is a copy between a contiguous tensor and a strided view of another one, over
 // coalesced dimensions (see the prelude's strided addressing), so a typical call reaches the GPU with
 // rank 1–3 whatever its nominal rank.
+//
+// Tensors larger than one binding: every copy then runs the boxed copy (both sides strided) once per box
+// of its index space (kernels/blocks.ts); pad becomes a fill plus a boxed copy of the input into the
+// positions it lands on.
+//
+// Matrix transposes (the last two dims swapped, possibly batched: `linear` transposes every weight) run a
+// tiled kernel instead: a gather through a stride of a row per element reads one element per cache line
+// and divides per element, which on a CPU adapter costs ~100 ns an element (a 411 MB VGG weight took
+// 12 s); a 32 × 32 tile staged in workgroup memory reads rows and writes rows.
 
-import type { KernelContext, GpuStorage, KernelFamily } from '../engine/webgpu/kernel-api.ts';
+import { fitsBinding, type KernelContext, type GpuStorage, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
+import { bindBox, naturalStrides, splitBoxes, type Operand } from './blocks.ts';
+import { runSplitPlan, splittable, type SplitPlan } from './range-split.ts';
 import { broadcastStrides, fmt, sizeOf, stridesOf, type Shape } from '../engine/shape.ts';
 import { MAX_RANK, WG, WGSL_LINEAR, WGSL_MAIN_ARGS, checkRank, coalesce, stridedUniforms, wgslStridedMembers, wgslStridedOffsets } from './prelude.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Gather-form copy: out[i] = x[offset(i)] over out's (coalesced) shape. expand, transpose and slice.
 
-/** A copy over n elements with one strided side; `assign` moves element i (gather or scatter form). */
-function stridedCopy(assign: string): string {
+/**
+ * A copy over n elements with `sides` strided sides (1: the other side is contiguous, gather or scatter
+ * form; 2: both strided); `assign` moves element i.
+ */
+function stridedCopy(assign: string, sides = 1): string {
   return /* wgsl */ `
 ${WGSL_LINEAR}
 struct U {
-  ${wgslStridedMembers(1)}
+  ${wgslStridedMembers(sides)}
 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 override WG: u32 = 256;
-${wgslStridedOffsets(1)}
+${wgslStridedOffsets(sides)}
 @compute @workgroup_size(WG)
 fn main(${WGSL_MAIN_ARGS}) {
   let i = linear_index(wid, nwg, lid, WG);
@@ -34,10 +48,37 @@ fn main(${WGSL_MAIN_ARGS}) {
 
 const GATHER_COPY = stridedCopy('out[i] = x[strided_offsets(i).x];');
 
+/** Both sides strided: the copy of one box of an index space split for bindings (kernels/blocks.ts). */
+const BOXED_COPY = stridedCopy('let off = strided_offsets(i); out[off.y] = x[off.x];', 2);
+
+/**
+ * Copies x into out over an index space of `shape`, each side addressed by its own strides and base
+ * (operand 0 = x, operand 1 = out), one dispatch per box that fits the bindings.
+ */
+function boxedCopy(ctx: KernelContext, x: GpuStorage, out: GpuStorage, shape: Shape, xSide: Operand, outSide: Operand, what: string): void {
+  const c = coalesce(shape, [xSide.strides, outSide.strides]);
+  checkRank(c, ctx.kernel, what);
+  const operands = c.strides.map((strides, k) => ({ strides, base: [xSide, outSide][k].base }));
+  for (const box of splitBoxes(c.shape, operands, ctx.bindingLimit, ctx.bindingAlign, `${ctx.kernel} ${what}`)) {
+    const { bindings, base } = bindBox(ctx, box, [x, out], `${ctx.kernel} ${what}`);
+    ctx.dispatch({
+      code: BOXED_COPY,
+      constants: { WG },
+      uniforms: stridedUniforms(box.size, { shape: box.shape, strides: c.strides }, base),
+      bindings: { x: bindings[0], out: bindings[1] },
+      workgroups: Math.ceil(box.size / WG),
+    });
+  }
+}
+
 /** out (contiguous, `outShape`) = x read through `strides` from element `base`. */
 function gatherCopy(ctx: KernelContext, x: GpuStorage, outShape: Shape, strides: readonly number[], base: number, what: string): GpuStorage {
   const n = sizeOf(outShape);
   const out = ctx.output(n, outShape);
+  if (n > 0 && !(fitsBinding(ctx, x) && fitsBinding(ctx, out))) {
+    boxedCopy(ctx, x, out, outShape, { strides, base }, { strides: naturalStrides(outShape) }, what);
+    return out;
+  }
   const c = coalesce(outShape, [strides]);
   checkRank(c, ctx.kernel, what);
   ctx.dispatch({
@@ -101,6 +142,84 @@ fn main(${WGSL_MAIN_ARGS}) {
 }
 `;
 
+// ---------------------------------------------------------------------------------------------------
+// Tiled matrix transpose: out[b, p, q] = x[b, q, p], x [B, Q, P] and out [B, P, Q] row-major per batch.
+
+const TT = 32; // tile edge
+const TILED_TRANSPOSE = /* wgsl */ `// transpose: 32×32 tiles through workgroup memory
+struct U {
+  P: u32,
+  Q: u32,
+  x_batch: u32,
+  out_batch: u32,
+  b0: u32,
+  p0: u32,
+  p1: u32,
+  q0: u32,
+  q1: u32,
+  base_x: u32,
+  base_out: u32,
+}
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+// One padding column so that reading a tile column hits distinct banks on GPUs.
+var<workgroup> tile: array<f32, ${TT * (TT + 1)}>;
+@compute @workgroup_size(${TT}, 8, 1)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let b = u.b0 + wid.z;
+  let pt = u.p0 + wid.x * ${TT}u;
+  let qt = u.q0 + wid.y * ${TT}u;
+  // Rows q of x (contiguous along p) into the tile.
+  for (var j = lid.y; j < ${TT}u; j += 8u) {
+    let q = qt + j;
+    let p = pt + lid.x;
+    if (q < u.q1 && p < u.p1) {
+      tile[j * ${TT + 1}u + lid.x] = x[b * u.x_batch + q * u.P + p - u.base_x];
+    }
+  }
+  workgroupBarrier();
+  // Rows p of out (contiguous along q) from the tile's columns.
+  for (var j = lid.y; j < ${TT}u; j += 8u) {
+    let p = pt + j;
+    let q = qt + lid.x;
+    if (p < u.p1 && q < u.q1) {
+      out[b * u.out_batch + p * u.Q + q - u.base_out] = tile[lid.x * ${TT + 1}u + j];
+    }
+  }
+}
+`;
+
+/**
+ * The tiled transpose's plan when a copy to `outShape` through `strides` is a (batched) matrix transpose:
+ * coalesced to [B, P, Q] with x strides [P·Q, 1, P] (or [1, P] unbatched). Null otherwise.
+ */
+function planTiledTranspose(outShape: Shape, strides: readonly number[], what: string): SplitPlan | null {
+  const c = coalesce(outShape, [strides]);
+  const [dims, st] = [c.shape, c.strides[0]];
+  if (dims.length < 2 || dims.length > 3) return null;
+  const [P, Q] = dims.slice(-2);
+  const B = dims.length === 3 ? dims[0] : 1;
+  if (st[st.length - 2] !== 1 || st[st.length - 1] !== P || (dims.length === 3 && st[0] !== P * Q)) return null;
+  const grid = (p0: number, p1: number, q0: number, q1: number, b0: number, b1: number): [number, number, number] => [Math.ceil((p1 - p0) / TT), Math.ceil((q1 - q0) / TT), b1 - b0];
+  return {
+    label: `transpose (tiled) ${what}`,
+    code: TILED_TRANSPOSE,
+    uniforms: { P, Q, x_batch: P * Q, out_batch: P * Q, b0: 0, p0: 0, p1: P, q0: 0, q1: Q, base_x: 0, base_out: 0 },
+    bindings: { x: 0, out: 'output' },
+    outShape,
+    workgroups: grid(0, P, 0, Q, 0, B),
+    sizes: [B, P, Q],
+    granules: [1, TT, TT],
+    reach: ({ start: [b0, p0, q0], end: [b1, p1, q1] }) => ({
+      x: [b0 * P * Q + q0 * P + p0, (b1 - 1) * P * Q + (q1 - 1) * P + p1 - 1],
+      out: [b0 * P * Q + p0 * Q + q0, (b1 - 1) * P * Q + (p1 - 1) * Q + q1 - 1],
+    }),
+    boxUniforms: ({ start: [b0, p0, q0], end: [, p1, q1] }, bases) => ({ b0, p0, p1, q0, q1, base_x: bases.x, base_out: bases.out }),
+    boxGrid: ({ start: [b0, p0, q0], end: [b1, p1, q1] }) => grid(p0, p1, q0, q1, b0, b1),
+  };
+}
+
 /**
  * Merges dim d+1 into d when d+1 is unpadded and d has no interior padding: the pair is then one dim
  * whose edge padding is scaled by the inner extent.
@@ -131,7 +250,12 @@ export const layoutKernels = {
   transpose(ctx, [x], p) {
     const inStrides = stridesOf(p.shape);
     const outShape = p.perm.map((a) => p.shape[a]);
-    return gatherCopy(ctx, x, outShape, p.perm.map((a) => inStrides[a]), 0, `transpose ${fmt(p.shape)} by ${fmt(p.perm)}`);
+    const strides = p.perm.map((a) => inStrides[a]);
+    const what = `transpose ${fmt(p.shape)} by ${fmt(p.perm)}`;
+    // Tiles need 32 whole rows of each side in a window; where a binding cannot hold that, the gather copy.
+    const tiled = sizeOf(outShape) > 0 ? planTiledTranspose(outShape, strides, what) : null;
+    if (tiled && splittable(ctx, tiled, [x])) return runSplitPlan(ctx, tiled, [x]);
+    return gatherCopy(ctx, x, outShape, strides, 0, what);
   },
 
   slice(ctx, [x], p) {
@@ -144,6 +268,14 @@ export const layoutKernels = {
   pad(ctx, [x], p) {
     const n = sizeOf(p.outShape);
     if (sizeOf(p.shape) === 0) return ctx.call('fill', [], { size: n, value: p.value });
+    if (n > ctx.bindingLimit || !fitsBinding(ctx, x)) {
+      // Too large for one binding: the pad value everywhere, then x copied to where it lands.
+      const out = ctx.call('fill', [], { size: n, value: p.value });
+      const outStrides = stridesOf(p.outShape);
+      const target = { strides: outStrides.map((s, d) => s * (p.interior[d] + 1)), base: p.before.reduce((acc, b, d) => acc + b * outStrides[d], 0) };
+      boxedCopy(ctx, x, out, p.shape, { strides: naturalStrides(p.shape) }, target, `pad ${fmt(p.shape)} → ${fmt(p.outShape)}`);
+      return out;
+    }
     const out = ctx.output(n, p.outShape);
     const dims = coalescePad(p.shape, p.before, p.after, p.interior);
     if (dims.length > MAX_RANK) throw new Error(`webgpu pad: ${fmt(p.shape)} → ${fmt(p.outShape)} has ${dims.length} non-mergeable dims (max ${MAX_RANK})`);
@@ -178,8 +310,13 @@ export const layoutKernels = {
       const base = along * outStrides[p.axis];
       along += shape[p.axis];
       if (n === 0) return;
+      const what = `input ${k} ${fmt(shape)} of ${fmt(p.outShape)}`;
+      if (!(fitsBinding(ctx, x) && fitsBinding(ctx, out))) {
+        boxedCopy(ctx, x, out, shape, { strides: naturalStrides(shape) }, { strides: outStrides, base }, what);
+        return;
+      }
       const c = coalesce(shape, [outStrides]);
-      checkRank(c, 'concat', `input ${k} ${fmt(shape)} of ${fmt(p.outShape)}`);
+      checkRank(c, 'concat', what);
       ctx.dispatch({
         code: SCATTER_COPY,
         constants: { WG },

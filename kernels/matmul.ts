@@ -16,6 +16,16 @@
 //     N % 4 == 0), scalar otherwise; out-of-range elements load as 0, so any M, N, K ≥ 1 works;
 //   - workgroup id z selects a batch (matmul, numpy batch broadcasting) or a group (conv).
 //
+// Boxes. A dispatch computes the box [m0, m1) × [n0, n1) of C for batches z0 + wid.z, over the K range
+// [k0, k1), with every operand bound whole or as a window whose start is subtracted from its element
+// indices (`base_<binding>`). With `accumulate` set, the register tile starts from C's current values
+// instead of zero. Every element's sum runs in the same order whatever the box or the tile configuration
+// (k ascending, one fma per k into one float32 accumulator; a zero-padded k past the end adds fma(0, 0, acc)
+// = acc), so a problem split into row/column boxes, or into K ranges that accumulate in order, gives
+// bit-for-bit the result of one dispatch (kernels/range-split.ts splits operands larger than one binding
+// this way). K ranges start at multiples of 4, for the vec4 loads along k. M, N and K in the uniforms
+// are always the whole problem's sizes (strides and index decompositions use them).
+//
 // The planners work from shapes alone and return a `DispatchPlan` (the specialised WGSL, override
 // constants, uniforms by member name, bindings by WGSL variable name naming an input or the output, and
 // the grid), so they can be tested without a device; `runPlan` binds and queues one. `matmulKernels` is
@@ -23,7 +33,9 @@
 
 import type { KernelParams } from '../engine/backend.ts';
 import { broadcastStrides, fmt, sizeOf, type Shape } from '../engine/shape.ts';
-import { cachedShader, runPlan, type DispatchPlan, type KernelContext, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
+import { cachedShader, type Dispatch, type DispatchPlan, type GpuStorage, type KernelContext, type KernelFamily, type PlannedBinding } from '../engine/webgpu/kernel-api.ts';
+import { sizeClass } from '../engine/webgpu/autotune.ts';
+import { needsSplit, runFirstSplittable, type RangeBox, type SplitPlan } from './range-split.ts';
 
 /** Register-tile and workgroup shape of one GEMM variant. */
 export interface GemmConfig {
@@ -68,6 +80,8 @@ export interface GemmSpec {
   loadB: (k: string, col: string) => string;
   /** Statements storing the f32 `value` to C[row, col]; only called with row < M and col < N. */
   storeC: (row: string, col: string, value: string) => string;
+  /** Statements assigning C[row, col] to the f32 `v` (to accumulate onto it); same conditions as storeC. */
+  loadC: (row: string, col: string) => string;
 }
 
 /** Whether a configuration satisfies the divisibility rules the tile loops rely on. */
@@ -127,6 +141,9 @@ export function indent(text: string, n: number): string {
     .join('\n');
 }
 
+/** The Params fields every GEMM-shaped kernel starts with: the problem, its box of (m, n, k, z) ranges, accumulate. */
+const GEMM_BOX_FIELDS = ['M', 'N', 'K', 'm0', 'm1', 'n0', 'n1', 'k0', 'k1', 'z0', 'accumulate'].map((f) => `  ${f}: u32,`).join('\n');
+
 /** Builds the WGSL of a GEMM variant. */
 export function gemmShader(spec: GemmSpec, cfg: GemmConfig): string {
   const { rm, rn } = cfg;
@@ -155,15 +172,20 @@ export function gemmShader(spec: GemmSpec, cfg: GemmConfig): string {
   const accDecls: string[] = [];
   for (let i = 0; i < rm; i++) for (let q = 0; q < rn4; q++) accDecls.push(`  var acc${i}_${q} = vec4<f32>(0.0);`);
   const stores: string[] = [];
+  const loads: string[] = [];
   for (let i = 0; i < rm; i++) {
-    stores.push(`  if (row0 + ${i}u < params.M) {`);
+    stores.push(`  if (row0 + ${i}u < params.m1) {`);
+    loads.push(`    if (row0 + ${i}u < params.m1) {`);
     for (let q = 0; q < rn4; q++) {
       for (let j = 0; j < 4; j++) {
         const c = q * 4 + j;
-        stores.push(`    if (col0 + ${c}u < params.N) {\n${indent(spec.storeC(`row0 + ${i}u`, `col0 + ${c}u`, `acc${i}_${q}.${'xyzw'[j]}`), 6)}\n    }`);
+        const lane = `acc${i}_${q}.${'xyzw'[j]}`;
+        stores.push(`    if (col0 + ${c}u < params.n1) {\n${indent(spec.storeC(`row0 + ${i}u`, `col0 + ${c}u`, lane), 6)}\n    }`);
+        loads.push(`      if (col0 + ${c}u < params.n1) {\n        var v = 0.0;\n${indent(spec.loadC(`row0 + ${i}u`, `col0 + ${c}u`), 8)}\n        ${lane} = v;\n      }`);
       }
     }
     stores.push('  }');
+    loads.push('    }');
   }
 
   const loadA = spec.aVec4
@@ -174,7 +196,7 @@ export function gemmShader(spec: GemmSpec, cfg: GemmConfig): string {
     let kq = (i % (TILE_K / 4u)) * 4u;
     let row = tileRow + r;
     var v = vec4<f32>(0.0);
-    if (row < params.M && kb + kq < params.K) {
+    if (row < params.m1 && kb + kq < params.k1) {
 ${indent(spec.loadA('row', 'kb + kq'), 6)}
     }
     As[aOff + (kq + 0u) * TILE_M + r] = v.x;
@@ -189,7 +211,7 @@ ${indent(spec.loadA('row', 'kb + kq'), 6)}
     let kk = i % TILE_K;
     let row = tileRow + r;
     var v = 0.0;
-    if (row < params.M && kb + kk < params.K) {
+    if (row < params.m1 && kb + kk < params.k1) {
 ${indent(spec.loadA('row', 'kb + kk'), 6)}
     }
     As[aOff + kk * TILE_M + r] = v;
@@ -203,7 +225,7 @@ ${indent(spec.loadA('row', 'kb + kk'), 6)}
     let cq = i % TILE_N4;
     let col = tileCol + cq * 4u;
     var v = vec4<f32>(0.0);
-    if (col < params.N && kb + kk < params.K) {
+    if (col < params.n1 && kb + kk < params.k1) {
 ${indent(spec.loadB('kb + kk', 'col'), 6)}
     }
     let bi = bOff + kk * TILE_N + cq * 4u;
@@ -216,7 +238,7 @@ ${indent(spec.loadB('kb + kk', 'col'), 6)}
   // B slab: every invocation loads the same column (bCol) of TILE_K / (NUM_THREADS / TILE_N) rows.
   for (var kk = ${uniformBRows ? '0u' : 'lid / TILE_N'}; kk < TILE_K; kk += ${uniformBRows ? '1u' : 'NUM_THREADS / TILE_N'}) {
     var v = 0.0;
-    if (bValid && kb + kk < params.K) {
+    if (bValid && kb + kk < params.k1) {
 ${indent(spec.loadB('kb + kk', 'tileCol + bCol'), 6)}
     }
     Bs[bOff + kk * TILE_N + bCol] = v;
@@ -234,9 +256,8 @@ override TILE_N: u32 = WG_X * RN;
 override TILE_N4: u32 = TILE_N / 4u;
 
 struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
+${GEMM_BOX_FIELDS}
+${spec.bindings.map((b) => `  base_${b.name}: u32,`).join('\n')}
 ${spec.paramFields.map((f) => `  ${f}`).join('\n')}
 }
 
@@ -256,20 +277,25 @@ ${spec.decls}
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let z = wid.z;
+  let z = params.z0 + wid.z;
 ${indent(spec.prologue, 2)}
-  let tileRow = wid.y * TILE_M;
-  let tileCol = wid.x * TILE_N;
+  let tileRow = params.m0 + wid.y * TILE_M;
+  let tileCol = params.n0 + wid.x * TILE_N;
   let tx = lid3.x;
   let ty = lid3.y;
 ${spec.bVec4 ? '' : `  let bCol = lid % TILE_N;
-  let bValid = tileCol + bCol < params.N;
+  let bValid = tileCol + bCol < params.n1;
 ${indent(spec.colSetup?.('tileCol + bCol') ?? '', 2)}`}
 ${accDecls.join('\n')}
+  let row0 = tileRow + ty * RM;
+  let col0 = tileCol + tx * RN;
+  if (params.accumulate != 0u) {
+${loads.join('\n')}
+  }
 
-  // Slab 0 into buffer 0.
+  // The first slab into buffer 0.
   {
-    let kb = 0u;
+    let kb = params.k0;
     let aOff = 0u;
     let bOff = 0u;
 ${loadA}
@@ -280,8 +306,8 @@ ${loadB}
   // single barrier at its end orders both: every read of buffer t % 2 (it is overwritten by the loads of
   // iteration t + 1) and every write of buffer (t + 1) % 2 (read in iteration t + 1).
   var cur = 0u;
-  for (var k0 = 0u; k0 < params.K; k0 += TILE_K) {
-    if (k0 + TILE_K < params.K) {
+  for (var k0 = params.k0; k0 < params.k1; k0 += TILE_K) {
+    if (k0 + TILE_K < params.k1) {
       let kb = k0 + TILE_K;
       let aOff = (1u - cur) * TILE_K * TILE_M;
       let bOff = (1u - cur) * TILE_K * TILE_N;
@@ -299,8 +325,6 @@ ${inner.join('\n')}
     cur = 1u - cur;
   }
 
-  let row0 = tileRow + ty * RM;
-  let col0 = tileCol + tx * RN;
 ${stores.join('\n')}
 }
 `;
@@ -352,26 +376,32 @@ export function collapseBatch(aShape: Shape, bShape: Shape, outShape: Shape): { 
   return { dims, aStrides, bStrides };
 }
 
+/** Params fields of the matmul kernels besides the GEMM box: collapsed batch dims and A's and B's strides. */
+const MATMUL_FIELDS = ['d0: u32,', 'd1: u32,', 'd2: u32,', 'd3: u32,', 'as0: u32,', 'as1: u32,', 'as2: u32,', 'as3: u32,', 'bs0: u32,', 'bs1: u32,', 'bs2: u32,', 'bs3: u32,'];
+
+// Element offsets of batch z's A and B matrices (z enumerates the output batch, row-major, over the
+// collapsed batch dims d0..d3) and of its output, within the bound windows (u32 arithmetic wraps, so
+// a window that starts inside a batch's matrix still yields the right final index).
+const MATMUL_PROLOGUE = /* wgsl */ `
+      let qi3 = z % params.d3;
+      let qi2 = (z / params.d3) % params.d2;
+      let qi1 = (z / (params.d3 * params.d2)) % params.d1;
+      let qi0 = z / (params.d3 * params.d2 * params.d1);
+      let aBatch = qi0 * params.as0 + qi1 * params.as1 + qi2 * params.as2 + qi3 * params.as3 - params.base_a;
+      let bBatch = qi0 * params.bs0 + qi1 * params.bs1 + qi2 * params.bs2 + qi3 * params.bs3 - params.base_b;
+      let cBatch = z * params.M * params.N - params.base_out;`;
+
 function matmulSpec(aVec4: boolean, bVec4: boolean): GemmSpec {
   return {
     name: 'matmul',
-    paramFields: ['d0: u32,', 'd1: u32,', 'd2: u32,', 'd3: u32,', 'as0: u32,', 'as1: u32,', 'as2: u32,', 'as3: u32,', 'bs0: u32,', 'bs1: u32,', 'bs2: u32,', 'bs3: u32,'],
+    paramFields: MATMUL_FIELDS,
     bindings: [
       { name: 'a', type: aVec4 ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
       { name: 'b', type: bVec4 ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
       { name: 'out', type: 'array<f32>', access: 'read_write' },
     ],
     decls: '',
-    // Element offsets of batch z's A and B matrices (z enumerates the output batch, row-major, over the
-    // collapsed batch dims d0..d3) and of its output.
-    prologue: /* wgsl */ `
-      let qi3 = z % params.d3;
-      let qi2 = (z / params.d3) % params.d2;
-      let qi1 = (z / (params.d3 * params.d2)) % params.d1;
-      let qi0 = z / (params.d3 * params.d2 * params.d1);
-      let aBatch = qi0 * params.as0 + qi1 * params.as1 + qi2 * params.as2 + qi3 * params.as3;
-      let bBatch = qi0 * params.bs0 + qi1 * params.bs1 + qi2 * params.bs2 + qi3 * params.bs3;
-      let cBatch = z * params.M * params.N;`,
+    prologue: MATMUL_PROLOGUE,
     aVec4,
     loadA: aVec4
       ? (row, k) => `v = a[(aBatch + (${row}) * params.K + ${k}) / 4u];`
@@ -381,6 +411,7 @@ function matmulSpec(aVec4: boolean, bVec4: boolean): GemmSpec {
       ? (k, col) => `v = b[(bBatch + (${k}) * params.N + ${col}) / 4u];`
       : (k, col) => `v = b[bBatch + (${k}) * params.N + ${col}];`,
     storeC: (row, col, value) => `out[cBatch + (${row}) * params.N + ${col}] = ${value};`,
+    loadC: (row, col) => `v = out[cBatch + (${row}) * params.N + ${col}];`,
   };
 }
 
@@ -397,10 +428,19 @@ function matmulSpec(aVec4: boolean, bVec4: boolean): GemmSpec {
  *   accumulators per invocation and 32 invocations per workgroup would cost occupancy, so GPUs keep
  *   `square`.
  * - `wide` (M ≤ 16) and `tall` (N ≤ 16) waste less of the tile on narrow problems.
+ * - `tall128` (16 × 8 per invocation, 8 × 8 invocations: a 128 × 64 tile) and `square32` (`square` at
+ *   TILE_K = 32) are further candidates of the autotuner: more work between barriers, for problems with
+ *   many rows (convolutions with many output channels use the scalar-B path, where `deep` cannot go).
  * - `classic` (4 × 4 per invocation, 16 × 16 invocations) is kept for comparison and tests.
+ *
+ * `chooseGemmConfig` is the fixed default; with the autotuner on (engine/webgpu/autotune.ts) the kernels
+ * measure `tuningCandidates` on first use of a problem-shape class and remember the fastest per adapter.
+ * Every configuration gives bit-for-bit the same results (each element's sum runs in the same order).
  */
 export const GEMM_CONFIGS = {
   square: { rm: 8, rn: 8, wgX: 8, wgY: 8, tileK: 16 },
+  square32: { rm: 8, rn: 8, wgX: 8, wgY: 8, tileK: 32 },
+  tall128: { rm: 16, rn: 8, wgX: 8, wgY: 8, tileK: 16 },
   deep: { rm: 16, rn: 8, wgX: 8, wgY: 4, tileK: 32 },
   deep16: { rm: 16, rn: 8, wgX: 8, wgY: 4, tileK: 16 },
   wide: { rm: 4, rn: 4, wgX: 16, wgY: 4, tileK: 16 },
@@ -414,6 +454,11 @@ export function gemmSharedBytes(c: GemmConfig): number {
 }
 
 let configOverride: GemmConfig | null = null;
+
+/** The configuration forced by setGemmConfig, if any. */
+export function forcedGemmConfig(): GemmConfig | null {
+  return configOverride;
+}
 
 /**
  * Forces one tile configuration for every GEMM it suits (benchmarks and tests; a configuration the
@@ -445,6 +490,42 @@ export function chooseGemmConfig(m: number, n: number, bVec4: boolean, target: G
   return GEMM_CONFIGS.square;
 }
 
+/**
+ * The tile configuration tried when a problem's operands must be split and the chosen one's tiles are too
+ * large for a window: 16-row tiles (the fewest rows the scalar-B load path allows), so a window needs
+ * 16 rows of an operand instead of 64. Any configuration gives the same results.
+ */
+export const SPLIT_FALLBACK: GemmConfig = GEMM_CONFIGS.wide;
+
+/** A configuration's name in GEMM_CONFIGS. */
+export function configName(cfg: GemmConfig): string {
+  const hit = Object.entries(GEMM_CONFIGS).find(([, c]) => c === cfg);
+  if (!hit) throw new Error(`gemm: configuration ${JSON.stringify(cfg)} is not one of GEMM_CONFIGS`);
+  return hit[0];
+}
+
+/**
+ * The configurations the autotuner measures for a problem: `fallback` (the fixed default) first, then every
+ * other one the load path allows whose workgroup memory fits the device (`classic`, kept for comparison,
+ * and the narrow `wide`/`tall` only where a dimension is narrow).
+ */
+export function tuningCandidates(fallback: GemmConfig, m: number, n: number, bVec4: boolean, target: GemmTarget): string[] {
+  const names = Object.entries(GEMM_CONFIGS)
+    .filter(([name, c]) => name !== 'classic' && gemmConfigOk(c, bVec4) && gemmSharedBytes(c) <= target.sharedBytes)
+    .filter(([name]) => (name === 'wide' ? m <= 64 : name === 'tall' ? n <= 64 : true))
+    .map(([name]) => name);
+  const first = configName(fallback);
+  return [first, ...names.filter((x) => x !== first)];
+}
+
+/** A plan's dispatch bound to storages: its inputs by index, then its output (the tuner's scratch). */
+export function bindPlan(plan: DispatchPlan, storages: readonly GpuStorage[]): Dispatch {
+  const out = storages[storages.length - 1];
+  const bindings: Record<string, GpuStorage> = {};
+  for (const [name, from] of Object.entries(plan.bindings)) bindings[name] = from === 'output' ? out : storages[from];
+  return { ...plan, bindings };
+}
+
 /** The target a kernel runs on. */
 export function targetOf(ctx: KernelContext): GemmTarget {
   return { cpu: ctx.softwareAdapter, sharedBytes: ctx.limits.maxComputeWorkgroupStorageSize };
@@ -460,8 +541,129 @@ export function checkedGrid(label: string, grid: [number, number, number]): [num
   return grid;
 }
 
+/** The block of C one workgroup of a configuration computes. */
+export function tileOf(cfg: GemmConfig): { m: number; n: number } {
+  return { m: cfg.wgY * cfg.rm, n: cfg.wgX * cfg.rn };
+}
+
+/** What a GEMM client's planner hands to `gemmPlan`. */
+export interface GemmProblem {
+  label: string;
+  code: string;
+  /** Rows and columns of C one workgroup computes (`tileOf`). */
+  tile: { m: number; n: number };
+  /** Every override constant: the tile configuration's (`gemmConstants`) and the client's own. */
+  constants: Record<string, number>;
+  /** The Params fields besides the box and bases (M, N, K and the client's own). */
+  uniforms: Record<string, number>;
+  bindings: Record<string, PlannedBinding>;
+  outShape: Shape;
+  /** Batches (matmul) or groups (conv): the grid's z extent. */
+  Z: number;
+  M: number;
+  N: number;
+  K: number;
+  /** Elements each binding touches for a box (z, m, n, k ranges): see kernels/range-split.ts. */
+  reach(box: RangeBox): Record<string, [number, number]>;
+  /** Columns come in runs of this many per image (a convolution's pixels): column boxes keep to them. */
+  columnPeriod?: number;
+  /** Likewise for the K index (backward-filter sums over (image, pixel)). */
+  depthPeriod?: number;
+}
+
+/** The box uniforms of a GEMM dispatch: ranges, accumulation, and the windows' starts. */
+function boxFields(box: RangeBox, bases: Record<string, number>): Record<string, number> {
+  const [z0, m0, n0, k0] = box.start;
+  const [, m1, n1, k1] = box.end;
+  const fields: Record<string, number> = { z0, m0, m1, n0, n1, k0, k1, accumulate: k0 > 0 ? 1 : 0 };
+  for (const [name, base] of Object.entries(bases)) fields[`base_${name}`] = base;
+  return fields;
+}
+
+/**
+ * The dispatch plan of a GEMM: the whole problem as one box, plus what `runSplitPlan` needs to cut it into
+ * boxes of (z, m, n, k) — whole tiles of rows and columns, K ranges in multiples of 4, K innermost so the
+ * ranges of one block accumulate in order — when an operand exceeds one binding.
+ */
+export function gemmPlan(g: GemmProblem): SplitPlan {
+  const { m: tileM, n: tileN } = g.tile;
+  const grid = (box: RangeBox): [number, number, number] =>
+    checkedGrid(g.label, [Math.ceil((box.end[2] - box.start[2]) / tileN), Math.ceil((box.end[1] - box.start[1]) / tileM), box.end[0] - box.start[0]]);
+  const whole: RangeBox = { start: [0, 0, 0, 0], end: [g.Z, g.M, g.N, g.K] };
+  const noBases = Object.fromEntries(Object.keys(g.bindings).map((name) => [name, 0]));
+  return {
+    label: g.label,
+    code: g.code,
+    constants: g.constants,
+    uniforms: { ...g.uniforms, ...boxFields(whole, noBases) },
+    bindings: g.bindings,
+    outShape: g.outShape,
+    workgroups: grid(whole),
+    sizes: [g.Z, g.M, g.N, g.K],
+    granules: [1, tileM, tileN, 4],
+    periods: [0, 0, g.columnPeriod ?? 0, g.depthPeriod ?? 0],
+    reach: g.reach,
+    boxUniforms: boxFields,
+    boxGrid: grid,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Matrix-vector products: a few rows of A against B (a linear layer at batch 1–4).
+//
+// With M ≤ 4 the GEMM tiles waste most of their rows, and a GEMV is bound by reading B once: one
+// invocation per 4 columns of C walks k, reading 4 columns of B (a vec4 when N % 4 == 0: adjacent
+// invocations read adjacent memory) and broadcasting A[m, k] to them, with no workgroup memory and no
+// barrier. Each output is the same fma chain over k ascending as in the tiled kernel, so results are
+// identical; the box and window fields are the GEMM's (kernels/range-split.ts splits it the same way).
+
+/** Rows of A at most for the GEMV route; invocations per workgroup and columns per invocation. */
+export const GEMV_MAX_ROWS = 4;
+const GEMV_WG = 64;
+const GEMV_TILE = { m: GEMV_MAX_ROWS, n: GEMV_WG * 4 };
+
+function gemvShader(bVec4: boolean): string {
+  const rows = Array.from({ length: GEMV_MAX_ROWS }, (_, r) => r);
+  const cols = [0, 1, 2, 3];
+  const bLoad = bVec4
+    ? 'let bv = b[(bBatch + k * params.N + col) / 4u];'
+    : `var bv = vec4<f32>(0.0);\n${cols.map((j) => `    if (col + ${j}u < params.n1) { bv.${'xyzw'[j]} = b[bBatch + k * params.N + col + ${j}u]; }`).join('\n')}`;
+  return /* wgsl */ `// matvec: ${GEMV_MAX_ROWS} rows × 4 columns per invocation, ${bVec4 ? 'vec4' : 'scalar'} B loads
+override WG: u32 = ${GEMV_WG}u;
+struct Params {
+${GEMM_BOX_FIELDS}
+  base_a: u32,
+  base_b: u32,
+  base_out: u32,
+${MATMUL_FIELDS.map((f) => `  ${f}`).join('\n')}
+}
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: ${bVec4 ? 'array<vec4<f32>>' : 'array<f32>'};
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let z = params.z0 + wid.z;
+${indent(MATMUL_PROLOGUE, 2)}
+  let col = params.n0 + (wid.x * WG + lid) * 4u;
+  let row0 = params.m0 + wid.y * ${GEMV_MAX_ROWS}u;
+  if (col >= params.n1) { return; }
+${rows.map((r) => `  var acc${r} = vec4<f32>(0.0);`).join('\n')}
+  if (params.accumulate != 0u) {
+${rows.map((r) => cols.map((j) => `    if (row0 + ${r}u < params.m1 && col + ${j}u < params.n1) { acc${r}.${'xyzw'[j]} = out[cBatch + (row0 + ${r}u) * params.N + col + ${j}u]; }`).join('\n')).join('\n')}
+  }
+  for (var k = params.k0; k < params.k1; k++) {
+    ${bLoad}
+${rows.map((r) => `    if (row0 + ${r}u < params.m1) { acc${r} = fma(vec4<f32>(a[aBatch + (row0 + ${r}u) * params.K + k]), bv, acc${r}); }`).join('\n')}
+  }
+${rows.map((r) => cols.map((j) => `  if (row0 + ${r}u < params.m1 && col + ${j}u < params.n1) { out[cBatch + (row0 + ${r}u) * params.N + col + ${j}u] = acc${r}.${'xyzw'[j]}; }`).join('\n')).join('\n')}
+}
+`;
+}
+
 /** Plans a batched matmul `a [...ba, m, k] @ b [...bb, k, n]` (K ≥ 1). */
-export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, target?: GemmTarget): DispatchPlan {
+export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, target?: GemmTarget): SplitPlan {
   const r = p.outShape.length;
   const M = p.outShape[r - 2];
   const N = p.outShape[r - 1];
@@ -473,14 +675,38 @@ export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, targe
   const cfg = config ?? chooseGemmConfig(M, N, bVec4, target);
   validateGemmConfig(cfg, bVec4);
   const { dims, aStrides, bStrides } = collapseBatch(p.aShape, p.bShape, p.outShape);
-  const key = `matmul:${gemmVariant(cfg)}:${aVec4}:${bVec4}`;
-  const code = cachedShader(key, () => gemmShader(matmulSpec(aVec4, bVec4), cfg));
-  const tileM = cfg.wgY * cfg.rm;
-  const tileN = cfg.wgX * cfg.rn;
-  return {
+  // A forced or given configuration is honoured (tests and benchmarks compare them); else few rows → GEMV.
+  const gemv = M <= GEMV_MAX_ROWS && !config && !configOverride;
+  const code = gemv
+    ? cachedShader(`matvec:${bVec4}`, () => gemvShader(bVec4))
+    : cachedShader(`matmul:${gemmVariant(cfg)}:${aVec4}:${bVec4}`, () => gemmShader(matmulSpec(aVec4, bVec4), cfg));
+  // Offsets of batch z's matrices: the batch index decomposed over the collapsed dims. With broadcasting
+  // (some strides 0) they need not grow with z, so a range of batches is scanned (or, when long, bounded
+  // by every batch's extremes).
+  const batchOffset = (z: number, strides: number[]) => {
+    let off = 0;
+    for (let d = MAX_BATCH_DIMS - 1; d >= 0; d--) {
+      off += (z % dims[d]) * strides[d];
+      z = Math.floor(z / dims[d]);
+    }
+    return off;
+  };
+  const batchRange = (z0: number, z1: number, strides: number[]): [number, number] => {
+    if (z1 - z0 > 4096) return [0, dims.reduce((acc, n, d) => acc + (n - 1) * strides[d], 0)];
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let z = z0; z < z1; z++) {
+      const off = batchOffset(z, strides);
+      lo = Math.min(lo, off);
+      hi = Math.max(hi, off);
+    }
+    return [lo, hi];
+  };
+  return gemmPlan({
     label,
     code,
-    constants: gemmConstants(cfg),
+    tile: gemv ? GEMV_TILE : tileOf(cfg),
+    constants: gemv ? {} : gemmConstants(cfg),
     uniforms: {
       M, N, K,
       d0: dims[0], d1: dims[1], d2: dims[2], d3: dims[3],
@@ -489,8 +715,20 @@ export function planMatmul(p: KernelParams['matmul'], config?: GemmConfig, targe
     },
     bindings: { a: 0, b: 1, out: 'output' },
     outShape: p.outShape,
-    workgroups: checkedGrid(label, [Math.ceil(N / tileN), Math.ceil(M / tileM), batch]),
-  };
+    Z: batch,
+    M,
+    N,
+    K,
+    reach: ({ start: [z0, m0, n0, k0], end: [z1, m1, n1, k1] }) => {
+      const [aLo, aHi] = batchRange(z0, z1, aStrides);
+      const [bLo, bHi] = batchRange(z0, z1, bStrides);
+      return {
+        a: [aLo + m0 * K + k0, aHi + (m1 - 1) * K + k1 - 1],
+        b: [bLo + k0 * N + n0, bHi + (k1 - 1) * N + n1 - 1],
+        out: [z0 * M * N + m0 * N + n0, (z1 - 1) * M * N + (m1 - 1) * N + n1 - 1],
+      };
+    },
+  });
 }
 
 /** FLOPs of a matmul: 2·M·N·K per output batch. */
@@ -498,11 +736,34 @@ export function matmulFlops(p: KernelParams['matmul']): number {
   return 2 * sizeOf(p.outShape) * p.aShape[p.aShape.length - 1];
 }
 
+/**
+ * The autotuner's configuration for a matmul (undefined: the planner's default), for GEMM problems that
+ * bind whole (split ones and GEMVs keep their fixed plans; a forced configuration wins).
+ */
+function tunedConfig(ctx: KernelContext, p: KernelParams['matmul'], inputs: readonly GpuStorage[], target: GemmTarget): GemmConfig | undefined {
+  const r = p.outShape.length;
+  const [M, N, K] = [p.outShape[r - 2], p.outShape[r - 1], p.aShape[p.aShape.length - 1]];
+  if (configOverride || M <= GEMV_MAX_ROWS) return undefined;
+  const bVec4 = N % 4 === 0;
+  const candidates = tuningCandidates(chooseGemmConfig(M, N, bVec4, target), M, N, bVec4, target);
+  const choice = ctx.tuned({
+    key: `matmul|a${K % 4 === 0}|b${bVec4}|M${sizeClass(M)}|N${sizeClass(N)}|K${sizeClass(K)}|Z${sizeClass(sizeOf(p.outShape.slice(0, r - 2)))}`,
+    candidates,
+    sizes: [inputs[0].size, inputs[1].size, sizeOf(p.outShape)],
+    plan: (name, storages) => [bindPlan(planMatmul(p, GEMM_CONFIGS[name as keyof typeof GEMM_CONFIGS]), storages)],
+  });
+  return GEMM_CONFIGS[choice as keyof typeof GEMM_CONFIGS];
+}
+
 /** The backend's matmul. */
 export const matmulKernels = {
   matmul(ctx, inputs, p) {
     const K = p.aShape[p.aShape.length - 1];
     if (K === 0 || sizeOf(p.outShape) === 0) return ctx.call('fill', [], { size: sizeOf(p.outShape), value: 0 });
-    return runPlan(ctx, planMatmul(p, undefined, targetOf(ctx)), inputs);
+    const target = targetOf(ctx);
+    const split = needsSplit(ctx, inputs, sizeOf(p.outShape));
+    const plans = [planMatmul(p, split ? undefined : tunedConfig(ctx, p, inputs, target), target)];
+    if (split) plans.push(planMatmul(p, SPLIT_FALLBACK));
+    return runFirstSplittable(ctx, plans, inputs);
   },
 } satisfies KernelFamily;

@@ -16,10 +16,16 @@
 //
 // max propagates NaN (any NaN in the window gives NaN, like the CPU) and is exact; an empty reduction gives
 // 0 for sum and -∞ for max.
+//
+// Outputs are written through strides over the kept dims and every offset is relative to a base, so an
+// input or output larger than one binding splits into boxes of the (kept, reduced) index space
+// (kernels/blocks.ts). Boxes that cut the reduced dims write partial results side by side, which one more
+// reduction folds; boxes that only cut the kept dims give exactly the unsplit result.
 
 import type { ReduceOp } from '../engine/backend.ts';
-import type { GpuStorage, KernelContext, KernelFamily } from '../engine/webgpu/kernel-api.ts';
+import type { Binding, GpuStorage, KernelContext, KernelFamily } from '../engine/webgpu/kernel-api.ts';
 import { fmt, sizeOf, stridesOf, type Shape } from '../engine/shape.ts';
+import { bindBox, naturalStrides, placeIn, splitBoxes, type Operand } from './blocks.ts';
 import { MAX_RANK, WGSL_LINEAR, WGSL_MAIN_ARGS, WGSL_MATH, coalesce, type Coalesced } from './prelude.ts';
 
 /** Largest R reduced by one invocation per output. */
@@ -42,8 +48,11 @@ struct U {
   chunks: u32,
   rank_k: u32,
   rank_r: u32,
+  x_base: i32,
+  out_base: i32,
   shape_k: array<vec4<u32>, 2>,
   stride_k: array<vec4<i32>, 2>,
+  stride_o: array<vec4<i32>, 2>,
   shape_r: array<vec4<u32>, 2>,
   stride_r: array<vec4<i32>, 2>,
 }
@@ -51,14 +60,14 @@ struct U {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-// Offset of output element o's first input element (kept dims).
-fn kept_offset(o: u32) -> i32 {
+// Offsets of output element o's first input element (x) and of its output slot (y), from the kept dims.
+fn kept_offsets(o: u32) -> vec2<i32> {
   var rem = o;
-  var off = 0;
+  var off = vec2<i32>(u.x_base, u.out_base);
   for (var dd = i32(u.rank_k) - 1; dd >= 0; dd--) {
     let d = u32(dd);
     let n = u.shape_k[d >> 2u][d & 3u];
-    off += i32(rem % n) * u.stride_k[d >> 2u][d & 3u];
+    off += i32(rem % n) * vec2<i32>(u.stride_k[d >> 2u][d & 3u], u.stride_o[d >> 2u][d & 3u]);
     rem = rem / n;
   }
   return off;
@@ -86,12 +95,12 @@ override WG: u32 = 256;
 fn main(${WGSL_MAIN_ARGS}) {
   let o = linear_index(wid, nwg, lid, WG);
   if (o >= u.n) { return; }
-  let base = kept_offset(o);
+  let base = kept_offsets(o);
   var acc = ${c.identity};
   for (var r = 0u; r < u.r; r++) {
-    acc = ${c.combine('acc', 'x[base + reduced_offset(r)]')};
+    acc = ${c.combine('acc', 'x[base.x + reduced_offset(r)]')};
   }
-  out[o] = acc;
+  out[base.y] = acc;
 }
 `;
 }
@@ -111,13 +120,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let g = wid.x + wid.y * nwg.x;
   if (g >= u.n) { return; }
   let o = g / u.chunks;
-  let start = (g % u.chunks) * WG * PT;
-  let base = kept_offset(o);
+  let chunk = g % u.chunks;
+  let start = chunk * WG * PT;
+  let base = kept_offsets(o);
   var acc = ${c.identity};
   for (var k = 0u; k < PT; k++) {
     let r = start + k * WG + lid;
     if (r < u.r) {
-      acc = ${c.combine('acc', 'x[base + reduced_offset(r)]')};
+      acc = ${c.combine('acc', 'x[base.x + reduced_offset(r)]')};
     }
   }
   part[lid] = acc;
@@ -129,7 +139,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
   }
   if (lid == 0u) {
-    out[g] = part[0];
+    // Several chunks: output o's partials sit side by side (the output strides count in chunks).
+    out[base.y + i32(chunk)] = part[0];
   }
 }
 `;
@@ -138,10 +149,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 const LOOP_SOURCES: Record<ReduceOp, string> = { sum: loopSource('sum'), max: loopSource('max') };
 const TREE_SOURCES: Record<ReduceOp, string> = { sum: treeSource('sum'), max: treeSource('max') };
 
-/** The reduction split into coalesced kept and reduced index spaces. */
+/**
+ * The reduction split into coalesced kept and reduced index spaces: x strides over both, output strides
+ * over the kept dims, and base offsets of x and the output (within their bound windows).
+ */
 interface ReducePlan {
   kept: Coalesced;
   reduced: Coalesced;
+  outStrides: number[];
+  xBase: number;
+  outBase: number;
   outputs: number;
   length: number;
 }
@@ -153,7 +170,7 @@ function planOf(shape: Shape, axes: readonly number[]): ReducePlan {
   const redDims = shape.map((_, d) => d).filter((d) => isReduced[d]);
   const kept = coalesce(keptDims.map((d) => shape[d]), [keptDims.map((d) => strides[d])]);
   const reduced = coalesce(redDims.map((d) => shape[d]), [redDims.map((d) => strides[d])]);
-  return { kept, reduced, outputs: sizeOf(kept.shape), length: sizeOf(reduced.shape) };
+  return { kept, reduced, outStrides: naturalStrides(kept.shape), xBase: 0, outBase: 0, outputs: sizeOf(kept.shape), length: sizeOf(reduced.shape) };
 }
 
 function uniformsOf(p: ReducePlan, n: number, chunks: number) {
@@ -163,15 +180,18 @@ function uniformsOf(p: ReducePlan, n: number, chunks: number) {
     chunks,
     rank_k: p.kept.shape.length,
     rank_r: p.reduced.shape.length,
+    x_base: p.xBase,
+    out_base: p.outBase,
     shape_k: p.kept.shape,
     stride_k: p.kept.strides[0],
+    stride_o: p.outStrides,
     shape_r: p.reduced.shape,
     stride_r: p.reduced.strides[0],
   };
 }
 
 /** Reduces `x` per `plan` into `out` (O elements), adding passes while R spans several chunks. */
-function reduceInto(ctx: KernelContext, op: ReduceOp, x: GpuStorage, plan: ReducePlan, out: GpuStorage): void {
+function reduceInto(ctx: KernelContext, op: ReduceOp, x: Binding, plan: ReducePlan, out: Binding): void {
   const { outputs, length } = plan;
   if (length <= LOOP_MAX) {
     ctx.dispatch({
@@ -188,19 +208,25 @@ function reduceInto(ctx: KernelContext, op: ReduceOp, x: GpuStorage, plan: Reduc
   // full SIMD width on real GPUs.
   const wg = Math.min(TREE_WG, Math.max(64, 2 ** Math.ceil(Math.log2(length / TREE_PT))));
   const chunks = Math.ceil(length / (wg * TREE_PT));
+  // Several chunks: the partials go to scratch [outputs, chunks] (kept dims as they are, counted in chunks).
   const target = chunks === 1 ? out : ctx.scratch(outputs * chunks, [outputs, chunks]);
+  const partialStrides = naturalStrides(plan.kept.shape).map((s) => s * chunks);
+  const first = chunks === 1 ? plan : { ...plan, outStrides: partialStrides, outBase: 0 };
   ctx.dispatch({
     label: `reduce ${op} tree O=${outputs} R=${length} chunks=${chunks}`,
     code: TREE_SOURCES[op],
     constants: { WG: wg, PT: TREE_PT },
-    uniforms: uniformsOf(plan, outputs * chunks, chunks),
+    uniforms: uniformsOf(first, outputs * chunks, chunks),
     bindings: { x, out: target },
     workgroups: outputs * chunks,
   });
   if (chunks > 1) {
     const partials: ReducePlan = {
-      kept: { shape: [outputs], strides: [[chunks]] },
+      kept: { shape: plan.kept.shape, strides: [partialStrides] },
       reduced: { shape: [chunks], strides: [[1]] },
+      outStrides: plan.outStrides,
+      xBase: 0,
+      outBase: plan.outBase,
       outputs,
       length: chunks,
     };
@@ -220,8 +246,48 @@ export const reduceKernels = {
         throw new Error(`webgpu reduce: ${fmt(p.shape)} over axes ${fmt(p.axes)} has more than ${MAX_RANK} non-mergeable dims`);
       }
     }
-    const out = ctx.output(plan.outputs, outShape);
-    reduceInto(ctx, p.op, x, plan, out);
-    return out;
+    if (x.size <= ctx.bindingLimit && plan.outputs <= ctx.bindingLimit) {
+      const out = ctx.output(plan.outputs, outShape);
+      reduceInto(ctx, p.op, x, plan, out);
+      return out;
+    }
+    return reduceSplit(ctx, p.op, x, plan, outShape, `reduce ${p.op} ${fmt(p.shape)} over ${fmt(p.axes)}`);
   },
 } satisfies KernelFamily;
+
+/**
+ * A reduction whose input or output exceeds one binding, over boxes of the (kept, reduced) index space.
+ * When the boxes cut the reduced dims into `parts`, each box writes its partial results into column
+ * `part` of scratch [outputs, parts], which one more reduction folds.
+ */
+function reduceSplit(ctx: KernelContext, op: ReduceOp, x: GpuStorage, plan: ReducePlan, outShape: Shape, what: string): GpuStorage {
+  const rk = plan.kept.shape.length;
+  const space = [...plan.kept.shape, ...plan.reduced.shape];
+  const zeros = plan.reduced.shape.map(() => 0);
+  const xSide: Operand = { strides: [...plan.kept.strides[0], ...plan.reduced.strides[0]] };
+  const outSide: Operand = { strides: [...plan.outStrides, ...zeros] };
+  const boxes = splitBoxes(space, [xSide, outSide], ctx.bindingLimit, ctx.bindingAlign, what);
+  const block = boxes[0].shape;
+  const counts = plan.reduced.shape.map((n, d) => Math.ceil(n / block[rk + d]));
+  const parts = counts.reduce((a, b) => a * b, 1);
+  const target = parts === 1 ? ctx.output(plan.outputs, outShape) : ctx.scratch(plan.outputs * parts, [plan.outputs, parts]);
+  const targetStrides = plan.outStrides.map((s) => s * parts);
+  for (const box of boxes) {
+    // Which part of the reduced dims this box covers (row-major over the reduced block grid).
+    const part = counts.reduce((acc, c, d) => acc * c + box.start[rk + d] / block[rk + d], 0);
+    const place = placeIn({ strides: [...targetStrides, ...zeros], base: part }, box.start, box.shape);
+    const { bindings, base } = bindBox(ctx, { ...box, base: [box.base[0], place.base], lo: [box.lo[0], place.lo], hi: [box.hi[0], place.hi] }, [x, target], what);
+    const boxPlan: ReducePlan = {
+      kept: { shape: box.shape.slice(0, rk), strides: [plan.kept.strides[0]] },
+      reduced: { shape: box.shape.slice(rk), strides: [plan.reduced.strides[0]] },
+      outStrides: targetStrides,
+      xBase: base[0],
+      outBase: base[1],
+      outputs: sizeOf(box.shape.slice(0, rk)),
+      length: sizeOf(box.shape.slice(rk)),
+    };
+    reduceInto(ctx, op, bindings[0], boxPlan, bindings[1]);
+  }
+  if (parts === 1) return target;
+  return ctx.call('reduce', [target], { op, shape: [plan.outputs, parts], axes: [1] });
+}

@@ -6,7 +6,7 @@
 // for it. `ForwardReplay` adds the memo that makes the second pass cheap: outputs computed before the
 // target layer are reused instead of recomputed, so only the network after A is evaluated (and traced).
 
-import { Tensor, tensor as makeTensor } from '../engine/index.ts';
+import { DeviceLimitError, Tensor, tensor as makeTensor } from '../engine/index.ts';
 import { fmt, type Shape } from '../engine/internal.ts';
 
 export class ModelError extends Error {
@@ -194,7 +194,13 @@ export abstract class Module {
     for (const [name, spec] of expected) {
       if (!source.has(name)) continue;
       spec.value?.dispose();
-      spec.value = makeTensor(source.values(name), spec.shape);
+      try {
+        spec.value = makeTensor(source.values(name), spec.shape);
+      } catch (e) {
+        // Name the parameter the device cannot hold (the backend only knows its size).
+        if (e instanceof DeviceLimitError) throw new DeviceLimitError(`${name} ${fmt(spec.shape)}: ${e.message}`);
+        throw e;
+      }
     }
   }
 

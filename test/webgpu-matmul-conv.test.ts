@@ -26,7 +26,7 @@ import { sizeOf, type Shape } from '../engine/shape.ts';
 import { WebGpuBackend, type DispatchRecord } from '../engine/webgpu/backend.ts';
 import { runPlan, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
 import { WGSL_KERNELS } from '../kernels/index.ts';
-import { conv2dRoute, convFlops, planConv2d, planDepthwise, pointwiseAsMatmul } from '../kernels/conv2d.ts';
+import { conv2dRoute, convFlops, convPaths, defaultSplitK, planBackwardInputPhases, planConv2d, planDepthwise, pointwiseAsMatmul, usesStridePhases } from '../kernels/conv2d.ts';
 import { GEMM_CONFIGS, chooseGemmConfig, collapseBatch, gemmConfigOk, gemmSharedBytes, planMatmul, setGemmConfig, type GemmConfig } from '../kernels/matmul.ts';
 import type { RaceDetectionResult } from 'wgsl_reflect';
 // The ESM build has no .d.ts of its own (see engine/webgpu/pipelines.ts).
@@ -104,7 +104,7 @@ describeWebGpu('tiled matmul and convolution kernels vs the CPU reference (float
     gpu = await webgpuBackend();
     expect(gpu.debug.poisonOutputs).toBe(true);
     gpu.debug.onDispatch = (d) => {
-      if (/^\/\/ (matmul|conv2d|depthwise)/.test(d.code)) dispatches.push(d);
+      if (/^\/\/ (matmul|matvec|conv2d|depthwise)/.test(d.code)) dispatches.push(d);
     };
   });
   afterAll(() => {
@@ -228,7 +228,7 @@ describeWebGpu('tiled matmul and convolution kernels vs the CPU reference (float
       await checkConv(g, label);
       // The forward pass went through the kernel its route names.
       const forward = dispatches[before];
-      expect(forward.code.startsWith(route === 'pointwise-matmul' ? '// matmul' : route === 'depthwise' ? '// depthwise' : '// conv2d:')).toBe(true);
+      expect(forward.code).toMatch(route === 'pointwise-matmul' ? /^\/\/ (matmul|matvec)/ : route === 'depthwise' ? /^\/\/ depthwise/ : /^\/\/ conv2d:/);
     });
   }
 
@@ -239,6 +239,61 @@ describeWebGpu('tiled matmul and convolution kernels vs the CPU reference (float
     await checkConv(g, 'extra bottom/right padding');
     const dw: ConvGeometry = { ...geometry([1, 4, 8, 8], [4, 1, 3, 3], { stride: [2, 2], padding: [1, 1], groups: 4 }) };
     await checkConv({ ...dw, yShape: [1, 4, dw.yShape[2] + 1, dw.yShape[3] + 2] }, 'depthwise with extra bottom/right padding');
+  });
+
+  // --- stride phases and split-K ------------------------------------------------------------------
+
+  /** Runs `kernel` with the given paths on, and returns the result (poisoned outputs, freed inputs). */
+  async function runWith<K extends 'conv2dBackwardInput'>(kernel: K, inputs: Float64Array[], g: ConvGeometry, paths: Partial<typeof convPaths>): Promise<Float64Array> {
+    const saved = { ...convPaths };
+    Object.assign(convPaths, paths);
+    try {
+      const ins = inputs.map((v) => gpu.upload(v));
+      const out = gpu.run(kernel, ins, g);
+      const got = await gpu.read(out);
+      for (const s of [...ins, out]) gpu.free(s);
+      return got;
+    } finally {
+      Object.assign(convPaths, saved);
+    }
+  }
+
+  it('backward-input by stride phases: same values as the plain kernel (bit for bit), every pixel written', async () => {
+    const cases: [string, ConvGeometry][] = [
+      ['3×3 stride 2 pad 1, odd sizes', geometry([2, 5, 13, 11], [6, 5, 3, 3], { stride: [2, 2], padding: [1, 1] })],
+      ['1×1 stride 2 (phases without taps write zeros)', geometry([2, 8, 9, 7], [12, 8, 1, 1], { stride: [2, 2] })],
+      ['7×7 stride 2 pad 3 (stem), C = 3', geometry([2, 3, 29, 23], [8, 3, 7, 7], { stride: [2, 2], padding: [3, 3] })],
+      ['stride 3×2, kernel 2×3, groups 2, extra bottom padding', { ...geometry([1, 4, 14, 9], [6, 2, 2, 3], { stride: [3, 2], padding: [1, 0], groups: 2 }), yShape: [1, 6, 6, 4] }],
+    ];
+    for (const [label, g] of cases) {
+      expect(usesStridePhases(g), label).toBe(true);
+      expect(planBackwardInputPhases(g).length, label).toBe(Math.min(g.stride[0], g.xShape[2]) * Math.min(g.stride[1], g.xShape[3]));
+      const dy = rand(sizeOf(g.yShape), seed++);
+      const w = rand(sizeOf(g.wShape), seed++);
+      const [O, , KH, KW] = g.wShape;
+      await check('conv2dBackwardInput', [dy, w], g, (O / g.groups) * KH * KW, `${label} (phases) against the CPU`);
+      const phased = await runWith('conv2dBackwardInput', [dy, w], g, { stridePhases: true });
+      const plain = await runWith('conv2dBackwardInput', [dy, w], g, { stridePhases: false });
+      const differing = phased.findIndex((v, i) => !Object.is(v, plain[i]));
+      expect(differing, `${label}: first element where phases and the plain kernel differ`).toBe(-1);
+    }
+  });
+
+  it('backward-filter with split-K: K in several ranges whose partial sums are added, within the float32 bound', async () => {
+    const target = { cpu: gpu.ctx.adapterInfo.software, sharedBytes: gpu.limits.maxComputeWorkgroupStorageSize };
+    const cases: [string, ConvGeometry][] = [
+      ['3 → 8 channels, K = 4·64·64', geometry([4, 3, 64, 64], [8, 3, 3, 3], { padding: [1, 1] })],
+      ['stride 2, K = 3·61·55 (not a multiple of 4)', geometry([3, 5, 121, 110], [7, 5, 3, 3], { stride: [2, 2], padding: [1, 1] })],
+    ];
+    for (const [label, g] of cases) {
+      expect(defaultSplitK(g, GEMM_CONFIGS.square, target), `${label}: split by default`).toBeGreaterThan(1);
+      const [N, , OH, OW] = g.yShape;
+      const x = rand(sizeOf(g.xShape), seed++);
+      const dy = rand(sizeOf(g.yShape), seed++);
+      const before = dispatches.length;
+      await check('conv2dBackwardFilter', [x, dy], g, N * OH * OW, `${label} (split-K) against the CPU`);
+      expect(dispatches.length - before, `${label}: one GEMM dispatch per K range`).toBeGreaterThan(1);
+    }
   });
 
   it('1×1 convolutions map onto matmul shapes exactly', () => {
@@ -262,7 +317,7 @@ describeWebGpu('tiled matmul and convolution kernels vs the CPU reference (float
     const skipping = {
       matmul(ctx, inputs, p) {
         const plan = planMatmul(p);
-        const code = plan.code.replace(/if \(col0 \+ (\d+)u < params\.N\)/g, 'if (col0 + $1u < params.N - 1u)');
+        const code = plan.code.replace(/if \(col0 \+ (\d+)u < params\.n1\)/g, 'if (col0 + $1u < params.n1 - 1u)');
         expect(code).not.toBe(plan.code);
         return runPlan(ctx, { ...plan, code }, inputs);
       },
@@ -315,7 +370,9 @@ describeWebGpu('tiled matmul and convolution kernels vs the CPU reference (float
       if (!best || cost(d) < cost(best)) seen.set(key, d);
     }
     const kinds = new Set([...seen.values()].map((d) => d.code.split('\n')[0].split(':')[0]));
-    expect([...kinds].sort()).toEqual(['// conv2d', '// conv2d_backward_filter', '// conv2d_backward_input', '// depthwise conv2d', '// matmul']);
+    expect([...kinds].sort()).toEqual([
+      '// conv2d', '// conv2d_backward_filter', '// conv2d_backward_input', '// conv2d_backward_input_phase', '// depthwise conv2d', '// matmul', '// matvec',
+    ]);
     const findings: string[] = [];
     let checked = 0;
     for (const d of seen.values()) {

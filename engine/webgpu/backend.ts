@@ -21,21 +21,37 @@
  * tensor may be freed (tidy) right after the op that reads it.
  *
  * Environment: ENGINE_WEBGPU_DEBUG=1 sets `debug.validateDispatches`, ENGINE_WEBGPU_POISON=1 sets
- * `debug.poisonOutputs` (fill every new output with NaN).
+ * `debug.poisonOutputs` (fill every new output with NaN); ENGINE_AUTOTUNE=off turns the autotuner off
+ * (./autotune.ts; ENGINE_AUTOTUNE_BUDGET_MS bounds its measuring per shape class, default 1500).
+ *
+ * ## Autotuning
+ *
+ * Kernels with several variants ask `ctx.tuned(request)` which one to run; requests for classes not yet
+ * decided are measured at the end of the next flush (after the queued work has run), on scratch buffers.
  *
  * Errors: pipeline creation always runs under validation/out-of-memory error scopes; with
  * `debug.validateDispatches` (or ENGINE_WEBGPU_DEBUG=1) each dispatch is encoded, submitted and checked on
- * its own, so an error names the kernel and shapes. A tensor larger than maxStorageBufferBindingSize is
- * refused when it is allocated, with an error naming the kernel and shape.
+ * its own, so an error names the kernel and shapes.
+ *
+ * ## Tensors larger than one binding
+ *
+ * A storage is one GPU buffer of up to maxBufferSize bytes, which may exceed maxStorageBufferBindingSize
+ * (lavapipe: 4 GiB buffers, 128 MiB bindings; VGG-16's first classifier weight is 411 MB). Kernels bind
+ * such a tensor through windows (kernel-api.ts `windowOf`) and split their work so that every window fits;
+ * uploads and readbacks move it in chunks. A tensor above maxBufferSize, or one the device has no memory
+ * for, is a DeviceLimitError: one line naming the tensor, its size and the limit. Tests force small limits
+ * (`debug.maxBindingBytes`, `debug.bindingAlignBytes`, `debug.maxBufferBytes`, or the environment variables
+ * ENGINE_WEBGPU_MAX_BINDING_BYTES / ENGINE_WEBGPU_MAX_BUFFER_BYTES) so the split paths run on any adapter.
  */
 
 import type { Backend, KernelName, KernelParams, MemoryStats, Storage } from '../backend.ts';
-import { envFlag } from '../platform.ts';
+import { env, envFlag } from '../platform.ts';
 import { fmt } from '../shape.ts';
 import { BufferPool, type PoolStats } from './buffers.ts';
-import { describeAdapter, getDevice, type GpuContext } from './device.ts';
-import { GpuError, withErrorScopes } from './errors.ts';
-import type { Dispatch, GpuStorage, KernelContext, KernelImpl, KernelTable, OverrideConstants } from './kernel-api.ts';
+import { describeAdapter, getDevice, reportedLimits, type GpuContext } from './device.ts';
+import { Autotuner, type TuneMode, type TuneRunner } from './autotune.ts';
+import { DeviceLimitError, GpuError, withErrorScopes } from './errors.ts';
+import { isWindow, type Dispatch, type GpuStorage, type KernelContext, type KernelImpl, type KernelTable, type OverrideConstants } from './kernel-api.ts';
 import { BindGroupCache, PipelineCache, gridFor, packUniforms, type BindGroupBuffer, type PipelineEntry } from './pipelines.ts';
 import { WGSL_KERNELS } from '../../kernels/index.ts';
 
@@ -61,6 +77,21 @@ export interface WebGpuDebugOptions {
   validateDispatches: boolean;
   /** Called with every dispatch as it is queued (tests: race checks, kernel coverage). */
   onDispatch?: (d: DispatchRecord) => void;
+  /** Binds at most this many bytes per binding (below the device's limit): forces the split paths. */
+  maxBindingBytes?: number;
+  /** Aligns window offsets to this many bytes (a multiple of the device's minStorageBufferOffsetAlignment). */
+  bindingAlignBytes?: number;
+  /** Refuses buffers above this many bytes (below the device's maxBufferSize): the limit-error path. */
+  maxBufferBytes?: number;
+}
+
+/** A positive integer environment variable, or undefined. */
+function envBytes(name: string): number | undefined {
+  const v = env(name);
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 16) throw new Error(`${name}: expected a byte count ≥ 16, got "${v}"`);
+  return n;
 }
 
 /** What `debug.onDispatch` sees of a dispatch. */
@@ -71,7 +102,7 @@ export interface DispatchRecord {
   constants: OverrideConstants;
   /** The packed uniform struct, if any. */
   uniform: { group: number; binding: number; bytes: Uint8Array } | null;
-  /** Storage buffers by WGSL name: where they bind and how many bytes are bound. */
+  /** Storage buffers by WGSL name: where they bind and how many bytes are bound (a window's bytes). */
   storage: Record<string, { group: number; binding: number; size: number }>;
   grid: [number, number, number];
 }
@@ -90,6 +121,11 @@ const STORAGE_USAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
 const STAGING_USAGE = 0x01 | 0x08; // MAP_READ | COPY_DST
 const UNIFORM_USAGE = 0x40 | 0x08; // UNIFORM | COPY_DST
 const MAP_READ = 0x01;
+
+function sliceOf(values: ArrayLike<number>, start: number, end: number): ArrayLike<number> {
+  if (ArrayBuffer.isView(values) || Array.isArray(values)) return (values as unknown as { slice(a: number, b: number): ArrayLike<number> }).slice(start, end);
+  return Array.from({ length: end - start }, (_, i) => values[start + i]);
+}
 
 /**
  * A label built only when printed: most kernel calls never fail, and describing every call up front
@@ -121,12 +157,18 @@ export class WebGpuBackend implements Backend {
   readonly debug: WebGpuDebugOptions = {
     poisonOutputs: envFlag('ENGINE_WEBGPU_POISON'),
     validateDispatches: envFlag('ENGINE_WEBGPU_DEBUG'),
+    maxBindingBytes: envBytes('ENGINE_WEBGPU_MAX_BINDING_BYTES'),
+    maxBufferBytes: envBytes('ENGINE_WEBGPU_MAX_BUFFER_BYTES'),
   };
   /** Queued dispatches that trigger a flush. */
   maxBatch = 64;
+  /** Elements per upload or readback chunk (64 MiB; tests make it small). */
+  transferChunk = 16 * 1024 * 1024;
 
   readonly device: GPUDevice;
   readonly limits: GPUSupportedLimits;
+  /** Tile configurations per adapter and problem-shape class (see ./autotune.ts). */
+  readonly tuner: Autotuner;
   readonly pipelines: PipelineCache;
   private readonly bindGroups: BindGroupCache;
   private readonly pool: BufferPool;
@@ -155,12 +197,18 @@ export class WebGpuBackend implements Backend {
     this.bindGroups = new BindGroupCache(this.device);
     // A failed allocation is raised by the next run or read, so no result computed with it is returned.
     const onCreateError = (label: string, kind: 'validation' | 'out-of-memory', e: GPUError) => {
-      this.failure ??= new GpuError(`allocation of ${label}`, kind, e.message);
+      this.failure ??=
+        kind === 'out-of-memory'
+          ? new DeviceLimitError(`webgpu: the device has no memory left for ${label}: ${e.message.split('\n')[0]}`)
+          : new GpuError(`allocation of ${label}`, kind, e.message);
     };
     this.pool = new BufferPool(this.device, STORAGE_USAGE, 'tensor', undefined, onCreateError);
     this.stagingPool = new BufferPool(this.device, STAGING_USAGE, 'readback', 64 * 1024 * 1024, onCreateError);
     this.uniformAlign = Math.max(16, this.limits.minUniformBufferOffsetAlignment);
     this.kernels = kernels;
+    const { vendor, architecture, description, device } = ctx.adapterInfo;
+    const mode: TuneMode = /^(0|off|false|no)$/i.test(env('ENGINE_AUTOTUNE') ?? '') ? 'off' : 'on';
+    this.tuner = new Autotuner([ctx.runtime, vendor, architecture, description, device].join('|'), mode, Number(env('ENGINE_AUTOTUNE_BUDGET_MS') ?? 1500));
     // After a loss every call fails with a clear error; useBackend('webgpu') then builds a new backend.
     this.device.lost.then(
       (info) => {
@@ -181,6 +229,30 @@ export class WebGpuBackend implements Backend {
     return describeAdapter(this.ctx);
   }
 
+  /** The device limits the kernels depend on (reported in summary.json and by the benchmarks). */
+  deviceLimits(): Record<string, number> {
+    return reportedLimits(this.limits);
+  }
+
+  /** Bytes one binding may hold: the device's limit, or the forced one; a multiple of 16. */
+  get bindingLimitBytes(): number {
+    const limit = Math.min(this.limits.maxStorageBufferBindingSize, this.debug.maxBindingBytes ?? Infinity);
+    return Math.max(16, limit - (limit % 16));
+  }
+
+  /** Window offsets are multiples of this many bytes. */
+  get bindingAlignBytes(): number {
+    const device = this.limits.minStorageBufferOffsetAlignment;
+    const forced = this.debug.bindingAlignBytes ?? device;
+    if (forced % device !== 0) throw new Error(`debug.bindingAlignBytes ${forced} is not a multiple of minStorageBufferOffsetAlignment ${device}`);
+    return Math.max(16, forced);
+  }
+
+  /** The largest buffer this backend creates (maxBufferSize, or the forced limit). */
+  get maxBufferBytes(): number {
+    return Math.min(this.limits.maxBufferSize, this.debug.maxBufferBytes ?? Infinity);
+  }
+
   // --- storage --------------------------------------------------------------------------------------
 
   /**
@@ -191,23 +263,27 @@ export class WebGpuBackend implements Backend {
   allocate(size: number, what: string | Label, gpuWriteOnly = false): GpuStorage {
     if (!Number.isInteger(size) || size < 0) throw new Error(`webgpu ${what}: invalid element count ${size}`);
     const bytes = Math.max(4, size * 4);
-    const limit = this.limits.maxStorageBufferBindingSize;
+    const limit = this.maxBufferBytes;
     if (bytes > limit) {
-      throw new Error(
-        `webgpu ${what}: ${size} float32 elements (${bytes} bytes) exceed this device's maxStorageBufferBindingSize of ${limit} bytes`,
+      throw new DeviceLimitError(
+        `webgpu: ${what} needs ${bytes} bytes (${size} float32), more than this device's maxBufferSize of ${limit} bytes`,
       );
     }
-    const buffer = this.pool.acquire(bytes, gpuWriteOnly);
+    const buffer = this.pool.acquire(bytes, gpuWriteOnly, what);
     this.live++;
     this.liveBytes += size * 4;
     return new WebGpuStorage(this, size, buffer);
   }
 
   upload(values: ArrayLike<number>): Storage {
-    const s = this.allocate(values.length, `upload of [${values.length}]`);
-    if (values.length > 0) {
-      const data = values instanceof Float32Array ? values : Float32Array.from(values);
-      this.device.queue.writeBuffer(s.buffer!, 0, data.buffer, data.byteOffset, data.byteLength);
+    const n = values.length;
+    const s = this.allocate(n, `upload of [${n}]`);
+    // In chunks, so a large tensor never needs a second full-size float32 copy on the host (nor a
+    // full-size staging area in the implementation).
+    for (let start = 0; start < n; start += this.transferChunk) {
+      const end = Math.min(n, start + this.transferChunk);
+      const data = values instanceof Float32Array ? values.subarray(start, end) : Float32Array.from(sliceOf(values, start, end));
+      this.device.queue.writeBuffer(s.buffer!, start * 4, data.buffer, data.byteOffset, data.byteLength);
     }
     return s;
   }
@@ -266,6 +342,8 @@ export class WebGpuBackend implements Backend {
       kernel,
       limits: this.limits,
       softwareAdapter: this.ctx.adapterInfo.software,
+      bindingLimit: this.bindingLimitBytes / 4,
+      bindingAlign: this.bindingAlignBytes / 4,
       output: (size, shape) => {
         const s = this.allocate(size, shape ? new Label(() => `${kernel} output ${fmt(shape)} (${what})`) : what, !this.debug.poisonOutputs);
         outputs.push(s);
@@ -279,6 +357,7 @@ export class WebGpuBackend implements Backend {
         return s;
       },
       dispatch: (spec) => this.enqueue(spec, what),
+      tuned: (request) => this.tuner.choose(request),
       call: (k, ins, p) => {
         const s = this.runKernel(k, ins, p);
         outputs.push(s);
@@ -303,13 +382,24 @@ export class WebGpuBackend implements Backend {
     const entry = this.pipelines.get(spec.code, spec.entryPoint ?? 'main', spec.constants, label);
     const info = entry.info;
     const buffers: QueuedDispatch['buffers'] = [];
-    for (const [name, storage] of Object.entries(spec.bindings)) {
+    const limit = this.bindingLimitBytes;
+    const align = this.bindingAlignBytes;
+    for (const [name, bound] of Object.entries(spec.bindings)) {
       const b = info.bindings.get(name);
       if (!b || b.kind !== 'storage') {
         throw new Error(`${label}: entry point ${info.entryPoint} uses no storage buffer "${name}" (uses: ${[...info.bindings.keys()].join(', ')})`);
       }
-      const s = this.checkStorage(storage, () => `${label} binding ${name}`);
-      buffers.push({ group: b.group, binding: b.binding, buffer: s.buffer!, size: s.bindingSize });
+      const window = isWindow(bound);
+      const s = this.checkStorage(window ? bound.storage : bound, () => `${label} binding ${name}`);
+      const offset = window ? bound.offset * 4 : 0;
+      const size = window ? bound.size * 4 : s.bindingSize;
+      if (size > limit) {
+        throw new Error(`${label}: binding "${name}" of ${size} bytes exceeds the binding limit of ${limit} bytes (the kernel must split it)`);
+      }
+      if (offset % align !== 0 || offset + size > s.buffer!.size) {
+        throw new Error(`${label}: binding "${name}" window at byte ${offset} (${size} bytes) is misaligned or outside its buffer`);
+      }
+      buffers.push({ group: b.group, binding: b.binding, buffer: s.buffer!, offset, size });
     }
     for (const b of info.bindings.values()) {
       if (b.kind === 'storage' && !(b.name in spec.bindings)) throw new Error(`${label}: storage buffer "${b.name}" not bound`);
@@ -335,7 +425,7 @@ export class WebGpuBackend implements Backend {
       const storage: DispatchRecord['storage'] = {};
       for (const [name, st] of Object.entries(spec.bindings)) {
         const b = info.bindings.get(name)!;
-        storage[name] = { group: b.group, binding: b.binding, size: st.bindingSize };
+        storage[name] = { group: b.group, binding: b.binding, size: isWindow(st) ? st.size * 4 : st.bindingSize };
       }
       this.debug.onDispatch({ label: String(label), code: spec.code, entryPoint: info.entryPoint, constants: { ...spec.constants }, uniform, storage, grid });
     }
@@ -343,11 +433,36 @@ export class WebGpuBackend implements Backend {
 
   // --- flushing -------------------------------------------------------------------------------------
 
-  /** Encodes and submits every queued dispatch (waiting for pipelines still compiling). */
+  /**
+   * Encodes and submits every queued dispatch (waiting for pipelines still compiling), then runs the
+   * autotuner's queued measurements, if any.
+   */
   flush(): Promise<void> {
-    const done = this.flushTail.then(() => this.flushQueued());
+    const done = this.flushTail.then(async () => {
+      await this.flushQueued();
+      if (this.tuner.hasPending) await this.tune();
+    });
     this.flushTail = done.catch(() => undefined);
     return done;
+  }
+
+  /** Measures the autotuner's queued requests once the device is idle (so nothing else is timed). */
+  private async tune(): Promise<void> {
+    await this.device.queue.onSubmittedWorkDone();
+    const label = new Label(() => 'autotune');
+    const runner: TuneRunner = {
+      allocate: (size) => this.allocate(size, 'autotune scratch', true),
+      free: (s) => this.free(s),
+      time: async (dispatches) => {
+        const start = performance.now();
+        for (const d of dispatches) this.enqueue(d, label);
+        await this.flushQueued();
+        await this.device.queue.onSubmittedWorkDone();
+        return performance.now() - start;
+      },
+    };
+    await this.tuner.runPending(runner);
+    this.raiseFailure();
   }
 
   private autoFlush(): void {
@@ -426,7 +541,7 @@ export class WebGpuBackend implements Backend {
         const dynamic: number[] = [];
         if (d.uniform && d.uniform.group === g) {
           mirror.set(d.uniform.bytes, offsets[i]);
-          buffers.push({ binding: d.uniform.binding, buffer: arena!, size: d.uniform.bytes.length });
+          buffers.push({ binding: d.uniform.binding, buffer: arena!, offset: 0, size: d.uniform.bytes.length });
           dynamic.push(offsets[i]);
         }
         pass.setBindGroup(g, this.bindGroups.get(d.entry, g, buffers, labelled ? String(d.label) : undefined), dynamic);
@@ -461,21 +576,28 @@ export class WebGpuBackend implements Backend {
     await Promise.all([...this.pool.pendingChecks]);
     this.raiseFailure();
     const s = this.checkStorage(storage, () => 'read'); // freed while we waited?
-    if (s.size === 0) return new Float64Array(0);
-    const bytes = s.size * 4;
-    const staging = this.stagingPool.acquire(bytes);
+    const out = new Float64Array(s.size);
+    // In chunks of at most `transferChunk` elements, each through its own staging buffer. All copies are
+    // submitted at once, before any await: the tensor may be freed (and its buffer reused) while we wait.
+    const chunks: { start: number; bytes: number; staging: GPUBuffer }[] = [];
     const encoder = this.device.createCommandEncoder({ label: 'readback' });
-    encoder.copyBufferToBuffer(s.buffer!, 0, staging, 0, bytes);
+    for (let start = 0; start < s.size; start += this.transferChunk) {
+      const bytes = Math.min(this.transferChunk, s.size - start) * 4;
+      const staging = this.stagingPool.acquire(bytes);
+      encoder.copyBufferToBuffer(s.buffer!, start * 4, staging, 0, bytes);
+      chunks.push({ start, bytes, staging });
+    }
     this.device.queue.submit([encoder.finish()]);
     this.counters.submits++;
     try {
-      await staging.mapAsync(MAP_READ, 0, bytes);
-      const out = new Float64Array(s.size);
-      out.set(new Float32Array(staging.getMappedRange(0, bytes)));
-      staging.unmap();
+      for (const { start, bytes, staging } of chunks) {
+        await staging.mapAsync(MAP_READ, 0, bytes);
+        out.set(new Float32Array(staging.getMappedRange(0, bytes)), start);
+        staging.unmap();
+      }
       return out;
     } finally {
-      this.stagingPool.release(staging, false);
+      for (const { staging } of chunks) this.stagingPool.release(staging, false);
     }
   }
 
@@ -489,5 +611,7 @@ export class WebGpuBackend implements Backend {
 
 /** Creates the WebGPU backend on the process-wide device; throws when no adapter is available. */
 export async function createWebGpuBackend(): Promise<WebGpuBackend> {
-  return new WebGpuBackend(await getDevice());
+  const backend = new WebGpuBackend(await getDevice());
+  await backend.tuner.load();
+  return backend;
 }

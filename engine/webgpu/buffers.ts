@@ -59,7 +59,7 @@ export class BufferPool {
    * A buffer of at least `bytes` (≥ 16) bytes. Safe to writeBuffer into unless `gpuWriteOnly`, which
    * also accepts a parked buffer (for an output written by a GPU command recorded from now on).
    */
-  acquire(bytes: number, gpuWriteOnly = false): GPUBuffer {
+  acquire(bytes: number, gpuWriteOnly = false, what?: { toString(): string }): GPUBuffer {
     const cls = Math.min(sizeClass(bytes), Math.max(16, this.device.limits.maxBufferSize - (this.device.limits.maxBufferSize % 4)));
     const reused = this.idle.get(cls)?.pop();
     if (reused) {
@@ -80,8 +80,9 @@ export class BufferPool {
     const check = Promise.all([this.device.popErrorScope(), this.device.popErrorScope()]).then(
       ([validation, oom]) => {
         // Scopes pop in reverse order of pushing: validation first, then out-of-memory.
-        if (oom) this.onCreateError(label, 'out-of-memory', oom);
-        else if (validation) this.onCreateError(label, 'validation', validation);
+        const named = what === undefined ? label : `${what} (${label})`;
+        if (oom) this.onCreateError(named, 'out-of-memory', oom);
+        else if (validation) this.onCreateError(named, 'validation', validation);
       },
       () => undefined,
     );

@@ -44,19 +44,46 @@ export interface GpuContext {
   runtime: 'dawn-node' | 'navigator';
 }
 
-/** Limits requested at the adapter's maximum (when the adapter reports them). */
-const MAX_LIMITS = [
+/**
+ * The limits reported with results (summary.json of explain, the benchmarks): those the kernels depend on.
+ * Every limit the adapter reports is requested at the adapter's own value (see `acquire`), not WebGPU's
+ * defaults; these are the ones worth printing.
+ */
+export const REPORTED_LIMITS = [
   'maxStorageBufferBindingSize',
   'maxBufferSize',
+  'minStorageBufferOffsetAlignment',
+  'maxStorageBuffersPerShaderStage',
   'maxComputeWorkgroupStorageSize',
   'maxComputeInvocationsPerWorkgroup',
-  'maxStorageBuffersPerShaderStage',
-  // Without these the per-dimension defaults (256, 256, 64) cap
-  // @workgroup_size below maxComputeInvocationsPerWorkgroup.
   'maxComputeWorkgroupSizeX',
   'maxComputeWorkgroupSizeY',
   'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
 ] as const;
+
+/** The device's REPORTED_LIMITS as a plain object (GPUSupportedLimits' fields are prototype getters). */
+export function reportedLimits(limits: GPUSupportedLimits): Record<string, number> {
+  const source = limits as unknown as Record<string, unknown>;
+  const out: Record<string, number> = {};
+  for (const name of REPORTED_LIMITS) if (typeof source[name] === 'number') out[name] = source[name] as number;
+  return out;
+}
+
+/**
+ * Every numeric limit the adapter reports, at the adapter's value. (GPUSupportedLimits exposes its fields as
+ * prototype getters, so they are enumerated with for…in rather than Object.keys.) Limits where "better" means
+ * smaller (the alignments) are requested at the adapter's value too, which is always allowed.
+ */
+function adapterLimits(adapter: GPUAdapter): Record<string, number> {
+  const source = adapter.limits as unknown as Record<string, unknown>;
+  const out: Record<string, number> = {};
+  for (const name in source) {
+    const value = source[name];
+    if (typeof value === 'number' && Number.isFinite(value)) out[name] = value;
+  }
+  return out;
+}
 
 /** Optional features requested when the adapter has them. */
 const OPTIONAL_FEATURES: GPUFeatureName[] = ['timestamp-query'];
@@ -172,19 +199,17 @@ async function acquire(gen: number): Promise<GpuContext> {
     );
   }
 
-  const requiredLimits: Record<string, number> = {};
-  const adapterLimits = adapter.limits as unknown as Record<string, unknown>;
-  for (const name of MAX_LIMITS) {
-    const value = adapterLimits[name];
-    if (typeof value === 'number' && Number.isFinite(value)) requiredLimits[name] = value;
-  }
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
-
-  const device = await adapter.requestDevice({
-    label: 'engine',
-    requiredLimits,
-    requiredFeatures,
-  });
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ label: 'engine', requiredLimits: adapterLimits(adapter), requiredFeatures });
+  } catch {
+    // An implementation that lists a limit it does not accept back: fall back to the ones the kernels need.
+    const needed: Record<string, number> = {};
+    const all = adapterLimits(adapter);
+    for (const name of REPORTED_LIMITS) if (name in all) needed[name] = all[name];
+    device = await adapter.requestDevice({ label: 'engine', requiredLimits: needed, requiredFeatures });
+  }
 
   const adapterInfo = readAdapterInfo(adapter);
   const ctx: GpuContext = {

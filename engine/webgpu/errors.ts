@@ -3,6 +3,15 @@
  * Turning WebGPU's asynchronous error scopes into thrown errors.
  */
 
+/**
+ * A tensor the device cannot hold: larger than maxBufferSize (the largest buffer the device creates), or
+ * refused by the device for lack of memory. The message is one line naming the tensor, its size and the
+ * limit; the command line reports it as bad input (exit 1), since a smaller batch or input is the remedy.
+ */
+export class DeviceLimitError extends Error {
+  override name = 'DeviceLimitError';
+}
+
 export type GpuErrorKind = 'validation' | 'out-of-memory';
 
 /** A WebGPU validation / out-of-memory error caught by withErrorScopes. */

@@ -64,6 +64,9 @@
  */
 
 import type { KernelName, KernelParams, Storage } from '../backend.ts';
+import type { TuneRequest } from './autotune.ts';
+export type { TuneRequest } from './autotune.ts';
+export { DeviceLimitError } from './errors.ts';
 import type { Shape } from '../shape.ts';
 
 /** A float32 tensor in a GPU buffer. `buffer` is null once freed. */
@@ -71,6 +74,26 @@ export interface GpuStorage extends Storage {
   readonly buffer: GPUBuffer | null;
   /** Bytes bound to a shader: the tensor's bytes (≥ 4, so zero-size tensors bind too). */
   readonly bindingSize: number;
+}
+
+/**
+ * Elements [offset, offset + size) of a storage, bound to a shader as one binding: how a kernel reaches a
+ * tensor larger than one binding (maxStorageBufferBindingSize). Shaders index a window with the tensor's
+ * own element indices minus `offset` (a uniform), so the arithmetic is the same as on the whole tensor.
+ */
+export interface BufferWindow {
+  readonly storage: GpuStorage;
+  /** First element bound: a multiple of the context's `bindingAlign`. */
+  readonly offset: number;
+  /** Elements bound (at most the context's `bindingLimit`). */
+  readonly size: number;
+}
+
+/** What a dispatch binds to a storage variable: a whole storage, or a window of one. */
+export type Binding = GpuStorage | BufferWindow;
+
+export function isWindow(b: Binding): b is BufferWindow {
+  return 'storage' in b;
 }
 
 /** Values of a pipeline's `override` declarations, by name. */
@@ -84,14 +107,14 @@ export type UniformValues = Record<string, number | readonly number[]>;
  * dispatch to `ctx.dispatch`, or, in a `DispatchPlan` made before any storage exists, an input index or
  * the output.
  */
-export interface Dispatch<B = GpuStorage> {
+export interface Dispatch<B = Binding> {
   /** WGSL source. Build it once per variant (`cachedShader`): the same string is the cache key. */
   code: string;
   /** Default 'main'. */
   entryPoint?: string;
   constants?: OverrideConstants;
   uniforms?: UniformValues;
-  /** Storage buffers by WGSL variable name. */
+  /** Storage buffers (whole, or windows of them) by WGSL variable name. */
   bindings: Record<string, B>;
   /** Workgroup grid, or a linear workgroup count the backend lays out 1-D (2-D past the per-dimension
    *  limit; shaders recover the index with the prelude's `linear_index`). */
@@ -115,12 +138,29 @@ export interface KernelContext {
   readonly limits: GPUSupportedLimits;
   /** The adapter is a software rasteriser on the CPU (lavapipe, SwiftShader): some tile shapes differ there. */
   readonly softwareAdapter: boolean;
-  /** A new output of `size` float elements; refused (naming kernel and shape) past the binding limit. */
+  /**
+   * The most float elements one binding holds: maxStorageBufferBindingSize / 4, or less when a test forces
+   * a smaller limit (`debug.maxBindingBytes`). A storage larger than this is bound through windows
+   * (`windowOf`); kernels split their work so that every window fits (kernels/blocks.ts).
+   */
+  readonly bindingLimit: number;
+  /** Window offsets are multiples of this many elements (minStorageBufferOffsetAlignment / 4). */
+  readonly bindingAlign: number;
+  /**
+   * A new output of `size` float elements. It may exceed `bindingLimit` (up to maxBufferSize, beyond which a
+   * DeviceLimitError names the kernel, shape and limit); a kernel then writes it through windows.
+   */
   output(size: number, shape?: Shape): GpuStorage;
   /** A temporary buffer, freed automatically when the kernel returns (after its dispatches). */
   scratch(size: number, shape?: Shape): GpuStorage;
   /** Queues one dispatch. */
   dispatch(dispatch: Dispatch): void;
+  /**
+   * Which of a request's candidate variants to run (engine/webgpu/autotune.ts): the adapter's remembered
+   * choice for the request's shape class, else its default, the first (queued for measuring when tuning
+   * is on). Offer only variants that compute the same values within float32 rounding.
+   */
+  tuned(request: TuneRequest): string;
   /** Runs another kernel of this backend (e.g. `fill` to zero an accumulator) and returns its output. */
   call<K extends KernelName>(kernel: K, inputs: readonly GpuStorage[], params: KernelParams[K]): GpuStorage;
 }
@@ -132,6 +172,26 @@ export type KernelFamily = { [K in KernelName]?: KernelImpl<K> };
 
 /** Every kernel: what the backend runs. */
 export type KernelTable = { [K in KernelName]: KernelImpl<K> };
+
+/** Whether a storage can be bound whole. */
+export function fitsBinding(ctx: KernelContext, s: GpuStorage): boolean {
+  return s.size <= ctx.bindingLimit;
+}
+
+/**
+ * The window of `storage` holding its elements lo…hi (inclusive): the offset is lo aligned down to
+ * `bindingAlign`, the size rounded up to whole vec4s. Throws, naming `what`, when that exceeds one binding
+ * (a kernel's splitter should have made the range smaller).
+ */
+export function windowOf(ctx: KernelContext, storage: GpuStorage, lo: number, hi: number, what: string): BufferWindow {
+  const offset = Math.floor(Math.max(0, lo) / ctx.bindingAlign) * ctx.bindingAlign;
+  const end = Math.min(Math.max(hi + 1, offset + 1), Math.max(storage.size, 1));
+  const size = Math.ceil((end - offset) / 4) * 4;
+  if (size > ctx.bindingLimit) {
+    throw new Error(`webgpu ${ctx.kernel}: ${what} needs elements ${lo}…${hi} in one binding, more than the ${ctx.bindingLimit} a binding holds`);
+  }
+  return { storage, offset, size };
+}
 
 /** Allocates the plan's output, binds its inputs and output by name, and queues it. */
 export function runPlan(ctx: KernelContext, plan: DispatchPlan, inputs: readonly GpuStorage[]): GpuStorage {

@@ -316,11 +316,13 @@ function bufferId(buffer: GPUBuffer): number {
 export interface BindGroupBuffer {
   binding: number;
   buffer: GPUBuffer;
+  /** Bytes from the buffer's start (a window of a large tensor; 0 for a whole buffer). */
+  offset: number;
   size: number;
 }
 
 /**
- * Bind groups keyed by (pipeline entry, group, buffers and binding sizes). Creating one costs ~50 µs in
+ * Bind groups keyed by (pipeline entry, group, buffers, binding offsets and sizes). Creating one costs ~50 µs in
  * Dawn (more than encoding the dispatch), and a steady workload binds the same pooled buffers to the same
  * pipelines again and again, so they are kept, least recently used evicted past `capacity`. Uniforms
  * use a dynamic offset, so the arena position is not part of the key. A destroyed buffer never matches
@@ -338,7 +340,7 @@ export class BindGroupCache {
 
   get(entry: PipelineEntry, group: number, buffers: readonly BindGroupBuffer[], label?: string): GPUBindGroup {
     let key = `${entry.id}:${group}`;
-    for (const b of buffers) key += `|${b.binding}:${bufferId(b.buffer)}:${b.size}`;
+    for (const b of buffers) key += `|${b.binding}:${bufferId(b.buffer)}:${b.offset}:${b.size}`;
     const hit = this.map.get(key);
     if (hit) {
       this.hits++;
@@ -347,7 +349,7 @@ export class BindGroupCache {
       return hit;
     }
     this.misses++;
-    const entries = buffers.map((b) => ({ binding: b.binding, resource: { buffer: b.buffer, offset: 0, size: b.size } }));
+    const entries = buffers.map((b) => ({ binding: b.binding, resource: { buffer: b.buffer, offset: b.offset, size: b.size } }));
     const bindGroup = this.device.createBindGroup(label ? { label, layout: entry.layouts[group], entries } : { layout: entry.layouts[group], entries });
     this.map.set(key, bindGroup);
     if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value!);

@@ -110,6 +110,7 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
       backend_choice: chosen.choice,
       ...(chosen.reason === null ? {} : { backend_reason: chosen.reason }),
       adapter: chosen.backend.describe(),
+      ...(chosen.backend.deviceLimits ? { adapter_limits: chosen.backend.deviceLimits() } : {}),
       seed: shared.seed,
     },
   });
