@@ -29,7 +29,8 @@
 // multiplier) use the depthwise kernel below, which stages an input patch and the filter in workgroup
 // memory and computes a row of 4 outputs per invocation.
 
-import type { ConvGeometry, KernelParams } from '../engine/backend.ts';
+import type { ConvEpilogue, ConvGeometry, KernelParams } from '../engine/backend.ts';
+import { epilogueBindings, epilogueDecls, epilogueInPlace, epilogueInputs, epilogueKey, epilogueStore } from './epilogue.ts';
 import { fmt, sizeOf, type Shape } from '../engine/shape.ts';
 import { cachedShader, runPlan, type DispatchPlan, type GpuStorage, type KernelContext, type KernelFamily, type PlannedBinding } from '../engine/webgpu/kernel-api.ts';
 import {
@@ -100,7 +101,7 @@ function convParams(d: Dims, g: ConvGeometry, M: number, N: number, K: number): 
 // ---------------------------------------------------------------------------------------------------
 // conv2d forward
 
-function forwardSpec(aVec4: boolean): GemmSpec {
+function forwardSpec(aVec4: boolean, epilogue?: ConvEpilogue): GemmSpec {
   return {
     name: 'conv2d',
     paramFields: CONV_FIELDS,
@@ -108,8 +109,9 @@ function forwardSpec(aVec4: boolean): GemmSpec {
       { name: 'x', type: 'array<f32>', access: 'read' },
       { name: 'wt', type: aVec4 ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
       { name: 'y', type: 'array<f32>', access: 'read_write' },
+      ...(epilogue ? epilogueBindings(epilogue) : []),
     ],
-    decls: GEOMETRY_OVERRIDES,
+    decls: GEOMETRY_OVERRIDES + (epilogue ? epilogueDecls(epilogue) : ''),
     // Offsets of group z in the weights, the input and the output.
     prologue: /* wgsl */ `
       let ohw = params.OH * params.OW;
@@ -139,7 +141,8 @@ function forwardSpec(aVec4: boolean): GemmSpec {
       }`,
     storeC: (row, col, value) => /* wgsl */ `
       let qn = (${col}) / ohw;
-      y[yGroup + qn * params.O * ohw + (${row}) * ohw + (${col}) % ohw] = ${value};`,
+      let yi = yGroup + qn * params.O * ohw + (${row}) * ohw + (${col}) % ohw;
+      ${epilogue ? epilogueStore(epilogue, 'y', 'yi', `z * params.Og + (${row})`, value) : `y[yi] = ${value};`}`,
   };
 }
 
@@ -303,7 +306,7 @@ export function pointwiseAsMatmul(g: ConvGeometry): KernelParams['matmul'] {
 }
 
 /** conv2d forward as an implicit GEMM (no routing). */
-export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): DispatchPlan {
+export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig, epilogue?: ConvEpilogue): DispatchPlan {
   const d = dimsOf(g);
   const M = d.Og;
   const N = d.N * d.OH * d.OW;
@@ -311,8 +314,10 @@ export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): DispatchPl
   const cfg = config ?? chooseGemmConfig(M, N, false);
   validateGemmConfig(cfg, false);
   const aVec4 = K % 4 === 0;
-  const code = cachedShader(`conv2d:${gemmVariant(cfg)}:${aVec4}`, () => gemmShader(forwardSpec(aVec4), cfg));
-  return gemmPlan(convLabel('conv2d', g), code, cfg, geometryConstants(g), convParams(d, g, M, N, K), { x: 0, wt: 1, y: 'output' }, g.yShape, M, N, d.G);
+  const variant = `conv2d:${gemmVariant(cfg)}:${aVec4}${epilogue ? `:${epilogueKey(epilogue)}` : ''}`;
+  const code = cachedShader(variant, () => gemmShader(forwardSpec(aVec4, epilogue), cfg));
+  const bindings = { x: 0, wt: 1, y: 'output' as const, ...(epilogue ? epilogueInputs(epilogue) : {}) };
+  return gemmPlan(convLabel('conv2d', g), code, cfg, geometryConstants(g), convParams(d, g, M, N, K), bindings, g.yShape, M, N, d.G);
 }
 
 export function planConv2dBackwardInput(g: ConvGeometry, config?: GemmConfig): DispatchPlan {
@@ -522,7 +527,12 @@ function run(ctx: KernelContext, kernel: ConvKernel, plan: DispatchPlan, inputs:
 /** The backend's convolution kernels. */
 export const conv2dKernels = {
   conv2d(ctx, inputs, g) {
-    return run(ctx, 'conv2d', planConv2d(g, ctx.limits.maxComputeWorkgroupStorageSize, targetOf(ctx)), inputs, g);
+    const limit = ctx.limits.maxComputeWorkgroupStorageSize;
+    // An epilogue rides in the implicit GEMM's store; the other routes run it as one in-place pass after.
+    const storeFused = g.epilogue && conv2dRoute(g, limit) === 'implicit-gemm' && g.wShape[1] * g.wShape[2] * g.wShape[3] > 0;
+    const plan = storeFused ? planConv2dGemm(g, undefined, g.epilogue) : planConv2d(g, limit, targetOf(ctx));
+    const y = run(ctx, 'conv2d', plan, inputs, g);
+    return g.epilogue && !storeFused ? epilogueInPlace(ctx, y, inputs.slice(2), g, g.epilogue) : y;
   },
   conv2dBackwardInput(ctx, inputs, g) {
     return run(ctx, 'conv2dBackwardInput', planConv2dBackwardInput(g), inputs, g);
