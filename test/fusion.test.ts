@@ -146,6 +146,16 @@ function smallResNet(cfg: Partial<ResNetConfig> & Pick<ResNetConfig, 'block'>, b
 
 async function terms(module: Module, input: E.Tensor, layer: string, fused: boolean) {
   setFusion(fused);
+  const previous = E.getBackend();
+  E.setBackend(input.backend); // the utility's constants
+  try {
+    return await termsOn(module, input, layer);
+  } finally {
+    E.setBackend(previous);
+  }
+}
+
+async function termsOn(module: Module, input: E.Tensor, layer: string) {
   const capture = captureForward(module, input, layer);
   const classes = Array.from({ length: input.shape[0] }, (_, i) => (2 * i + 1) % 5);
   const t = layerTerms(module, input, capture, 'rest', classes, true);
@@ -210,7 +220,10 @@ function prefixSuite(name: string, describeIt: (name: string, body: () => void) 
               // float32 rounding carried through a few layers; float64 agrees to ~1e-13 relative.
               const tol = (backend.epsilon < 1e-10 ? 1e-12 : 2e-4) * scale;
               expect(maxAbsDiff(fused[k], unfused[k]), `${layer} ${k} fused vs unfused`).toBeLessThanOrEqual(tol);
-              expect(maxAbsDiff(fused[k], ref[k]), `${layer} ${k} fused vs float64`).toBeLessThanOrEqual(tol);
+              // H·A is small beside the float32 rounding of G's terms it cancels: against float64, the fused
+              // run must be as close as the unfused float32 run is (within 2×), or within tol.
+              const unfusedError = maxAbsDiff(unfused[k], ref[k]);
+              expect(maxAbsDiff(fused[k], ref[k]), `${layer} ${k} fused vs float64`).toBeLessThanOrEqual(Math.max(tol, 2 * unfusedError));
             }
           }
         } finally {
