@@ -27,7 +27,7 @@ import { env } from '../engine/internal.ts';
 import { conv2dWithEpilogue } from '../engine/fusion/conv2d.ts';
 import type { EpilogueActivation } from '../engine/fusion/epilogue.ts';
 import { BatchNorm2d, Conv2d, Lambda, NamedSequential } from './layers.ts';
-import { ModelError, Module, onDisposeParameters, type CompiledModules } from './module.ts';
+import { ForwardReplay, ModelError, Module, onDisposeParameters, withForwardHooks, type CompiledModules } from './module.ts';
 import { BasicBlock, Bottleneck, ResNet } from './archs/resnet.ts';
 import { BasicBlockA, CifarResNet } from './archs/resnet_cifar.ts';
 
@@ -250,4 +250,20 @@ class CompiledPrefix implements CompiledModules {
  */
 export function compilePrefix(root: Module, target: string): CompiledModules | null {
   return fusionEnabled() ? new CompiledPrefix(root, target) : null;
+}
+
+/** No module has this path: a plan for it compiles the whole network (a plain inference forward). */
+const NO_TARGET = '\u0000';
+
+/**
+ * The network's output for `input`, run compiled from end to end when fusion is on (else module.call):
+ * an inference forward with no target layer, for the passes that need only logits.
+ */
+export function inferenceForward(module: Module, input: Tensor): Tensor {
+  const compiled = input.level === 0 ? compilePrefix(module, NO_TARGET) : null;
+  if (!compiled) return module.call(input);
+  const replay = new ForwardReplay(NO_TARGET);
+  replay.compiled = compiled;
+  // The replay memo keeps every module output it sees: let tidy free all but the logits.
+  return E.tidy(() => withForwardHooks(new Map(), () => module.call(input), replay));
 }

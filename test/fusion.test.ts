@@ -81,7 +81,11 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return Number.isNaN(m) ? Infinity : m;
 }
 
-const maxAbs = (a: ArrayLike<number>) => Array.prototype.reduce.call(a, (m: number, v: number) => Math.max(m, Math.abs(v)), 0) as number;
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
 
 /** Each activation with bias and residual on every geometry; bias only and residual only on the first. */
 const COMBOS: [ConvCase, EpilogueActivation, boolean, boolean][] = [
