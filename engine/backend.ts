@@ -56,7 +56,8 @@ export interface KernelParams {
   scatterAdd: { updShape: Shape; axis: number; outShape: Shape };
   /** Batched matmul with numpy batch broadcasting: a [...ba, m, k] @ b [...bb, k, n] → [...bo, m, n]. */
   matmul: { aShape: Shape; bShape: Shape; outShape: Shape };
-  conv2d: ConvGeometry;
+  /** Inputs x, w, then the epilogue's bias and residual when it names them. */
+  conv2d: ConvGeometry & { epilogue?: ConvEpilogue };
   /** dL/dx given dL/dy (input 0) and w (input 1). */
   conv2dBackwardInput: ConvGeometry;
   /** dL/dw given x (input 0) and dL/dy (input 1). */
@@ -66,6 +67,19 @@ export interface KernelParams {
 }
 
 export type KernelName = keyof KernelParams;
+
+/** Activations a convolution's store can apply (engine/fusion: the compiled inference prefix). */
+export type EpilogueActivation = 'none' | 'relu' | 'relu6' | 'silu' | 'hardswish' | 'gelu';
+
+/**
+ * What a forward convolution does to each output before storing it: y = act(conv + bias[o] + residual).
+ * The optional inputs follow x and w in this order: bias [O] when `bias`, residual (y's shape) when `residual`.
+ */
+export interface ConvEpilogue {
+  bias: boolean;
+  residual: boolean;
+  activation: EpilogueActivation;
+}
 
 export interface MemoryStats {
   /** Storages allocated and not yet freed. */

@@ -29,7 +29,8 @@
 // multiplier) use the depthwise kernel below, which stages an input patch and the filter in workgroup
 // memory and computes a row of 4 outputs per invocation.
 
-import type { ConvGeometry, KernelParams } from '../engine/backend.ts';
+import type { ConvEpilogue, ConvGeometry, KernelParams } from '../engine/backend.ts';
+import { epilogueBindings, epilogueDecls, epilogueInPlace, epilogueInputs, epilogueKey, epilogueStore } from './epilogue.ts';
 import { fmt, sizeOf, type Shape } from '../engine/shape.ts';
 import { cachedShader, type Dispatch, type GpuStorage, type KernelContext, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
 import { sizeClass } from '../engine/webgpu/autotune.ts';
@@ -110,7 +111,7 @@ function convParams(d: Dims, g: ConvGeometry, M: number, N: number, K: number): 
 // ---------------------------------------------------------------------------------------------------
 // conv2d forward
 
-function forwardSpec(aVec4: boolean): GemmSpec {
+function forwardSpec(aVec4: boolean, epilogue?: ConvEpilogue): GemmSpec {
   return {
     name: 'conv2d',
     paramFields: CONV_FIELDS,
@@ -118,8 +119,9 @@ function forwardSpec(aVec4: boolean): GemmSpec {
       { name: 'x', type: 'array<f32>', access: 'read' },
       { name: 'wt', type: aVec4 ? 'array<vec4<f32>>' : 'array<f32>', access: 'read' },
       { name: 'y', type: 'array<f32>', access: 'read_write' },
+      ...(epilogue ? epilogueBindings(epilogue) : []),
     ],
-    decls: GEOMETRY_OVERRIDES,
+    decls: GEOMETRY_OVERRIDES + (epilogue ? epilogueDecls(epilogue) : ''),
     // Offsets of group z in the weights, the input and the output.
     // Offsets within the bound windows: u32 arithmetic wraps, so subtracting a window's start early is
     // exact as long as the final index lies in the window.
@@ -151,7 +153,8 @@ function forwardSpec(aVec4: boolean): GemmSpec {
       }`,
     storeC: (row, col, value) => /* wgsl */ `
       let qn = (${col}) / ohw;
-      y[yGroup + qn * params.O * ohw + (${row}) * ohw + (${col}) % ohw] = ${value};`,
+      let yi = yGroup + qn * params.O * ohw + (${row}) * ohw + (${col}) % ohw;
+      ${epilogue ? epilogueStore(epilogue, 'y', 'yi', `z * params.Og + (${row}) - params.base_bias`, value, 'yi + params.base_y - params.base_res') : `y[yi] = ${value};`}`,
     loadC: (row, col) => /* wgsl */ `
       let qn = (${col}) / ohw;
       v = y[yGroup + qn * params.O * ohw + (${row}) * ohw + (${col}) % ohw];`,
@@ -398,7 +401,7 @@ function planes(n0: number, n1: number, channels: number, c0: number, c1: number
 }
 
 /** conv2d forward as an implicit GEMM (no routing). */
-export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): SplitPlan {
+export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig, epilogue?: ConvEpilogue): SplitPlan {
   const d = dimsOf(g);
   const M = d.Og;
   const N = d.N * d.OH * d.OW;
@@ -406,7 +409,8 @@ export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): SplitPlan 
   const cfg = config ?? chooseGemmConfig(M, N, false);
   validateGemmConfig(cfg, false);
   const aVec4 = K % 4 === 0;
-  const code = cachedShader(`conv2d:${gemmVariant(cfg)}:${aVec4}`, () => gemmShader(forwardSpec(aVec4), cfg));
+  const variant = `conv2d:${gemmVariant(cfg)}:${aVec4}${epilogue ? `:${epilogueKey(epilogue)}` : ''}`;
+  const code = cachedShader(variant, () => gemmShader(forwardSpec(aVec4, epilogue), cfg));
   const ohw = d.OH * d.OW;
   const khw = d.KH * d.KW;
   return gemmPlan({
@@ -415,7 +419,7 @@ export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): SplitPlan 
     tile: tileOf(cfg),
     constants: { ...gemmConstants(cfg), ...geometryConstants(g) },
     uniforms: convParams(d, g, M, N, K),
-    bindings: { x: 0, wt: 1, y: 'output' },
+    bindings: { x: 0, wt: 1, y: 'output', ...(epilogue ? epilogueInputs(epilogue) : {}) },
     outShape: g.yShape,
     Z: d.G,
     M,
@@ -427,6 +431,9 @@ export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig): SplitPlan 
       wt: [(z0 * d.Og + m0) * K + k0, ((z1 - 1) * d.Og + m1 - 1) * K + k1 - 1],
       x: planes(Math.floor(n0 / ohw), Math.floor((n1 - 1) / ohw), d.C, z0 * d.Cg + Math.floor(k0 / khw), (z1 - 1) * d.Cg + Math.floor((k1 - 1) / khw), d.H * d.W),
       y: planes(Math.floor(n0 / ohw), Math.floor((n1 - 1) / ohw), d.O, z0 * d.Og + m0, (z1 - 1) * d.Og + m1 - 1, ohw),
+      // The epilogue's operands: the output channels' biases, and a residual laid out as y.
+      ...(epilogue?.bias ? { bias: [z0 * d.Og + m0, (z1 - 1) * d.Og + m1 - 1] as [number, number] } : {}),
+      ...(epilogue?.residual ? { res: planes(Math.floor(n0 / ohw), Math.floor((n1 - 1) / ohw), d.O, z0 * d.Og + m0, (z1 - 1) * d.Og + m1 - 1, ohw) } : {}),
     }),
   });
 }
@@ -841,10 +848,27 @@ function run(ctx: KernelContext, plans: (config?: GemmConfig) => SplitPlan[], in
   return out;
 }
 
+/**
+ * conv2d with a fused epilogue (bias, residual, activation). It rides in the implicit GEMM's store when the
+ * convolution runs as one dispatch over whole bindings (a convolution split over depth would apply it to
+ * partial sums); otherwise — other routes, tensors above one binding — the convolution runs as usual and the
+ * epilogue follows as one in-place pass. Fused convolutions use the default tile configuration (the
+ * autotuner times plain convolutions only).
+ */
+function convWithEpilogue(ctx: KernelContext, inputs: readonly GpuStorage[], g: ConvGeometry, e: ConvEpilogue): GpuStorage {
+  const { out, K } = sizesOf('conv2d', g);
+  const plain = { ...g, epilogue: undefined };
+  const storeFused = K > 0 && out > 0 && conv2dRoute(g, ctx.limits.maxComputeWorkgroupStorageSize) === 'implicit-gemm' && !needsSplit(ctx, inputs, out);
+  if (storeFused) return run(ctx, () => [planConv2dGemm(plain, undefined, e)], inputs);
+  const y = conv2dKernels.conv2d(ctx, inputs.slice(0, 2), plain);
+  return epilogueInPlace(ctx, y, inputs.slice(2), g, e);
+}
+
 /** The backend's convolution kernels. */
 export const conv2dKernels = {
   conv2d(ctx, inputs, g) {
     const { out, K } = sizesOf('conv2d', g);
+    if (g.epilogue) return convWithEpilogue(ctx, inputs, g, g.epilogue);
     if (K === 0 || out === 0) return ctx.call('fill', [], { size: out, value: 0 });
     const shared = ctx.limits.maxComputeWorkgroupStorageSize;
     const target = targetOf(ctx);

@@ -3,6 +3,7 @@
 import * as E from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
 import { Module, ModelError } from './module.ts';
+import type { EpilogueActivation } from '../engine/fusion/epilogue.ts';
 
 type Pair = number | [number, number];
 const pairOf = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
@@ -77,7 +78,8 @@ export class LayerNorm extends Module {
 
 /** A module wrapping a parameter-free function (activations, flatten, …). */
 export class Lambda extends Module {
-  constructor(readonly fn: (x: Tensor) => Tensor, readonly kind: string) {
+  /** `activation`: the activation this module is, when a convolution's epilogue can apply it instead. */
+  constructor(readonly fn: (x: Tensor) => Tensor, readonly kind: string, readonly activation?: EpilogueActivation) {
     super();
   }
   forward(x: Tensor): Tensor {
@@ -85,12 +87,13 @@ export class Lambda extends Module {
   }
 }
 
-export const ReLU = () => new Lambda(E.relu, 'ReLU');
-export const ReLU6 = () => new Lambda(E.relu6, 'ReLU6');
-export const SiLU = () => new Lambda(E.silu, 'SiLU');
-export const GELU = (approximate: 'none' | 'tanh' = 'none') => new Lambda((x) => E.gelu(x, { approximate }), 'GELU');
+export const ReLU = () => new Lambda(E.relu, 'ReLU', 'relu');
+export const ReLU6 = () => new Lambda(E.relu6, 'ReLU6', 'relu6');
+export const SiLU = () => new Lambda(E.silu, 'SiLU', 'silu');
+export const GELU = (approximate: 'none' | 'tanh' = 'none') =>
+  new Lambda((x) => E.gelu(x, { approximate }), 'GELU', approximate === 'none' ? 'gelu' : undefined);
 export const Sigmoid = () => new Lambda(E.sigmoid, 'Sigmoid');
-export const Hardswish = () => new Lambda(E.hardswish, 'Hardswish');
+export const Hardswish = () => new Lambda(E.hardswish, 'Hardswish', 'hardswish');
 export const Hardsigmoid = () => new Lambda(E.hardsigmoid, 'Hardsigmoid');
 /** Dropout and stochastic depth are the identity in eval mode. */
 export const Identity = (kind = 'Identity') => new Lambda((x) => x, kind);

@@ -48,6 +48,8 @@ export class ForwardReplay {
   captured: Tensor | null = null;
   /** Returned in place of the target's output in later passes (the watched activation). */
   replacement: Tensor | null = null;
+  /** Runs modules that finish before the target in a compiled form during recording (inference-prefix.ts). */
+  compiled: CompiledModules | null = null;
 
   constructor(readonly targetPath: string) {}
 
@@ -78,6 +80,21 @@ export class ForwardReplay {
   }
 }
 
+/**
+ * A compiled form of some modules for the recording pass, before the target's output appears: `run`
+ * returns a module's output computed its own way, or null to let the module run its forward.
+ */
+export interface CompiledModules {
+  run(module: Module, call: number, inputs: readonly Tensor[]): Tensor | null;
+}
+
+const parameterReleasers: ((root: Module) => void)[] = [];
+
+/** Registers a function that frees what was derived from a model's parameters when they are disposed. */
+export function onDisposeParameters(release: (root: Module) => void): void {
+  parameterReleasers.push(release);
+}
+
 export interface ParamSpec {
   shape: number[];
   value: Tensor | null;
@@ -104,7 +121,8 @@ export abstract class Module {
       const memo = replay.lookup(key);
       if (memo) return memo;
     }
-    let out = this.forward(...inputs);
+    const compiled = replay?.isRecording && !replay.captured ? replay.compiled : null;
+    let out = compiled?.run(this, call, inputs) ?? this.forward(...inputs);
     const hook = s.hooks.get(this.path);
     if (hook) out = hook(out, this.path, call) ?? out;
     if (replay?.isRecording) replay.record(key, this.path, call, out);
@@ -206,6 +224,7 @@ export abstract class Module {
 
   /** Releases every loaded parameter. */
   disposeParameters(): void {
+    for (const release of parameterReleasers) release(this);
     for (const [, spec] of this.tensors()) {
       spec.value?.dispose();
       spec.value = null;

@@ -191,15 +191,20 @@ describe('segmentation models and input-space maps', () => {
 });
 
 describe('memory and concurrency', () => {
-  it('a call frees what it made; dispose frees the weights; a disposed explainer refuses calls', async () => {
+  it('a call frees what it made; dispose frees the weights and what was derived from them; a disposed explainer refuses calls', async () => {
     const cpu = E.cpuBackend();
     await explainer.explain(images[0]); // warm the constant cache
     const start = cpu.memory();
     const ex = await createExplainer({ backend: 'cpu' });
     const loaded = cpu.memory();
     expect(loaded.bytes).toBeGreaterThan(start.bytes + 1_000_000); // ResNet-20's weights
+    // The first call may build what the weights imply (BatchNorms folded into convolutions: the compiled
+    // inference prefix); those belong to the model and go with dispose. A call itself leaves nothing.
     await ex.explain(images.slice(0, 2), { methods: ['shapleycam', 'ablationcam'] });
-    expect(cpu.memory()).toEqual(loaded);
+    const derived = cpu.memory();
+    expect(derived.bytes).toBeGreaterThanOrEqual(loaded.bytes);
+    await ex.explain(images.slice(0, 2), { methods: ['shapleycam', 'ablationcam'] });
+    expect(cpu.memory()).toEqual(derived);
     ex.dispose();
     expect(cpu.memory()).toEqual(start);
     expect(ex.disposed).toBe(true);

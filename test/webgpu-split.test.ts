@@ -229,6 +229,15 @@ describeWebGpu('WebGPU kernels on tensors larger than one binding (forced small 
     });
   }
 
+  it('conv with a fused epilogue (bias, residual, ReLU) over windows: the output and the residual above one binding', async () => {
+    for (const [label, g] of convCases) {
+      const [O, Cg, KH, KW] = g.wShape;
+      const fused = { ...g, epilogue: { bias: true, residual: true, activation: 'relu' as const } };
+      const inputs = [rand(sizeOf(g.xShape), 80), rand(sizeOf(g.wShape), 81), rand(O, 82), rand(sizeOf(g.yShape), 83)];
+      await check(`${label} conv2d + bias + residual + relu`, 'conv2d', inputs, fused, GEMM, { terms: Cg * KH * KW + 2 });
+    }
+  });
+
   // --- transfers and limits -------------------------------------------------------------------------
 
   it('uploads and readbacks move large tensors in chunks', async () => {

@@ -8,6 +8,7 @@
 import * as E from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
 import { ForwardReplay, ModelError, withForwardHooks, type Module } from '../../models/module.ts';
+import { compilePrefix } from '../../models/inference-prefix.ts';
 import type { ActivationLayout } from '../../models/registry.ts';
 import type { HeadTarget } from './targets.ts';
 
@@ -22,6 +23,7 @@ export interface ForwardCapture {
 export function captureForward(module: Module, input: Tensor, layer: string): ForwardCapture {
   module.get(layer); // a clear error for an unknown path
   const replay = new ForwardReplay(layer);
+  if (input.level === 0) replay.compiled = compilePrefix(module, layer);
   const logits = withForwardHooks(new Map(), () => module.call(input), replay);
   replay.finishRecording();
   return { logits, activation: replay.captured!, replay };

@@ -4,6 +4,7 @@
 import type { Backend, BinaryOp, ConvGeometry, KernelName, KernelParams, MemoryStats, Storage, UnaryOp } from '../backend.ts';
 import { broadcastStrides, sizeOf, stridesOf, type Shape } from '../shape.ts';
 import { erf } from './math.ts';
+import { applyEpilogue } from '../fusion/epilogue.ts';
 
 class CpuStorage implements Storage {
   constructor(readonly backend: CpuBackend, public values: Float64Array | null) {}
@@ -246,7 +247,7 @@ const kernels: { [K in KernelName]: Kernel<K> } = {
     return out;
   },
 
-  conv2d: ([x, w], g) => convForward(x, w, g),
+  conv2d: ([x, w, ...extra], g) => (g.epilogue ? applyEpilogue(convForward(x, w, g), g, g.epilogue, extra) : convForward(x, w, g)),
 
   conv2dBackwardInput: ([dy, w], g) => {
     const dx = new Float64Array(sizeOf(g.xShape));

@@ -5,10 +5,11 @@
 // - backward-filter: dW = Σ_n dy_n · im2col(x_n)ᵀ, the sum over images running inside the GEMM's K loop;
 // - depthwise (one input channel per group): direct kernels for all three.
 
-import type { ConvGeometry } from '../../engine/backend.ts';
+import type { ConvGeometry, KernelParams } from '../../engine/backend.ts';
 import { sizeOf } from '../../engine/shape.ts';
 import { B_IM2COL, B_IM2COL_T, B_STRIDED, K_COL2IM, K_DEPTHWISE, K_DEPTHWISE_BACKWARD_FILTER, K_DEPTHWISE_BACKWARD_INPUT } from './assembly/ids.ts';
 import type { WasmContext } from './context.ts';
+import { epilogueInPlace } from './epilogue.ts';
 import { gemm, packA, packedABytes, type GemmEntry, type Im2col, type StridedA } from './gemm.ts';
 
 interface Dims {
@@ -51,12 +52,18 @@ function depthwise(ctx: WasmContext, kernel: number, inputs: [number, number], o
   ctx.run(kernel, [inputs[0], inputs[1], out, ...geometryWords(g, d), per, d.N, d.C, mult], Math.ceil(units / per), units * workPerUnit);
 }
 
-export function conv2d(ctx: WasmContext, [x, w]: number[], g: ConvGeometry): unknown {
+export function conv2d(ctx: WasmContext, [x, w, ...extra]: number[], g: KernelParams['conv2d']): unknown {
+  const out = convolve(ctx, x, w, g);
+  if (g.epilogue) epilogueInPlace(ctx, out.ptr, extra, g, g.epilogue);
+  return out.storage;
+}
+
+function convolve(ctx: WasmContext, x: number, w: number, g: ConvGeometry): { ptr: number; storage: unknown } {
   const d = dims(g);
   const out = ctx.output(sizeOf(g.yShape));
   if (isDepthwise(g)) {
     depthwise(ctx, K_DEPTHWISE, [x, w], out.ptr, g, d, d.N * d.O, 2 * d.P * d.KH * d.KW);
-    return out.storage;
+    return out;
   }
   // A = the group's weights (Og × Kc), packed once per weight tensor and kept with it.
   const A = packedWeights(ctx, d, 'forward', (grp) => ({ a: w + 4 * grp * d.Og * d.Kc, M: d.Og, K: d.Kc, rsA: d.Kc, csA: 1 }));
@@ -71,7 +78,7 @@ export function conv2d(ctx: WasmContext, [x, w]: number[], g: ConvGeometry): unk
     M: d.Og, N: d.P, K: d.Kc, entries, aPacked: true, rsA: d.Kc, csA: 1, ldc: d.P,
     ...(pointwise ? { bMode: B_STRIDED, rsB: d.HW, csB: 1 } : { bMode: B_IM2COL, im2col: im2col(g, d) }),
   });
-  return out.storage;
+  return out;
 }
 
 /**

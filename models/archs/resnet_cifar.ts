@@ -10,7 +10,7 @@ import { IMAGENET_MEAN, IMAGENET_STD, registerArchitecture, type WeightShapes } 
 import { ShapeReader } from './shapes.ts';
 import { CIFAR10_CLASSES } from '../labels.ts';
 
-class BasicBlockA extends Module {
+export class BasicBlockA extends Module {
   private readonly conv1: Conv2d;
   private readonly bn1: BatchNorm2d;
   private readonly conv2: Conv2d;
@@ -27,7 +27,7 @@ class BasicBlockA extends Module {
   }
 
   /** Option A: subsample by 2 and zero-pad planes/4 channels on each side; no parameters. */
-  private shortcut(x: Tensor): Tensor {
+  shortcut(x: Tensor): Tensor {
     if (!this.downsample) return x;
     const sub = E.slice(x, [0, 0, 0, 0], [null, null, null, null], [1, 1, 2, 2]);
     const p = this.planes / 4;

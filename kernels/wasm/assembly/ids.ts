@@ -24,6 +24,16 @@ export const K_GEMM_PACK_A = 16;
 export const K_TRANSPOSE = 17;
 /** Products of one row by a matrix (M = 1), row by row of B: no packing, B read once in order. */
 export const K_GEMV = 18;
+/** A convolution's epilogue in place: bias, residual add, activation (engine/fusion). */
+export const K_EPILOGUE = 19;
+
+// Epilogue activations, in engine/fusion/epilogue.ts's order.
+export const A_NONE = 0;
+export const A_RELU = 1;
+export const A_RELU6 = 2;
+export const A_SILU = 3;
+export const A_HARDSWISH = 4;
+export const A_GELU = 5;
 
 // Unary ops, in engine/backend.ts's order.
 export const U_NEG = 0;

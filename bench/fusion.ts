@@ -1,0 +1,134 @@
+// The compiled inference prefix (models/inference-prefix.ts) against the unfused graph, side by side in
+// one run: dispatches per ResNet-18 forward and per ShapleyCAM explain (WebGPU counts them), and ms per
+// image of the ResNet-18/50 forward and of ShapleyCAM (layer4, batch 8 by default), fused and unfused in
+// turns (one of each per round after a warm-up of each, medians), on each backend asked for.
+//
+//   npx tsx bench/fusion.ts [--backends webgpu,wasm] [--models resnet18,resnet50] [--batch 8] [--rounds 3]
+//
+// Prints one JSON line per measurement, then a table with the unfused/fused ratios.
+
+import { parseArgs } from 'node:util';
+import * as E from '../engine/index.ts';
+import { explain } from '../cam/algorithm/explain.ts';
+import { getArchitecture } from '../models/registry.ts';
+import { initializeRandom } from '../models/init.ts';
+import { inferenceForward, setFusion } from '../models/inference-prefix.ts';
+import type { Module } from '../models/module.ts';
+import type { WebGpuBackend } from '../engine/webgpu/backend.ts';
+import '../models/archs/index.ts';
+
+const { values: opts } = parseArgs({
+  options: {
+    backends: { type: 'string', default: 'webgpu,wasm' },
+    models: { type: 'string', default: 'resnet18,resnet50' },
+    batch: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '3' },
+  },
+});
+const ROUNDS = Number(opts.rounds);
+const BATCH = Number(opts.batch);
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function build(name: string): { module: Module; layer: string } {
+  const arch = getArchitecture(name);
+  const module = arch.build();
+  initializeRandom(module, 1);
+  return { module, layer: arch.defaultLayer };
+}
+
+function randomInput(batch: number): E.Tensor {
+  return E.tensor(Float32Array.from({ length: batch * 3 * 224 * 224 }, (_, i) => Math.sin(i * 0.37)), [batch, 3, 224, 224]);
+}
+
+type Task = (fused: boolean) => Promise<void>;
+
+function forwardTask(module: Module, input: E.Tensor): Task {
+  return async (fused) => {
+    setFusion(fused);
+    // Unfused: the module's own forward, as `eval` and the peers bench run it.
+    const y = fused ? inferenceForward(module, input) : E.tidy(() => module.call(input));
+    await y.values();
+    y.dispose();
+  };
+}
+
+function shapleyTask(module: Module, input: E.Tensor, layer: string): Task {
+  return async (fused) => {
+    setFusion(fused);
+    await explain({ module, input, layers: [layer], methods: ['shapleycam'] });
+  };
+}
+
+/** ms per image, fused and unfused, measured in turns so both see the same load and caches. */
+async function timeBoth(task: Task, batch: number): Promise<{ fused: number; unfused: number }> {
+  await task(true);
+  await task(false);
+  const t = { fused: [] as number[], unfused: [] as number[] };
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const fused of [true, false]) {
+      const start = performance.now();
+      await task(fused);
+      t[fused ? 'fused' : 'unfused'].push(performance.now() - start);
+    }
+  }
+  return { fused: median(t.fused) / batch, unfused: median(t.unfused) / batch };
+}
+
+/** Dispatches of one run of the task (WebGPU only), after a warm-up run that folds and caches weights. */
+async function dispatches(gpu: WebGpuBackend, task: Task, fused: boolean): Promise<number> {
+  await task(fused);
+  const before = gpu.stats().dispatches;
+  await task(fused);
+  return gpu.stats().dispatches - before;
+}
+
+const rows: string[][] = [];
+function report(record: Record<string, unknown>, row: string[]): void {
+  console.log(JSON.stringify({ bench: 'fusion', ...record }));
+  rows.push(row);
+}
+
+for (const name of opts.backends!.split(',') as E.BackendName[]) {
+  let backend: E.Backend;
+  try {
+    backend = await E.useBackend(name);
+  } catch (e) {
+    console.error(`skipping ${name}: ${(e as Error).message}`);
+    continue;
+  }
+  const adapter = backend.describe();
+  console.error(`${name}: ${adapter}`);
+  if (name === 'webgpu') {
+    const gpu = backend as WebGpuBackend;
+    const { module, layer } = build('resnet18');
+    const input = randomInput(1);
+    for (const [task, label] of [[forwardTask(module, input), 'resnet18 forward'], [shapleyTask(module, input, layer), 'shapleycam explain (resnet18)']] as const) {
+      const fused = await dispatches(gpu, task, true);
+      const unfused = await dispatches(gpu, task, false);
+      report({ task: `dispatches: ${label}`, backend: name, adapter, batch: 1, unfused, fused, ratio: +(unfused / fused).toFixed(2) }, [
+        `dispatches: ${label}`, name, '1', String(unfused), String(fused), (unfused / fused).toFixed(2),
+      ]);
+    }
+    input.dispose();
+    module.disposeParameters();
+  }
+  for (const model of opts.models!.split(',')) {
+    const { module, layer } = build(model);
+    const input = randomInput(BATCH);
+    for (const [task, label] of [[forwardTask(module, input), `${model} forward`], [shapleyTask(module, input, layer), `${model} shapleycam`]] as const) {
+      const t = await timeBoth(task, BATCH);
+      report({ task: label, backend: name, adapter, batch: BATCH, unfused_ms_per_image: +t.unfused.toFixed(1), fused_ms_per_image: +t.fused.toFixed(1), ratio: +(t.unfused / t.fused).toFixed(2) }, [
+        `${label} ms/img`, name, String(BATCH), t.unfused.toFixed(1), t.fused.toFixed(1), (t.unfused / t.fused).toFixed(2),
+      ]);
+    }
+    input.dispose();
+    module.disposeParameters();
+  }
+}
+setFusion(null);
+
+const header = ['measure', 'backend', 'batch', 'unfused', 'fused', 'unfused/fused'];
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+console.log('\n' + [header, ...rows].map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n'));
+await E.closeBackends();
