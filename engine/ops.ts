@@ -11,6 +11,7 @@ import type { MaybeZero } from './primitive.ts';
 import * as E from './primitives/elementwise.ts';
 import * as R from './primitives/reduce.ts';
 import * as S from './primitives/structure.ts';
+import { scaleShift } from './fusion/scale-shift.ts';
 import * as L from './primitives/linalg.ts';
 
 export type TensorLike = Tensor | number;
@@ -506,18 +507,26 @@ export interface BatchNormParams {
   eps?: number;
 }
 
-/** Inference-mode batch normalisation over axis 1 with running statistics. */
+/** Inference-mode batch normalisation over axis 1 with running statistics: one scale-shift dispatch on x. */
 export function batchNorm(x: Tensor, p: BatchNormParams): Tensor {
   const C = x.shape[1];
-  const shape = x.shape.map((d, i) => (i === 1 ? d : 1));
   for (const [name, t] of [['mean', p.mean], ['var', p.var], ['weight', p.weight], ['bias', p.bias]] as const) {
     if (t && (t.rank !== 1 || t.shape[0] !== C)) throw new ShapeError(`batchNorm: ${name} ${fmt(t.shape)} does not match ${C} channels of ${fmt(x.shape)}`);
   }
+  const { scale, shift } = batchNormAffine(p);
+  return scaleShift(x, scale, shift, 1);
+}
+
+/**
+ * Eval-mode BatchNorm as the per-channel affine map it is: y = x · scale + shift with
+ * scale = weight / √(var + ε), shift = bias − mean · scale. Callers with fixed statistics compute it once.
+ */
+export function batchNormAffine(p: BatchNormParams): { scale: Tensor; shift: Tensor } {
   let scale = rsqrt(add(p.var, p.eps ?? 1e-5));
   if (p.weight) scale = mul(scale, p.weight);
   let shift = neg(mul(p.mean, scale));
   if (p.bias) shift = add(shift, p.bias);
-  return add(mul(x, reshape(scale, shape)), reshape(shift, shape));
+  return { scale, shift };
 }
 
 /** Layer normalisation over the trailing axes covered by weight's shape (biased variance, as torch). */

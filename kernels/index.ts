@@ -11,6 +11,7 @@ import { layoutKernels } from './layout.ts';
 import { matmulKernels } from './matmul.ts';
 import { poolKernels } from './pool.ts';
 import { reduceKernels } from './reduce.ts';
+import { scaleShiftKernels } from './scale-shift.ts';
 
 export const WGSL_KERNELS: KernelTable = mergeFamilies({
   elementwise: elementwiseKernels,
@@ -20,4 +21,5 @@ export const WGSL_KERNELS: KernelTable = mergeFamilies({
   pool: poolKernels,
   matmul: matmulKernels,
   conv2d: conv2dKernels,
+  scaleShift: scaleShiftKernels,
 });
