@@ -68,6 +68,8 @@ export interface KernelParams {
    * Inputs x, scale [channels], shift [channels].
    */
   scaleShift: { size: number; channels: number; inner: number };
+  /** Row-wise m + log Σ exp(x − m), m the row maximum, over x [rows, n] contiguous; the output is [rows]. */
+  logsumexp: { rows: number; n: number };
   /** Flat index (h * W + w) within each (n, c) plane of the max of each pooling window. Padding never wins. */
   maxPoolArgmax: { xShape: Shape; kernel: [number, number]; stride: [number, number]; padding: [number, number]; dilation: [number, number]; outShape: Shape };
 }

@@ -12,6 +12,7 @@ import * as E from './primitives/elementwise.ts';
 import * as R from './primitives/reduce.ts';
 import * as S from './primitives/structure.ts';
 import { scaleShift } from './fusion/scale-shift.ts';
+import { logsumexpLast } from './fusion/logsumexp.ts';
 import * as L from './primitives/linalg.ts';
 
 export type TensorLike = Tensor | number;
@@ -315,6 +316,11 @@ export { variance as var };
 /** log Σ exp(x), stable: the maximum is subtracted as a constant (its derivative cancels exactly). */
 export function logsumexp(x: Tensor, axis?: Axes, keepDims = false): Tensor {
   const axes = normalizeAxes('logsumexp', axis, x.rank);
+  if (axes.length === 1 && axes[0] === x.rank - 1 && x.shape[x.rank - 1] > 0) {
+    // The last axis (the logits' classes): one fused dispatch with its own rules.
+    const lse = logsumexpLast(x);
+    return keepDims ? reshape(lse, reducedShape(x.shape, axes, true)) : lse;
+  }
   const m = stopGradient(max(x, axes, true));
   const lse = add(log(sumAxes(exp(sub(x, m)), axes, true)), m);
   return keepDims ? lse : reshape(lse, reducedShape(x.shape, axes, false));

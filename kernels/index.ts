@@ -8,6 +8,7 @@ import { conv2dKernels } from './conv2d.ts';
 import { elementwiseKernels } from './elementwise.ts';
 import { gatherKernels } from './gather.ts';
 import { layoutKernels } from './layout.ts';
+import { logsumexpKernels } from './logsumexp.ts';
 import { matmulKernels } from './matmul.ts';
 import { poolKernels } from './pool.ts';
 import { reduceKernels } from './reduce.ts';
@@ -22,4 +23,5 @@ export const WGSL_KERNELS: KernelTable = mergeFamilies({
   matmul: matmulKernels,
   conv2d: conv2dKernels,
   scaleShift: scaleShiftKernels,
+  logsumexp: logsumexpKernels,
 });

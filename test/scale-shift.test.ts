@@ -15,11 +15,11 @@ import type { WebGpuBackend } from '../engine/webgpu/backend.ts';
 import { BatchNorm2d } from '../models/layers.ts';
 import { setFusion } from '../models/fusion-switch.ts';
 import type { StateDictSource } from '../models/module.ts';
-import { derivatives, DERIVATIVE_LABELS, type Case } from './helpers/derivative-cases.ts';
+import type { Case } from './helpers/derivative-cases.ts';
+import { BACKENDS, fusedEqualsComposed } from './helpers/fused-primitive.ts';
 import { relErr } from './helpers/fixtures.ts';
 import { checkGrads } from './helpers/gradcheck.ts';
 import { uniform } from './helpers/random.ts';
-import { wasmBackend } from './helpers/wasm.ts';
 import { describeWebGpu, webgpuBackend } from './helpers/webgpu.ts';
 
 afterEach(() => setFusion(null));
@@ -86,33 +86,12 @@ describe('scaleShift against float64 finite differences', () => {
   });
 });
 
-function backendSuite(name: string, describeIt: (name: string, body: () => void) => void, start: () => Promise<Backend>) {
-  describeIt(`scaleShift on ${name}: fused = unfused = float64 reference`, () => {
-    for (const [k, g] of [...GEOMETRIES, LARGE].entries()) {
-      it(`${g.name}: value, JVP, VJP, forward-over-reverse`, async () => {
-        const backend = await start();
-        const fused = await derivatives(caseOf(g, true, 7 * k + 3), backend);
-        const composed = await derivatives(caseOf(g, false, 7 * k + 3), backend);
-        const ref = await derivatives(caseOf(g, false, 7 * k + 3), E.cpuBackend());
-        // One multiply-add per element (sums over ≤ 969 terms in the VJP): float32 to a few ulps of the
-        // largest entry; float64 exact but for summation order.
-        const tol = backend.epsilon < 1e-10 ? 1e-14 : 1e-5;
-        fused.forEach((got, i) => {
-          expect(relErr(got, composed[i]), `${DERIVATIVE_LABELS[i]} fused vs unfused`).toBeLessThan(tol);
-          expect(relErr(got, ref[i]), `${DERIVATIVE_LABELS[i]} vs float64`).toBeLessThan(tol);
-        });
-      });
-    }
-  });
-}
-
-backendSuite('cpu (float64)', describe, async () => E.cpuBackend());
-backendSuite('wasm', describe, () => wasmBackend(2));
-backendSuite('webgpu', describeWebGpu, async () => {
-  const gpu = await webgpuBackend();
-  gpu.debug.poisonOutputs = true;
-  return gpu;
-});
+// One multiply-add per element (sums over ≤ 969 terms in the VJP): float32 to a few ulps of the largest entry.
+fusedEqualsComposed(
+  'scaleShift',
+  [...GEOMETRIES, LARGE].map((g, k) => ({ name: g.name, fused: caseOf(g, true, 7 * k + 3), composed: caseOf(g, false, 7 * k + 3) })),
+  1e-5,
+);
 
 // ---------------------------------------------------------------------------------------------------
 // The BatchNorm2d module
@@ -195,9 +174,7 @@ function moduleSuite(name: string, describeIt: (name: string, body: () => void) 
   });
 }
 
-moduleSuite('cpu (float64)', describe, async () => E.cpuBackend());
-moduleSuite('wasm', describe, () => wasmBackend(2));
-moduleSuite('webgpu', describeWebGpu, webgpuBackend);
+for (const [name, describeIt, start] of BACKENDS) moduleSuite(name, describeIt, start);
 
 describeWebGpu('BatchNorm2d on WebGPU is one dispatch', () => {
   it('once its scale and shift are cached; the unfused graph takes more', async () => {

@@ -28,6 +28,8 @@ export const K_GEMV = 18;
 export const K_EPILOGUE = 19;
 /** The per-channel scale-shift x · scale[c] + shift[c] (engine/fusion/scale-shift.ts). */
 export const K_SCALE_SHIFT = 20;
+/** Row-wise logsumexp over the last axis (engine/fusion/logsumexp.ts). */
+export const K_LOGSUMEXP = 21;
 
 // Epilogue activations, in engine/fusion/epilogue.ts's order.
 export const A_NONE = 0;
