@@ -1,9 +1,10 @@
 // The compiled inference prefix (models/inference-prefix.ts) against the unfused graph, side by side in
-// one run: dispatches per ResNet-18 forward and per ShapleyCAM explain (WebGPU counts them), and ms per
+// one run: dispatches per ResNet-18 forward and per ShapleyCAM explain at layer4 and layer3 (WebGPU counts them), and ms per
 // image of the ResNet-18/50 forward and of ShapleyCAM (layer4, batch 8 by default), fused and unfused in
 // turns (one of each per round after a warm-up of each, medians), on each backend asked for.
 //
 //   npx tsx bench/fusion.ts [--backends webgpu,wasm] [--models resnet18,resnet50] [--batch 8] [--rounds 3]
+//   npx tsx bench/fusion.ts --backends webgpu --models ''     (dispatch counts only)
 //
 // Prints one JSON line per measurement, then a table with the unfused/fused ratios.
 
@@ -103,7 +104,14 @@ for (const name of opts.backends!.split(',') as E.BackendName[]) {
     const gpu = backend as WebGpuBackend;
     const { module, layer } = build('resnet18');
     const input = randomInput(1);
-    for (const [task, label] of [[forwardTask(module, input), 'resnet18 forward'], [shapleyTask(module, input, layer), 'shapleycam explain (resnet18)']] as const) {
+    // layer4 leaves only pooling and the classifier in the head; layer3 leaves layer4 (its BatchNorms
+    // run as scale-shifts there, differentiated twice).
+    const tasks = [
+      [forwardTask(module, input), 'resnet18 forward'],
+      [shapleyTask(module, input, layer), `shapleycam explain (resnet18, ${layer})`],
+      [shapleyTask(module, input, 'layer3'), 'shapleycam explain (resnet18, layer3)'],
+    ] as const;
+    for (const [task, label] of tasks) {
       const fused = await dispatches(gpu, task, true);
       const unfused = await dispatches(gpu, task, false);
       report({ task: `dispatches: ${label}`, backend: name, adapter, batch: 1, unfused, fused, ratio: +(unfused / fused).toFixed(2) }, [
@@ -113,7 +121,7 @@ for (const name of opts.backends!.split(',') as E.BackendName[]) {
     input.dispose();
     module.disposeParameters();
   }
-  for (const model of opts.models!.split(',')) {
+  for (const model of opts.models!.split(',').filter(Boolean)) {
     const { module, layer } = build(model);
     const input = randomInput(BATCH);
     for (const [task, label] of [[forwardTask(module, input), `${model} forward`], [shapleyTask(module, input, layer), `${model} shapleycam`]] as const) {

@@ -62,6 +62,14 @@ export interface KernelParams {
   conv2dBackwardInput: ConvGeometry;
   /** dL/dw given x (input 0) and dL/dy (input 1). */
   conv2dBackwardFilter: ConvGeometry;
+  /**
+   * out[i] = x[i] · scale[c] + shift[c] with c = ⌊i / inner⌋ mod channels: a per-channel affine map over
+   * x viewed as [outer, channels, inner] (eval-mode BatchNorm in one pass; engine/fusion/scale-shift.ts).
+   * Inputs x, scale [channels], shift [channels].
+   */
+  scaleShift: { size: number; channels: number; inner: number };
+  /** Row-wise m + log Σ exp(x − m), m the row maximum, over x [rows, n] contiguous; the output is [rows]. */
+  logsumexp: { rows: number; n: number };
   /** Flat index (h * W + w) within each (n, c) plane of the max of each pooling window. Padding never wins. */
   maxPoolArgmax: { xShape: Shape; kernel: [number, number]; stride: [number, number]; padding: [number, number]; dilation: [number, number]; outShape: Shape };
 }

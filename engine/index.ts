@@ -17,8 +17,9 @@ export {
   exp, log, log1p, sqrt, rsqrt, abs, sign, tanh, sigmoid, erf, sin, cos, reciprocal, stopGradient,
   relu, relu6, leakyRelu, gelu, silu, hardswish, hardsigmoid, softplus, withGuidedRelu,
   matmul, linear, sum, mean, max, min, var, variance, logsumexp, softmax, logSoftmax,
-  conv2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, batchNorm, layerNorm,
+  conv2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, batchNorm, batchNormAffine, layerNorm,
   reshape, transpose, permute, slice, concat, pad, flatten, expand, broadcastTo, squeeze, unsqueeze, gather, scatterAdd,
   type TensorLike, type Conv2dOptions, type Pool2dOptions, type BatchNormParams,
 } from './ops.ts';
 export { resizeBilinear, type ResizeOptions } from './ops.ts';
+export { scaleShift } from './fusion/scale-shift.ts';

@@ -11,6 +11,8 @@ import type { MaybeZero } from './primitive.ts';
 import * as E from './primitives/elementwise.ts';
 import * as R from './primitives/reduce.ts';
 import * as S from './primitives/structure.ts';
+import { scaleShift } from './fusion/scale-shift.ts';
+import { logsumexpLast } from './fusion/logsumexp.ts';
 import * as L from './primitives/linalg.ts';
 
 export type TensorLike = Tensor | number;
@@ -314,6 +316,11 @@ export { variance as var };
 /** log Σ exp(x), stable: the maximum is subtracted as a constant (its derivative cancels exactly). */
 export function logsumexp(x: Tensor, axis?: Axes, keepDims = false): Tensor {
   const axes = normalizeAxes('logsumexp', axis, x.rank);
+  if (axes.length === 1 && axes[0] === x.rank - 1 && x.shape[x.rank - 1] > 0) {
+    // The last axis (the logits' classes): one fused dispatch with its own rules.
+    const lse = logsumexpLast(x);
+    return keepDims ? reshape(lse, reducedShape(x.shape, axes, true)) : lse;
+  }
   const m = stopGradient(max(x, axes, true));
   const lse = add(log(sumAxes(exp(sub(x, m)), axes, true)), m);
   return keepDims ? lse : reshape(lse, reducedShape(x.shape, axes, false));
@@ -506,18 +513,26 @@ export interface BatchNormParams {
   eps?: number;
 }
 
-/** Inference-mode batch normalisation over axis 1 with running statistics. */
+/** Inference-mode batch normalisation over axis 1 with running statistics: one scale-shift dispatch on x. */
 export function batchNorm(x: Tensor, p: BatchNormParams): Tensor {
   const C = x.shape[1];
-  const shape = x.shape.map((d, i) => (i === 1 ? d : 1));
   for (const [name, t] of [['mean', p.mean], ['var', p.var], ['weight', p.weight], ['bias', p.bias]] as const) {
     if (t && (t.rank !== 1 || t.shape[0] !== C)) throw new ShapeError(`batchNorm: ${name} ${fmt(t.shape)} does not match ${C} channels of ${fmt(x.shape)}`);
   }
+  const { scale, shift } = batchNormAffine(p);
+  return scaleShift(x, scale, shift, 1);
+}
+
+/**
+ * Eval-mode BatchNorm as the per-channel affine map it is: y = x · scale + shift with
+ * scale = weight / √(var + ε), shift = bias − mean · scale. Callers with fixed statistics compute it once.
+ */
+export function batchNormAffine(p: BatchNormParams): { scale: Tensor; shift: Tensor } {
   let scale = rsqrt(add(p.var, p.eps ?? 1e-5));
   if (p.weight) scale = mul(scale, p.weight);
   let shift = neg(mul(p.mean, scale));
   if (p.bias) shift = add(shift, p.bias);
-  return add(mul(x, reshape(scale, shape)), reshape(shift, shape));
+  return { scale, shift };
 }
 
 /** Layer normalisation over the trailing axes covered by weight's shape (biased variance, as torch). */

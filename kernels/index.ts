@@ -8,9 +8,11 @@ import { conv2dKernels } from './conv2d.ts';
 import { elementwiseKernels } from './elementwise.ts';
 import { gatherKernels } from './gather.ts';
 import { layoutKernels } from './layout.ts';
+import { logsumexpKernels } from './logsumexp.ts';
 import { matmulKernels } from './matmul.ts';
 import { poolKernels } from './pool.ts';
 import { reduceKernels } from './reduce.ts';
+import { scaleShiftKernels } from './scale-shift.ts';
 
 export const WGSL_KERNELS: KernelTable = mergeFamilies({
   elementwise: elementwiseKernels,
@@ -20,4 +22,6 @@ export const WGSL_KERNELS: KernelTable = mergeFamilies({
   pool: poolKernels,
   matmul: matmulKernels,
   conv2d: conv2dKernels,
+  scaleShift: scaleShiftKernels,
+  logsumexp: logsumexpKernels,
 });

@@ -23,26 +23,15 @@
 
 import * as E from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
-import { env } from '../engine/internal.ts';
 import { conv2dWithEpilogue } from '../engine/fusion/conv2d.ts';
 import type { EpilogueActivation } from '../engine/fusion/epilogue.ts';
+import { fusionEnabled } from './fusion-switch.ts';
 import { BatchNorm2d, Conv2d, Lambda, NamedSequential } from './layers.ts';
 import { ForwardReplay, ModelError, Module, onDisposeParameters, withForwardHooks, type CompiledModules } from './module.ts';
 import { BasicBlock, Bottleneck, ResNet } from './archs/resnet.ts';
 import { BasicBlockA, CifarResNet } from './archs/resnet_cifar.ts';
 
-let fusionOverride: boolean | null = null;
-
-/** Turns the compiled prefix on or off for this process (null: as ENGINE_FUSION says; on by default). */
-export function setFusion(on: boolean | null): void {
-  fusionOverride = on;
-}
-
-export function fusionEnabled(): boolean {
-  if (fusionOverride !== null) return fusionOverride;
-  const v = env('ENGINE_FUSION');
-  return v === undefined || v === '' || v === '1';
-}
+export { fusionEnabled, setFusion } from './fusion-switch.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // BatchNorm folding

@@ -2,7 +2,8 @@
 
 import * as E from '../engine/index.ts';
 import type { Tensor } from '../engine/index.ts';
-import { Module, ModelError } from './module.ts';
+import { Module, ModelError, onDisposeParameters } from './module.ts';
+import { fusionEnabled } from './fusion-switch.ts';
 import type { EpilogueActivation } from '../engine/fusion/epilogue.ts';
 
 type Pair = number | [number, number];
@@ -41,15 +42,63 @@ export class Conv2d extends Module {
   }
 }
 
+/** A BatchNorm's per-channel scale and shift, with the parameter tensors they were computed from. */
+interface CachedAffine {
+  sources: Tensor[];
+  scale: Tensor;
+  shift: Tensor;
+}
+
 export class BatchNorm2d extends Module {
+  private cachedAffine: CachedAffine | null = null;
+
   constructor(readonly channels: number, readonly eps = 1e-5) {
     super();
     for (const name of ['weight', 'bias', 'running_mean', 'running_var']) this.declare(name, [channels]);
   }
+
+  /** One scale-shift dispatch when fused (the affine map computed once per loaded parameters). */
   forward(x: Tensor): Tensor {
-    return E.batchNorm(x, { mean: this.p('running_mean'), var: this.p('running_var'), weight: this.p('weight'), bias: this.p('bias'), eps: this.eps });
+    if (!fusionEnabled()) {
+      // The unfused graph, as before the scale-shift primitive: a broadcast mul and add.
+      const { scale, shift } = E.batchNormAffine(this.statistics());
+      const perChannel = x.shape.map((d, i) => (i === 1 ? d : 1));
+      return E.add(E.mul(x, E.reshape(scale, perChannel)), E.reshape(shift, perChannel));
+    }
+    const { scale, shift } = this.affine();
+    return E.scaleShift(x, scale, shift, 1);
+  }
+
+  private statistics(): E.BatchNormParams {
+    return { mean: this.p('running_mean'), var: this.p('running_var'), weight: this.p('weight'), bias: this.p('bias'), eps: this.eps };
+  }
+
+  /**
+   * scale = γ/√(σ²+ε), shift = β − μ·scale. Cached while the parameters are the same concrete tensors (a
+   * reload recomputes it); computed afresh when a parameter is a tracer (differentiated parameters).
+   */
+  private affine(): { scale: Tensor; shift: Tensor } {
+    const stats = this.statistics();
+    const sources = [stats.mean, stats.var, stats.weight!, stats.bias!];
+    if (sources.some((t) => t.level !== 0)) return E.batchNormAffine(stats);
+    const cached = this.cachedAffine;
+    if (cached && cached.sources.every((t, i) => t === sources[i] && !t.isDisposed)) return cached;
+    this.releaseAffine();
+    this.cachedAffine = { sources, ...E.keep(E.tidy(() => E.batchNormAffine(stats))) };
+    return this.cachedAffine;
+  }
+
+  /** Frees the cached scale and shift (with the parameters they came from). */
+  releaseAffine(): void {
+    this.cachedAffine?.scale.dispose();
+    this.cachedAffine?.shift.dispose();
+    this.cachedAffine = null;
   }
 }
+
+onDisposeParameters((root) => {
+  for (const [, m] of root.modules()) if (m instanceof BatchNorm2d) m.releaseAffine();
+});
 
 export class Linear extends Module {
   constructor(readonly inFeatures: number, readonly outFeatures: number, bias = true) {

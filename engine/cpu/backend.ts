@@ -124,6 +124,30 @@ const kernels: { [K in KernelName]: Kernel<K> } = {
     return out;
   },
 
+  logsumexp: ([x], p) => {
+    const out = new Float64Array(p.rows);
+    for (let r = 0; r < p.rows; r++) {
+      const start = r * p.n;
+      let m = -Infinity;
+      for (let j = start; j < start + p.n; j++) m = binaryFns.maximum(m, x[j]);
+      let s = 0;
+      for (let j = start; j < start + p.n; j++) s += Math.exp(x[j] - m);
+      out[r] = Math.log(s) + m;
+    }
+    return out;
+  },
+
+  scaleShift: ([x, scale, shift], p) => {
+    const out = new Float64Array(p.size);
+    for (let start = 0, plane = 0; start < p.size; start += p.inner, plane++) {
+      const c = plane % p.channels;
+      const s = scale[c];
+      const t = shift[c];
+      for (let i = start; i < start + p.inner; i++) out[i] = x[i] * s + t;
+    }
+    return out;
+  },
+
   reduce: ([x], p) => {
     const kept = p.shape.map((_, i) => i).filter((i) => !p.axes.includes(i));
     const outShape = kept.map((i) => p.shape[i]);

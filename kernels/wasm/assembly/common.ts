@@ -46,6 +46,16 @@ export function rowOffset(args: usize, row: i32, rank: i32, shapeAt: i32, stride
   return off;
 }
 
+/** Loads a whole vector of floats at p, or a tail of n < 4 of them with the other lanes 0. */
+@inline export function load4(p: usize, n: i32): v128 {
+  if (n >= 4) return v128.load(p);
+  let v = f32x4.splat(0);
+  v = f32x4.replace_lane(v, 0, load<f32>(p));
+  if (n > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
+  if (n > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
+  return v;
+}
+
 /** Stores `v` into the lanes of a float row, the whole vector or a partial tail of `n` < 4 lanes. */
 @inline export function storeTail(p: usize, v: v128, n: i32): void {
   store<f32>(p, f32x4.extract_lane(v, 0));

@@ -2,7 +2,7 @@
 // It runs right after the convolution's GEMM on the planes it just wrote (still warm in cache), in one
 // pass instead of the bias add, BatchNorm scale and shift, residual add and activation of the unfused graph.
 
-import { arg, at, imin, ptr, storeTail } from './common';
+import { arg, at, imin, load4, ptr, storeTail } from './common';
 import { erfV, sigmoidV } from './vmath';
 import { A_GELU, A_HARDSWISH, A_NONE, A_RELU, A_RELU6, A_SILU } from './ids';
 
@@ -18,15 +18,6 @@ import { A_GELU, A_HARDSWISH, A_NONE, A_RELU, A_RELU6, A_SILU } from './ids';
     case A_GELU: return f32x4.mul(f32x4.mul(v, f32x4.splat(0.5)), f32x4.add(erfV(f32x4.mul(v, f32x4.splat(0.7071067811865476))), f32x4.splat(1)));
     default: return unreachable();
   }
-}
-
-@inline function load4(p: usize, n: i32): v128 {
-  if (n >= 4) return v128.load(p);
-  let v = f32x4.splat(0);
-  v = f32x4.replace_lane(v, 0, load<f32>(p));
-  if (n > 1) v = f32x4.replace_lane(v, 1, load<f32>(p, 4));
-  if (n > 2) v = f32x4.replace_lane(v, 2, load<f32>(p, 8));
-  return v;
 }
 
 @inline function planeLoop(act: i32, y: usize, res: usize, b: f32, n: i32): void {

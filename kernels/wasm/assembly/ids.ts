@@ -26,6 +26,10 @@ export const K_TRANSPOSE = 17;
 export const K_GEMV = 18;
 /** A convolution's epilogue in place: bias, residual add, activation (engine/fusion). */
 export const K_EPILOGUE = 19;
+/** The per-channel scale-shift x · scale[c] + shift[c] (engine/fusion/scale-shift.ts). */
+export const K_SCALE_SHIFT = 20;
+/** Row-wise logsumexp over the last axis (engine/fusion/logsumexp.ts). */
+export const K_LOGSUMEXP = 21;
 
 // Epilogue activations, in engine/fusion/epilogue.ts's order.
 export const A_NONE = 0;
