@@ -7,6 +7,12 @@
 // method) — not on the batch it was computed in — so a run interrupted and resumed (see
 // cam/cli/run-folder.ts) writes exactly the results of an uninterrupted one. Methods whose maps are
 // randomised run per image, with that image's seed.
+//
+// Per batch of images (--batch), one explain call gives every deterministic method's maps and the clean
+// images' logits (the forward to the target layers shared by all methods), then one call per method
+// recomputes its maps on x ⊙ m for Coherency. Every forward pass without derivatives (x ⊙ m, x ⊙ (1 − m),
+// curve steps, ROAD imputations) goes to one ClassScorer (scoring.ts) that batches rows across images,
+// methods and image batches; an image's records are handed on, in order, once its last score is in.
 
 import * as E from '../../engine/index.ts';
 import type { LoadedModel } from '../../models/zoo.ts';
