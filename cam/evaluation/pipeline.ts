@@ -74,6 +74,8 @@ interface Context {
   /** Images whose scores are queued, in order: each is finished once its last ticket is scored. */
   waiting: { last: Ticket; finish: () => ImageRecord[] }[];
   finished: (records: ImageRecord[]) => void;
+  /** Score each image's rows before the next image's (see EvaluationOptions.finishEachImage). */
+  finishEachImage: boolean;
 }
 
 /** Stacks CHW rows into one [B, C, H, W] tensor. */
@@ -239,6 +241,8 @@ async function evaluateBatch(ctx: Context, items: DatasetItem[], rows: Float64Ar
     }
     const last = Math.max(...[...tickets.values()].flatMap((t) => [t.D, ...t.deletion, ...(t.road?.lerf ?? []), ...(t.arccRoad?.lerf ?? [])]));
     ctx.waiting.push({ last, finish: () => settings.methods.map((m) => imageRecord(ctx, items[b], classes[b], Y[b], m, perMethod.get(m)!, b, tickets.get(m)!)) });
+    if (ctx.finishEachImage) await ctx.scorer.flush();
+    finishScored(ctx);
   }
   finishScored(ctx);
 }
@@ -257,6 +261,12 @@ export interface EvaluationOptions {
    * they decoded up front, from a shared folder or from bytes sent with the run).
    */
   readImage?: ImageReader;
+  /**
+   * Hand on every image's records before starting the next image: score batches then span one image's
+   * methods, curve steps and ROAD inputs only. The queue's workers ask for it, so that a shard's images are
+   * recorded one by one and a stalled shard's take-over redoes little; local runs batch across images.
+   */
+  finishEachImage?: boolean;
   /** Receives the records of each image (one per method) as soon as that image is done, in order. */
   finished(records: ImageRecord[]): void;
 }
@@ -274,7 +284,7 @@ export async function evaluateImages(items: DatasetItem[], opts: EvaluationOptio
   z.dispose();
   zeros.dispose();
   const maxBatch = opts.maxBatch ?? defaultMaxBatch(E.getBackend().name, shape[1], shape[2]);
-  const ctx: Context = { model, settings, baseline, scorer: new ClassScorer(model, shape, maxBatch), waiting: [], finished: opts.finished };
+  const ctx: Context = { model, settings, baseline, scorer: new ClassScorer(model, shape, maxBatch), waiting: [], finished: opts.finished, finishEachImage: opts.finishEachImage ?? false };
   for (let s = 0; s < items.length; s += opts.batchSize) {
     const chunk = items.slice(s, s + opts.batchSize);
     const { rows } = await loadImages(chunk, model, shape, read);
