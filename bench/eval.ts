@@ -15,7 +15,16 @@
 // small shards); its cost per run is what is left over the local run.
 //   npx tsx bench/eval.ts --queue [--backend cpu] [--methods gradcam] [--limit 32] [--steps 16] [--shards 1,8,32] [--workers 1,2]
 //   {"bench":"eval-queue","backend":…,"workers":…,"shard":…,"shards":…,"images":…,"seconds":…,"images_per_second":…}
+//
+// With --reference: side by side with the reference implementation's own evaluation (bench/reference_eval.py:
+// the ShapleyCAM fork's ADCC loop on PyTorch, all images in one batch per pass, run first with Debian's
+// /usr/bin/python3): GradCAM, HiResCAM, GradCAM++ and ShapleyCAM with the ADCC metrics on the 100 sample
+// images (the best of PyTorch with 1 and 2 threads, --ref-threads), then our `eval` of the same images and methods at each --steps (default 2,16) on each backend
+// (default wasm,cpu,webgpu; --ref-limit N caps the images of the backends after the first, which are slow).
+//   npx tsx bench/eval.ts --reference [--backend wasm,cpu,webgpu] [--steps 2,16] [--limit 100] [--ref-limit 20] [--ref-threads 1,2] [--max-batch N]
+//   {"bench":"eval-vs-reference","backend":…,"steps":…,"images":…,"seconds":…,"reference_seconds":…,"ratio":…}
 
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,16 +46,21 @@ const { values } = parseArgs({
     backend: { type: 'string', default: 'auto' },
     methods: { type: 'string', default: 'gradcam,shapleycam' },
     limit: { type: 'string' },
-    steps: { type: 'string', default: '16' },
+    steps: { type: 'string' },
     road: { type: 'boolean', default: false },
     data: { type: 'string' },
     arch: { type: 'string' },
     queue: { type: 'boolean', default: false },
     shards: { type: 'string', default: '1,8,32' },
     workers: { type: 'string', default: '1,2' },
+    reference: { type: 'boolean', default: false },
+    'ref-limit': { type: 'string', default: '20' },
+    'ref-threads': { type: 'string', default: '1,2' },
+    'max-batch': { type: 'string' },
   },
 });
-const limit = values.limit ?? (values.queue ? '32' : '8');
+const limit = values.limit ?? (values.queue ? '32' : values.reference ? '100' : '8');
+const stepsList = (values.steps ?? (values.reference ? '2,16' : '16')).split(',');
 
 /** --model for the shipped ResNet-20, or --arch with a random-weights file for an ImageNet network. */
 async function modelArgs(): Promise<string[]> {
@@ -64,9 +78,10 @@ const data = values.data ?? fileURLToPath(new URL('../test/fixtures/cifar10-samp
 const quietLog = () => {};
 
 /** Runs `eval ARGS` (plus the benchmark's model, data and settings) in this process; returns seconds. */
-async function timeEval(method: string, n: string, args: string[]): Promise<number> {
+async function timeEval(method: string, n: string, args: string[], steps = stepsList[0]): Promise<number> {
   const out = mkdtempSync(join(tmpdir(), 'bench-eval-'));
-  args = [...model, '--data', data, '--methods', method, '--limit', n, '--steps', values.steps!, '--batch', '8', '--out', out, '--quiet', ...args];
+  args = [...model, '--data', data, '--methods', method, '--limit', n, '--steps', steps, '--batch', '8', '--out', out, '--quiet', ...args];
+  if (values['max-batch']) args.push('--max-batch', values['max-batch']);
   if (values.road) args.push('--road');
   const t = performance.now();
   const code = await runEvalCommand(args, quietLog);
@@ -77,7 +92,7 @@ async function timeEval(method: string, n: string, args: string[]): Promise<numb
 }
 
 const date = new Date().toISOString().slice(0, 10);
-const machine = `${date}, ${cpus()[0]?.model ?? 'unknown CPU'} (${availableParallelism()} cores), Node ${process.version}; ${values.arch ? `${values.arch} (random weights, 224×224)` : 'resnet20_cifar10'}, data ${values.data ?? 'test/fixtures/cifar10-sample'}, ${values.steps} insertion/deletion steps${values.road ? ', ROAD' : ', no ROAD'}`;
+const machine = `${date}, ${cpus()[0]?.model ?? 'unknown CPU'} (${availableParallelism()} cores), Node ${process.version}; ${values.arch ? `${values.arch} (random weights, 224×224)` : 'resnet20_cifar10'}, data ${values.data ?? 'test/fixtures/cifar10-sample'}, ${stepsList.join('/')} insertion/deletion steps${values.road ? ', ROAD' : ', no ROAD'}`;
 
 /** The backend a choice gives here (null, with a message, when it cannot start). */
 async function backendFor(choice: string): Promise<{ backend: E.BackendName; adapter: string } | null> {
@@ -107,7 +122,7 @@ async function localBench(): Promise<void> {
       const seconds = await timeEval(method, limit, ['--backend', backend]);
       const n = Number(limit);
       const ips = n / seconds;
-      console.log(JSON.stringify({ bench: 'eval', backend, adapter, method, images: n, steps: Number(values.steps), road: values.road, seconds: +seconds.toFixed(2), images_per_second: +ips.toFixed(3) }));
+      console.log(JSON.stringify({ bench: 'eval', backend, adapter, method, images: n, steps: Number(stepsList[0]), road: values.road, seconds: +seconds.toFixed(2), images_per_second: +ips.toFixed(3) }));
       rows.push([backend, adapter, method, String(n), seconds.toFixed(1), ips.toFixed(3), (seconds / n).toFixed(2)]);
     }
   }
@@ -187,5 +202,46 @@ async function queueBench(): Promise<void> {
   }
 }
 
+/** The reference's evaluation (bench/reference_eval.py), then ours at each step count, on each backend. */
+async function referenceBench(): Promise<void> {
+  const methods = 'gradcam,hirescam,gradcam++,shapleycam';
+  const script = fileURLToPath(new URL('./reference_eval.py', import.meta.url));
+  // PyTorch's thread pool suffers most on a shared machine: the reference's best over --ref-threads counts.
+  let whole: { seconds: number; images: number; adapter: string } | undefined;
+  for (const threads of values['ref-threads']!.split(',')) {
+    const py = spawnSync('/usr/bin/python3', [script, '--data', data, '--threads', threads], { encoding: 'utf8' });
+    if (py.status !== 0) throw new Error(`reference_eval.py failed: ${py.stderr.trim().split('\n').pop()}`);
+    const lines = py.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    lines.forEach((l) => console.log(JSON.stringify(l)));
+    const all = lines.find((l) => l.method === methods);
+    if (!whole || all.seconds < whole.seconds) whole = all;
+  }
+  if (!whole) throw new Error('--ref-threads: no thread count given');
+  const refSeconds = whole.seconds;
+  const rows: string[][] = [['pytorch (reference_eval.py)', whole.adapter, '–', String(whole.images), refSeconds.toFixed(2), '1.0']];
+  let first = true;
+  for (const choice of values.backend!.split(',')) {
+    const b = await backendFor(choice);
+    if (!b) continue;
+    const { backend, adapter } = b;
+    const n = first ? limit : String(Math.min(Number(limit), Number(values['ref-limit'])));
+    first = false;
+    await timeEval('gradcam', '1', ['--backend', backend], '2'); // warm-up: model load, JIT, pipelines
+    for (const steps of stepsList) {
+      const seconds = await timeEval(methods, n, ['--backend', backend], steps);
+      // The reference's time scaled to this run's images (it batches all of them; time grows about linearly).
+      const ref = (refSeconds * Number(n)) / whole.images;
+      const ratio = seconds / ref;
+      console.log(JSON.stringify({ bench: 'eval-vs-reference', backend, adapter, methods, steps: Number(steps), images: Number(n), seconds: +seconds.toFixed(2), reference_seconds: +ref.toFixed(2), ratio: +ratio.toFixed(2) }));
+      rows.push([`ours, ${backend}`, adapter, steps, n, seconds.toFixed(2), ratio.toFixed(1)]);
+    }
+  }
+  console.log(`\n${machine}; methods ${methods}\n`);
+  console.log('| run | adapter | steps | images | seconds | × reference |');
+  console.log('|---|---|---:|---:|---:|---:|');
+  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+}
+
 if (values.queue) await queueBench();
+else if (values.reference) await referenceBench();
 else await localBench();

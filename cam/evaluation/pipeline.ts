@@ -7,6 +7,12 @@
 // method) — not on the batch it was computed in — so a run interrupted and resumed (see
 // cam/cli/run-folder.ts) writes exactly the results of an uninterrupted one. Methods whose maps are
 // randomised run per image, with that image's seed.
+//
+// Per batch of images (--batch), one explain call gives every deterministic method's maps and the clean
+// images' logits (the forward to the target layers shared by all methods), then one call per method
+// recomputes its maps on x ⊙ m for Coherency. Every forward pass without derivatives (x ⊙ m, x ⊙ (1 − m),
+// curve steps, ROAD imputations) goes to one ClassScorer (scoring.ts) that batches rows across images,
+// methods and image batches; an image's records are handed on, in order, once its last score is in.
 
 import * as E from '../../engine/index.ts';
 import type { LoadedModel } from '../../models/zoo.ts';
@@ -21,9 +27,7 @@ import { DatasetError, type DatasetItem } from './dataset.ts';
 import { adccMetrics, arccMetrics, confidenceMetrics, curveInputs, multiplyByMap, relevanceOrder, trapezoidAuc } from './metrics.ts';
 import type { EvalSettings, ImageRecord, RoadRecord } from './report.ts';
 import { roadCombined, roadInputs, type RoadInputs } from './road.ts';
-
-/** Largest batch of perturbed inputs per forward pass. */
-const SCORE_CHUNK = 32;
+import { ClassScorer, defaultMaxBatch, type Ticket } from './scoring.ts';
 
 /** 32-bit FNV-1a of a string: per-image seeds. */
 function hash32(s: string): number {
@@ -35,25 +39,6 @@ function hash32(s: string): number {
 /** The seed of one image and method: results do not depend on the batch an image was computed in. */
 export function imageSeed(seed: number, file: string, method: string): number {
   return hash32(`${seed}|${file}|${method}`);
-}
-
-/** Softmax probability of `classes[i]` for each CHW row, in forward passes of at most SCORE_CHUNK. */
-async function classProbabilities(model: LoadedModel, rows: Float64Array[], shape: number[], classes: readonly number[]): Promise<number[]> {
-  const out: number[] = [];
-  const n = shape.reduce((a, b) => a * b, 1);
-  for (let s = 0; s < rows.length; s += SCORE_CHUNK) {
-    const part = rows.slice(s, s + SCORE_CHUNK);
-    const flat = new Float64Array(part.length * n);
-    part.forEach((r, i) => flat.set(r, i * n));
-    const x = E.tensor(flat, [part.length, ...shape]);
-    const y = E.tidy(() => model.module.call(x));
-    const logits = await y.values();
-    y.dispose();
-    x.dispose();
-    const C = logits.length / part.length;
-    for (let i = 0; i < part.length; i++) out.push(softmaxRow(logits.subarray(i * C, (i + 1) * C))[classes[s + i]]);
-  }
-  return out;
 }
 
 interface LoadedImages {
@@ -84,135 +69,191 @@ interface Context {
   settings: EvalSettings;
   /** Softmax of the all-zero (baseline) input. */
   baseline: number[];
+  /** Every derivative-free forward pass of the run, batched across images and methods. */
+  scorer: ClassScorer;
+  /** Images whose scores are queued, in order: each is finished once its last ticket is scored. */
+  waiting: { last: Ticket; finish: () => ImageRecord[] }[];
+  finished: (records: ImageRecord[]) => void;
+  /** Score each image's rows before the next image's (see EvaluationOptions.finishEachImage). */
+  finishEachImage: boolean;
 }
 
-/** Final maps of `methods` for a batch, with randomised methods run per image with their own seed. */
-async function camMaps(ctx: Context, rows: Float64Array[], shape: number[], files: string[], methods: string[], classes?: number[]): Promise<{ maps: Map<string, Float64Array[]>; classes: number[] }> {
-  const { model, settings } = ctx;
+/** Stacks CHW rows into one [B, C, H, W] tensor. */
+function stack(rows: Float64Array[], shape: number[]): E.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  const stack = (rs: Float64Array[]) => {
-    const flat = new Float64Array(rs.length * n);
-    rs.forEach((r, i) => flat.set(r, i * n));
-    return E.tensor(flat, [rs.length, ...shape]);
-  };
+  const flat = new Float64Array(rows.length * n);
+  rows.forEach((r, i) => flat.set(r, i * n));
+  return E.tensor(flat, [rows.length, ...shape]);
+}
+
+interface CamMaps {
+  maps: Map<string, Float64Array[]>;
+  classes: number[];
+  /** Softmax probability of each image's class, from the logits of the pass that captured the activations. */
+  probabilities: number[];
+}
+
+/**
+ * Final maps of `methods` for a batch: one explain call for the deterministic methods (sharing the forward
+ * pass to the target layers and the logits), randomised methods per image with their own seed.
+ */
+async function camMaps(ctx: Context, rows: Float64Array[], shape: number[], files: string[], methods: string[], classes?: number[]): Promise<CamMaps> {
+  const { model, settings } = ctx;
   const maps = new Map<string, Float64Array[]>();
   const batched = methods.filter((m) => !getMethod(m).randomised);
   let cls = classes;
+  let probabilities: number[] = [];
   const common = { module: model.module, layers: settings.layers, target: settings.target, layout: (layer: string) => activationLayout(model.arch, layer) };
   if (batched.length || !cls) {
-    const x = stack(rows);
+    const x = stack(rows, shape);
     const e = await explain({ ...common, input: x, methods: batched, classes: cls, seed: settings.seed });
     x.dispose();
     cls = e.classes;
+    const C = e.logits.length / rows.length;
+    probabilities = cls.map((c, b) => softmaxRow(e.logits.subarray(b * C, (b + 1) * C))[c]);
     for (const m of batched) maps.set(m, e.methods.get(m)!.maps);
   }
   for (const m of methods.filter((m) => getMethod(m).randomised)) {
     const list: Float64Array[] = [];
     for (let b = 0; b < rows.length; b++) {
-      const x = stack([rows[b]]);
+      const x = stack([rows[b]], shape);
       const e = await explain({ ...common, input: x, methods: [m], classes: [cls![b]], seed: imageSeed(settings.seed, files[b], m) });
       x.dispose();
       list.push(e.methods.get(m)!.maps[0]);
     }
     maps.set(m, list);
   }
-  return { maps, classes: cls! };
+  return { maps, classes: cls!, probabilities };
 }
 
 /** GradCAM++ maps of a batch for the softmax probability of `classes` (pytorch-grad-cam's Coherency). */
 async function coherencyMaps(ctx: Context, rows: Float64Array[], shape: number[], classes: number[]): Promise<Float64Array[]> {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const flat = new Float64Array(rows.length * n);
-  rows.forEach((r, i) => flat.set(r, i * n));
-  const x = E.tensor(flat, [rows.length, ...shape]);
+  const x = stack(rows, shape);
   const { model, settings } = ctx;
   const e = await explain({ module: model.module, input: x, layers: settings.layers, methods: ['gradcam++'], target: 'softmax', classes, layout: (layer: string) => activationLayout(model.arch, layer) });
   x.dispose();
   return e.methods.get('gradcam++')!.maps;
 }
 
-/** Evaluates one batch of images; calls `finished` with the records of each image as soon as it is done. */
-async function evaluateBatch(ctx: Context, items: DatasetItem[], rows: Float64Array[], shape: [number, number, number], finished: (records: ImageRecord[]) => void): Promise<void> {
-  const { model, settings } = ctx;
+/** The maps one method needs for one batch of images: its own, the recomputed one, GradCAM++'s for ARCC. */
+interface MethodMaps {
+  maps: Float64Array[];
+  recomputed: Float64Array[];
+  gradcamPlusPlus?: Float64Array[];
+}
+
+/** Tickets of one image and method's scores, in the order they were queued. */
+interface ScoreTickets {
+  O: Ticket;
+  D: Ticket;
+  insertion: Ticket[];
+  deletion: Ticket[];
+  road?: { inputs: RoadInputs; morf: Ticket[]; lerf: Ticket[] };
+  arccRoad?: { inputs: RoadInputs; morf: Ticket[]; lerf: Ticket[] };
+}
+
+/** Queues every score of one image and method (the map's perturbations, curve steps and ROAD imputations). */
+async function queueScores(ctx: Context, x: Float64Array, map: Float64Array, cls: number, file: string, method: string, H: number, W: number): Promise<ScoreTickets> {
+  const { scorer, settings } = ctx;
+  const arcc = settings.metrics?.includes('arcc') ?? false;
+  const O = await scorer.add(multiplyByMap(x, map), cls);
+  const D = await scorer.add(multiplyByMap(x, map, true), cls);
+  const rng = rngFor(imageSeed(settings.seed, file, method));
+  const order = relevanceOrder(map, rng);
+  const insertion = await scorer.addAll(curveInputs(x, order, settings.steps, 'insertion'), cls);
+  const deletion = await scorer.addAll(curveInputs(x, order, settings.steps, 'deletion'), cls);
+  const queueRoad = async (inputs: RoadInputs) => ({ inputs, morf: await scorer.addAll(inputs.morf, cls), lerf: await scorer.addAll(inputs.lerf, cls) });
+  // The ROAD noise continues the stream that ordered the curve's ties, as before batching.
+  const road = settings.road ? await queueRoad(roadInputs(x, map, H, W, rng)) : undefined;
+  // ARCC's ROAD: pytorch-grad-cam's percentile selection, noise from a stream of its own.
+  const arccRoad = arcc ? await queueRoad(roadInputs(x, map, H, W, rngFor(imageSeed(settings.seed, file, `${method}|arcc`)), { selection: 'percentile' })) : undefined;
+  return { O, D, insertion, deletion, road, arccRoad };
+}
+
+/** The record of one image and method, once its scores are in. */
+function imageRecord(ctx: Context, item: DatasetItem, pred: number, Y: number, method: string, maps: MethodMaps, b: number, t: ScoreTickets): ImageRecord {
+  const { scorer, settings } = ctx;
+  const score = (tickets: Ticket[]) => tickets.map((k) => scorer.score(k));
+  const O = scorer.score(t.O);
+  const D = scorer.score(t.D);
+  const map = maps.maps[b];
+  const p0 = ctx.baseline[pred];
+  const insertion = [p0, ...score(t.insertion), Y];
+  const deletion = [Y, ...score(t.deletion), p0];
+  const record: ImageRecord = {
+    file: item.file,
+    label: item.label,
+    pred,
+    method,
+    Y,
+    O,
+    D,
+    ...adccMetrics({ Y, O, D }, map, maps.recomputed[b]),
+    insertion,
+    deletion,
+    insertion_auc: trapezoidAuc(insertion),
+    deletion_auc: trapezoidAuc(deletion),
+  };
+  const roadRecord = (r: NonNullable<ScoreTickets['road']>): RoadRecord => {
+    const morf = score(r.morf);
+    const lerf = score(r.lerf);
+    return { percentages: r.inputs.percentages, morf, lerf, combined: roadCombined(morf, lerf), residual: r.inputs.residual };
+  };
+  if (t.road) record.road = roadRecord(t.road);
+  if (settings.metrics?.includes('confidence')) Object.assign(record, confidenceMetrics(Y, O));
+  if (t.arccRoad) {
+    record.arcc_road = roadRecord(t.arccRoad);
+    Object.assign(record, arccMetrics(map, maps.gradcamPlusPlus![b], record.arcc_road.combined));
+  }
+  return record;
+}
+
+/** Hands on, in order, the records of every image whose scores are all in. */
+function finishScored(ctx: Context): void {
+  while (ctx.waiting.length && ctx.scorer.scored(ctx.waiting[0].last)) ctx.finished(ctx.waiting.shift()!.finish());
+}
+
+/**
+ * Explains one batch of images (maps, recomputed maps for Coherency) and queues all of its scores; images
+ * are finished as the scorer's batches complete, possibly during a later batch.
+ */
+async function evaluateBatch(ctx: Context, items: DatasetItem[], rows: Float64Array[], shape: [number, number, number]): Promise<void> {
+  const { settings } = ctx;
   const [, H, W] = shape;
   const files = items.map((i) => i.file);
-  const { maps, classes } = await camMaps(ctx, rows, shape, files, settings.methods);
-  const Y = classes.map(() => 0);
-  const perMethod = new Map<string, { O: number[]; D: number[]; recomputed: Float64Array[]; gradcamPlusPlus?: Float64Array[] }>();
+  const { maps, classes, probabilities: Y } = await camMaps(ctx, rows, shape, files, settings.methods);
   const arcc = settings.metrics?.includes('arcc') ?? false;
-  // Y from the logits of the clean images (one pass shared by all methods).
-  const clean = await classProbabilities(model, rows, shape, classes);
-  clean.forEach((p, b) => (Y[b] = p));
+  const perMethod = new Map<string, MethodMaps>();
   for (const m of settings.methods) {
     const mm = maps.get(m)!;
     const kept = rows.map((x, b) => multiplyByMap(x, mm[b]));
-    const removed = rows.map((x, b) => multiplyByMap(x, mm[b], true));
-    const scores = await classProbabilities(model, [...kept, ...removed], shape, [...classes, ...classes]);
     // Coherency: the same method, same target and classes, on x ⊙ m.
     const again = await camMaps(ctx, kept, shape, files, [m], classes);
     // ARCC's Coherency (pytorch-grad-cam's): GradCAM++ of x ⊙ m for the metric's own (softmax) target.
     const gradcamPlusPlus = arcc ? await coherencyMaps(ctx, kept, shape, classes) : undefined;
-    perMethod.set(m, { O: scores.slice(0, rows.length), D: scores.slice(rows.length), recomputed: again.maps.get(m)!, gradcamPlusPlus });
+    perMethod.set(m, { maps: mm, recomputed: again.maps.get(m)!, gradcamPlusPlus });
   }
-  const S = settings.steps;
   for (let b = 0; b < rows.length; b++) {
-    const records: ImageRecord[] = [];
-    const p0 = ctx.baseline[classes[b]];
+    const tickets = new Map<string, ScoreTickets>();
     for (const m of settings.methods) {
-      const map = maps.get(m)![b];
-      const pm = perMethod.get(m)!;
-      const metrics = adccMetrics({ Y: Y[b], O: pm.O[b], D: pm.D[b] }, map, pm.recomputed[b]);
-      const rng = rngFor(imageSeed(settings.seed, files[b], m));
-      const order = relevanceOrder(map, rng);
-      const ins = curveInputs(rows[b], order, S, 'insertion');
-      const del = curveInputs(rows[b], order, S, 'deletion');
-      const road = settings.road ? roadInputs(rows[b], map, H, W, rng) : null;
-      // ARCC's ROAD: pytorch-grad-cam's percentile selection, noise from a stream of its own.
-      const arccRoad = arcc ? roadInputs(rows[b], map, H, W, rngFor(imageSeed(settings.seed, files[b], `${m}|arcc`)), { selection: 'percentile' }) : null;
-      const imputed = (r: RoadInputs | null) => (r ? [...r.morf, ...r.lerf] : []);
-      const batch = [...ins, ...del, ...imputed(road), ...imputed(arccRoad)];
-      const scores = await classProbabilities(model, batch, shape, batch.map(() => classes[b]));
-      const insertion = [p0, ...scores.slice(0, S - 1), Y[b]];
-      const deletion = [Y[b], ...scores.slice(S - 1, 2 * (S - 1)), p0];
-      const record: ImageRecord = {
-        file: files[b],
-        label: items[b].label,
-        pred: classes[b],
-        method: m,
-        Y: Y[b],
-        O: pm.O[b],
-        D: pm.D[b],
-        ...metrics,
-        insertion,
-        deletion,
-        insertion_auc: trapezoidAuc(insertion),
-        deletion_auc: trapezoidAuc(deletion),
-      };
-      let offset = 2 * (S - 1);
-      const roadRecord = (r: RoadInputs): RoadRecord => {
-        const q = r.percentages.length;
-        const morf = scores.slice(offset, offset + q);
-        const lerf = scores.slice(offset + q, offset + 2 * q);
-        offset += 2 * q;
-        return { percentages: r.percentages, morf, lerf, combined: roadCombined(morf, lerf), residual: r.residual };
-      };
-      if (road) record.road = roadRecord(road);
-      if (settings.metrics?.includes('confidence')) Object.assign(record, confidenceMetrics(Y[b], pm.O[b]));
-      if (arccRoad) {
-        record.arcc_road = roadRecord(arccRoad);
-        Object.assign(record, arccMetrics(map, pm.gradcamPlusPlus![b], record.arcc_road.combined));
-      }
-      records.push(record);
+      tickets.set(m, await queueScores(ctx, rows[b], maps.get(m)![b], classes[b], files[b], m, H, W));
+      finishScored(ctx);
     }
-    finished(records);
+    const last = Math.max(...[...tickets.values()].flatMap((t) => [t.D, ...t.deletion, ...(t.road?.lerf ?? []), ...(t.arccRoad?.lerf ?? [])]));
+    ctx.waiting.push({ last, finish: () => settings.methods.map((m) => imageRecord(ctx, items[b], classes[b], Y[b], m, perMethod.get(m)!, b, tickets.get(m)!)) });
+    if (ctx.finishEachImage) await ctx.scorer.flush();
+    finishScored(ctx);
   }
+  finishScored(ctx);
 }
 
 export interface EvaluationOptions {
   model: LoadedModel;
   settings: EvalSettings;
-  /** Images per batch. */
+  /** Images per batch (of the explain passes). */
   batchSize: number;
+  /** Rows per derivative-free forward pass (default: defaultMaxBatch for the current backend and image size). */
+  maxBatch?: number;
   /** Refuse larger images before decoding them. */
   maxPixels: number;
   /**
@@ -220,7 +261,13 @@ export interface EvaluationOptions {
    * they decoded up front, from a shared folder or from bytes sent with the run).
    */
   readImage?: ImageReader;
-  /** Receives the records of each image (one per method) as soon as that image is done. */
+  /**
+   * Hand on every image's records before starting the next image: score batches then span one image's
+   * methods, curve steps and ROAD inputs only. The queue's workers ask for it, so that a shard's images are
+   * recorded one by one and a stalled shard's take-over redoes little; local runs batch across images.
+   */
+  finishEachImage?: boolean;
+  /** Receives the records of each image (one per method) as soon as that image is done, in order. */
   finished(records: ImageRecord[]): void;
 }
 
@@ -236,10 +283,13 @@ export async function evaluateImages(items: DatasetItem[], opts: EvaluationOptio
   const baseline = softmaxRow(await z.values());
   z.dispose();
   zeros.dispose();
-  const ctx: Context = { model, settings, baseline };
+  const maxBatch = opts.maxBatch ?? defaultMaxBatch(E.getBackend().name, shape[1], shape[2]);
+  const ctx: Context = { model, settings, baseline, scorer: new ClassScorer(model, shape, maxBatch), waiting: [], finished: opts.finished, finishEachImage: opts.finishEachImage ?? false };
   for (let s = 0; s < items.length; s += opts.batchSize) {
     const chunk = items.slice(s, s + opts.batchSize);
     const { rows } = await loadImages(chunk, model, shape, read);
-    await evaluateBatch(ctx, chunk, rows, shape, opts.finished);
+    await evaluateBatch(ctx, chunk, rows, shape);
   }
+  await ctx.scorer.flush();
+  finishScored(ctx);
 }

@@ -17,7 +17,7 @@ import { openRunFolder } from '../run-folder.ts';
 
 export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --weights FILE.safetensors) --data DIR --out DIR
                      [--methods NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax] [--layer PATH]…
-                     [--limit N] [--batch N] [--steps N] [--road] [--metrics confidence,arcc] [--seed N] [--resume]
+                     [--limit N] [--batch N] [--max-batch N] [--steps N] [--road] [--metrics confidence,arcc] [--seed N] [--resume]
                      [--backend auto|wasm|webgpu|cpu] [--max-pixels N] [--quiet] [--verbose]
        cam/cli.ts eval --queue redis://HOST:PORT[/DB] --run NAME (the flags above, without --backend) [--shard N] [--embed-images]
        cam/cli.ts eval --queue redis://HOST:PORT[/DB] --run NAME --follow --out DIR
@@ -28,6 +28,10 @@ export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --
   --target   the utility the CAMs explain (default rest); metrics score the softmax probability of the
              predicted class
   --steps    insertion/deletion curve steps (default 16)
+  --max-batch  inputs per forward pass of the scores (perturbed images, curve steps, ROAD imputations),
+             gathered across images and methods; results do not depend on it (default: 256 images of
+             32×32 on wasm and webgpu, 64 on cpu, fewer in proportion for larger images; local runs only,
+             queue workers use their backend's default)
   --road     also compute ROAD (MoRF/LeRF at 20/40/60/80% with the noisy linear imputer)
   --metrics  also compute pytorch-grad-cam's metric families: confidence (ConfChange, DropInConf,
              IncreaseInConf) and arcc (ARCC with its Complexity and Coherency; its ROAD uses
@@ -52,6 +56,7 @@ const EVAL_OPTIONS = {
   method: { type: 'string', multiple: true },
   limit: { type: 'string' },
   steps: { type: 'string', default: '16' },
+  'max-batch': { type: 'string' },
   road: { type: 'boolean', default: false },
   metrics: { type: 'string', multiple: true },
   resume: { type: 'boolean', default: false },
@@ -116,9 +121,11 @@ export async function runEvalCommand(argv: string[], log: (line: string) => void
   }
   const given = new Set<string>(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])));
   if (['queue', 'run', 'shard', 'embed-images', 'follow', 'status', 'remove'].some((f) => given.has(f))) {
+    if (given.has('max-batch')) throw new UsageError('--max-batch is for local runs; queue workers use their backend\'s default');
     const { runQueuedEval } = await import('./eval-queue.ts');
     return runQueuedEval(v, given, log);
   }
+  const maxBatch = v['max-batch'] === undefined ? undefined : parseIntFlag('max-batch', v['max-batch'], 1);
   const { shared, opened, dataset, items, settings } = await defineRun(v, sharedSettings(v));
   const { chosen, model } = opened;
   const folder = openRunFolder(shared.out, settings, v.resume, log);
@@ -135,6 +142,7 @@ export async function runEvalCommand(argv: string[], log: (line: string) => void
       model,
       settings,
       batchSize: shared.batch,
+      maxBatch,
       maxPixels: shared.maxPixels,
       finished: (records) => {
         folder.append(records);

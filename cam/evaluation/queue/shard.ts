@@ -93,6 +93,7 @@ export async function evaluateShard(job: ShardJob, ctx: ShardContext): Promise<S
     batchSize: spec.options.batchSize,
     maxPixels: spec.options.maxPixels,
     readImage: async (item) => pictures.get(item.file)!,
+    finishEachImage: true,
     finished: (records) => {
       pictures.delete(records[0].file);
       writes = writes.then(() => ctx.store.putImage(run, records[0].file, records));
