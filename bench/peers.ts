@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import * as E from '../engine/index.ts';
 import { getArchitecture } from '../models/registry.ts';
 import { initializeRandom } from '../models/init.ts';
+import { inferenceForward } from '../models/inference-prefix.ts';
 import '../models/archs/index.ts';
 import { medianMs as median } from './peers/timing.ts';
 
@@ -58,7 +59,8 @@ async function ours(name: E.BackendName): Promise<void> {
   for (const batch of [1, 8]) {
     const x = input(batch, backend);
     const ms = await median(async () => {
-      const y = E.tidy(() => module.call(x));
+      // The inference forward a user gets: compiled (BatchNorms folded, epilogues fused) unless ENGINE_FUSION=0.
+      const y = E.tidy(() => inferenceForward(module, x));
       await y.data();
       y.dispose();
     }, runs, warmup);
