@@ -207,7 +207,11 @@ export class WebGpuBackend implements Backend {
     this.uniformAlign = Math.max(16, this.limits.minUniformBufferOffsetAlignment);
     this.kernels = kernels;
     const { vendor, architecture, description, device } = ctx.adapterInfo;
-    const mode: TuneMode = /^(0|off|false|no)$/i.test(env('ENGINE_AUTOTUNE') ?? '') ? 'off' : 'on';
+    // ENGINE_AUTOTUNE=on/off decides; by default a hardware adapter tunes and a software one (lavapipe,
+    // SwiftShader) does not: there the picks measured within noise of the defaults (bench/RESULTS.md), while
+    // every candidate's pipelines must be compiled first — minutes on SwiftShader, which stalled the page.
+    const asked = env('ENGINE_AUTOTUNE') ?? '';
+    const mode: TuneMode = /^(0|off|false|no)$/i.test(asked) ? 'off' : /^(1|on|true|yes)$/i.test(asked) ? 'on' : ctx.adapterInfo.software ? 'off' : 'on';
     this.tuner = new Autotuner([ctx.runtime, vendor, architecture, description, device].join('|'), mode, Number(env('ENGINE_AUTOTUNE_BUDGET_MS') ?? 1500));
     // After a loss every call fails with a clear error; useBackend('webgpu') then builds a new backend.
     this.device.lost.then(
