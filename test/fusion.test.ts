@@ -41,8 +41,10 @@ interface ConvCase {
   opts: { stride?: number; padding?: number; groups?: number };
 }
 
-// Awkward sizes on each route a backend has: implicit GEMM, 1×1 as a matmul, depthwise.
+// Awkward sizes on each route a backend has: implicit GEMM, 1×1 as a matmul, depthwise, wasm's direct
+// convolution (rows of 8 or more: the 1×1 case and the 18-wide one, whose last segment overlaps).
 const CASES: ConvCase[] = [
+  { name: '3×3 stride 1, 18-wide rows, 7 channels out (direct on wasm)', x: [2, 5, 6, 18], w: [7, 5, 3, 3], opts: { padding: 1 } },
   { name: '3×3 stride 2 (implicit GEMM)', x: [2, 3, 17, 13], w: [5, 3, 3, 3], opts: { stride: 2, padding: 1 } },
   { name: '1×1 stride 1 (pointwise)', x: [3, 7, 5, 9], w: [6, 7, 1, 1], opts: {} },
   { name: 'depthwise 3×3', x: [1, 4, 9, 7], w: [4, 1, 3, 3], opts: { padding: 1, groups: 4 } },
@@ -88,13 +90,15 @@ function maxAbs(a: ArrayLike<number>): number {
   return m;
 }
 
-/** Each activation with bias and residual on every geometry; bias only and residual only on the first. */
+/** Each activation with bias and residual on every geometry; bias only and residual only on the first two. */
 const COMBOS: [ConvCase, EpilogueActivation, boolean, boolean][] = [
   ...CASES.flatMap((c) => EPILOGUE_ACTIVATIONS.map((a) => [c, a, true, true] as [ConvCase, EpilogueActivation, boolean, boolean])),
   [CASES[0], 'relu', true, false],
   [CASES[0], 'gelu', false, true],
-  [CASES[1], 'silu', true, false],
-  [CASES[2], 'hardswish', false, true],
+  [CASES[1], 'relu', true, false],
+  [CASES[1], 'gelu', false, true],
+  [CASES[2], 'silu', true, false],
+  [CASES[3], 'hardswish', false, true],
 ];
 
 function fusedConvSuite(name: string, describeIt: (name: string, body: () => void) => void, start: () => Promise<Backend>) {

@@ -9,6 +9,8 @@ import { convGeometry } from '../engine/primitives/linalg.ts';
 import { sizeOf, type Shape } from '../engine/shape.ts';
 import type { WasmBackend } from '../engine/wasm/backend.ts';
 import { GEMM_MR, GEMM_NR } from '../kernels/wasm/assembly/ids.ts';
+import { wasmConvPaths } from '../kernels/wasm/conv.ts';
+import { directConvApplies, directConvChosen } from '../kernels/wasm/conv-direct.ts';
 import { checkDotKernel, matmulShapes, rand } from './helpers/float32.ts';
 import { wasmBackend } from './helpers/wasm.ts';
 
@@ -99,13 +101,40 @@ describe('wasm matmul and convolutions vs the CPU reference (float32 dot-product
     ['several tasks: 70 channels × 2046 columns, K = 144', geometry([2, 16, 33, 31], [70, 16, 3, 3], { padding: [1, 1] })],
     ['K over several packing slices (C·9 = 576), 64 channels', geometry([1, 64, 14, 14], [64, 64, 3, 3], { padding: [1, 1] })],
     ['single channel, single output', geometry([1, 1, 3, 3], [1, 1, 3, 3])],
+    // The direct forward convolution (rows of 8 or more): strides through column phases, segment tails,
+    // channel counts around its 4-row strips, rows split over tasks.
+    ['3×3 stride 2 pad 1, 9-wide output rows (direct: 2 phases, tail segment)', geometry([2, 5, 17, 18], [6, 5, 3, 3], { stride: [2, 2], padding: [1, 1] })],
+    ['3×3 stride 2 pad 1, odd padding phase, 21-wide input (direct: 8 columns per shuffle)', geometry([1, 3, 9, 21], [4, 3, 3, 3], { stride: [2, 2], padding: [1, 1] })],
+    ['3×3 stride 2 pad 0 (direct: even padding phase), 65 channels (GEMM chosen)', geometry([1, 4, 9, 20], [65, 4, 3, 3], { stride: [2, 2] })],
+    ['1×1 stride 2, 8-wide output rows (direct: one segment)', geometry([2, 8, 15, 16], [5, 8, 1, 1], { stride: [2, 2] })],
+    ['3×3 stride 3 pad 2, 13 output columns (direct: 3 phases)', geometry([1, 3, 10, 37], [9, 3, 3, 3], { stride: [3, 3], padding: [2, 2] })],
+    ['5×5 stride 1×2 pad 2×1, 1 and 2 channels past a strip', geometry([3, 4, 6, 20], [5, 4, 5, 5], { stride: [1, 2], padding: [2, 1] }), ],
+    ['3×3 pad 1, 16 → 16 channels at 32×32, batch 1 (rows split over tasks)', geometry([1, 16, 32, 32], [16, 16, 3, 3], { padding: [1, 1] })],
+    ['1×1 stride 1 with 8-wide rows (direct, no padding)', geometry([2, 6, 3, 8], [10, 6, 1, 1])],
   ];
 
   for (const [label, g] of convCases) it(`conv ${label}: forward, backward-input, backward-filter`, () => checkConv(g));
 
+  it('forward convolutions the direct path applies to, through each path: the GEMM and the direct kernel at any channel count', async () => {
+    const direct = convCases.filter(([, g]) => directConvApplies(g));
+    expect(direct.length).toBeGreaterThanOrEqual(10);
+    expect(direct.some(([, g]) => !directConvChosen(g))).toBe(true);
+    for (const paths of [{ direct: false, always: false }, { direct: true, always: true }]) {
+      Object.assign(wasmConvPaths, paths);
+      try {
+        for (const [, g] of direct) await checkDotKernel(wasm, 'conv2d', [rand(sizeOf(g.xShape), seed++), rand(sizeOf(g.wShape), seed++)], g, g.wShape[1] * g.wShape[2] * g.wShape[3]);
+      } finally {
+        Object.assign(wasmConvPaths, { direct: true, always: false });
+      }
+    }
+  });
+
   it('conv with output padding past the input (torch: bottom/right padding is whatever yShape implies)', async () => {
     const base = geometry([2, 3, 8, 8], [4, 3, 3, 3], { stride: [2, 2], padding: [1, 1] });
     await checkConv({ ...base, yShape: [2, 4, base.yShape[2] + 1, base.yShape[3] + 1] });
+    const wide = geometry([1, 3, 7, 15], [5, 3, 3, 3], { padding: [1, 1] }); // the direct path, reading 2 columns past the padded row
+    expect(directConvApplies(wide)).toBe(true);
+    await checkConv({ ...wide, yShape: [1, 5, wide.yShape[2] + 1, wide.yShape[3] + 2] });
     const dw = geometry([1, 4, 8, 8], [4, 1, 3, 3], { stride: [2, 2], padding: [1, 1], groups: 4 });
     await checkConv({ ...dw, yShape: [1, 4, dw.yShape[2] + 1, dw.yShape[3] + 2] });
   });

@@ -3,12 +3,15 @@
 // - backward-input: cols = Wᵀ · dy per image and group, then col2im folds cols back into dx (1×1
 //   stride-1 convolutions write dx directly);
 // - backward-filter: dW = Σ_n dy_n · im2col(x_n)ᵀ, the sum over images running inside the GEMM's K loop;
-// - depthwise (one input channel per group): direct kernels for all three.
+// - depthwise (one input channel per group): direct kernels for all three;
+// - forward with one group, rows of 8 or more and few output channels: the direct convolution
+//   (conv-direct.ts), which reads the input in place of packing im2col and applies the epilogue at the store.
 
 import type { ConvGeometry, KernelParams } from '../../engine/backend.ts';
 import { sizeOf } from '../../engine/shape.ts';
 import { B_IM2COL, B_IM2COL_T, B_STRIDED, K_COL2IM, K_DEPTHWISE, K_DEPTHWISE_BACKWARD_FILTER, K_DEPTHWISE_BACKWARD_INPUT } from './assembly/ids.ts';
 import type { WasmContext } from './context.ts';
+import { convDirect, directConvApplies, directConvChosen } from './conv-direct.ts';
 import { epilogueInPlace } from './epilogue.ts';
 import { gemm, packA, packedABytes, type GemmEntry, type Im2col, type StridedA } from './gemm.ts';
 
@@ -52,7 +55,14 @@ function depthwise(ctx: WasmContext, kernel: number, inputs: [number, number], o
   ctx.run(kernel, [inputs[0], inputs[1], out, ...geometryWords(g, d), per, d.N, d.C, mult], Math.ceil(units / per), units * workPerUnit);
 }
 
+/**
+ * Paths the benchmarks and tests can steer: `direct` off sends every forward convolution to the GEMM,
+ * `always` sends every one the direct convolution applies to there (whatever its channel count).
+ */
+export const wasmConvPaths = { direct: true, always: false };
+
 export function conv2d(ctx: WasmContext, [x, w, ...extra]: number[], g: KernelParams['conv2d']): unknown {
+  if (wasmConvPaths.direct && (wasmConvPaths.always ? directConvApplies(g) : directConvChosen(g))) return convDirect(ctx, x, w, extra, g).storage;
   const out = convolve(ctx, x, w, g);
   if (g.epilogue) epilogueInPlace(ctx, out.ptr, extra, g, g.epilogue);
   return out.storage;

@@ -6,7 +6,7 @@ import { arg, at, imin, load4, ptr, storeTail } from './common';
 import { erfV, sigmoidV } from './vmath';
 import { A_GELU, A_HARDSWISH, A_NONE, A_RELU, A_RELU6, A_SILU } from './ids';
 
-@inline function activateV(act: i32, v: v128): v128 {
+@inline export function activateV(act: i32, v: v128): v128 {
   const zero = f32x4.splat(0);
   switch (act) {
     case A_NONE: return v;

@@ -30,6 +30,10 @@ export const K_EPILOGUE = 19;
 export const K_SCALE_SHIFT = 20;
 /** Row-wise logsumexp over the last axis (engine/fusion/logsumexp.ts). */
 export const K_LOGSUMEXP = 21;
+/** The direct convolution (assembly/conv-direct.ts): no im2col packing, epilogue at the store. */
+export const K_CONV_DIRECT = 22;
+/** Packs a convolution's weights into 4-row strips for K_CONV_DIRECT. */
+export const K_CONV_DIRECT_PACK = 23;
 
 // Epilogue activations, in engine/fusion/epilogue.ts's order.
 export const A_NONE = 0;
