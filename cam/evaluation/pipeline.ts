@@ -10,9 +10,10 @@
 //
 // Per batch of images (--batch), one explain call gives every deterministic method's maps and the clean
 // images' logits (the forward to the target layers shared by all methods), then one call per method
-// recomputes its maps on x ⊙ m for Coherency. Every forward pass without derivatives (x ⊙ m, x ⊙ (1 − m),
-// curve steps, ROAD imputations) goes to one ClassScorer (scoring.ts) that batches rows across images,
-// methods and image batches; an image's records are handed on, in order, once its last score is in.
+// recomputes its maps on x ⊙ m for Coherency, and its logits give x ⊙ m's score too. Every other forward
+// pass without derivatives (x ⊙ (1 − m), curve steps, ROAD imputations) goes to one ClassScorer
+// (scoring.ts) that batches rows across images, methods and image batches; an image's records are handed
+// on, in order, once its last score is in.
 
 import * as E from '../../engine/index.ts';
 import type { LoadedModel } from '../../models/zoo.ts';
@@ -115,11 +116,13 @@ async function camMaps(ctx: Context, rows: Float64Array[], shape: number[], file
   }
   for (const m of methods.filter((m) => getMethod(m).randomised)) {
     const list: Float64Array[] = [];
+    const fromThis = probabilities.length === 0;
     for (let b = 0; b < rows.length; b++) {
       const x = stack([rows[b]], shape);
       const e = await explain({ ...common, input: x, methods: [m], classes: [cls![b]], seed: imageSeed(settings.seed, files[b], m) });
       x.dispose();
       list.push(e.methods.get(m)!.maps[0]);
+      if (fromThis) probabilities.push(softmaxRow(e.logits)[cls![b]]);
     }
     maps.set(m, list);
   }
@@ -135,16 +138,19 @@ async function coherencyMaps(ctx: Context, rows: Float64Array[], shape: number[]
   return e.methods.get('gradcam++')!.maps;
 }
 
-/** The maps one method needs for one batch of images: its own, the recomputed one, GradCAM++'s for ARCC. */
+/**
+ * What one method needs for one batch of images: its maps, the maps recomputed on x ⊙ m, GradCAM++'s for
+ * ARCC, and the class probability of x ⊙ m (O), which the recomputing pass's logits give.
+ */
 interface MethodMaps {
   maps: Float64Array[];
   recomputed: Float64Array[];
+  kept: number[];
   gradcamPlusPlus?: Float64Array[];
 }
 
 /** Tickets of one image and method's scores, in the order they were queued. */
 interface ScoreTickets {
-  O: Ticket;
   D: Ticket;
   insertion: Ticket[];
   deletion: Ticket[];
@@ -156,7 +162,7 @@ interface ScoreTickets {
 async function queueScores(ctx: Context, x: Float64Array, map: Float64Array, cls: number, file: string, method: string, H: number, W: number): Promise<ScoreTickets> {
   const { scorer, settings } = ctx;
   const arcc = settings.metrics?.includes('arcc') ?? false;
-  const O = await scorer.add(multiplyByMap(x, map), cls);
+  // x ⊙ m needs no pass of its own: the Coherency pass recomputing the map on it gave its logits.
   const D = await scorer.add(multiplyByMap(x, map, true), cls);
   const rng = rngFor(imageSeed(settings.seed, file, method));
   const order = relevanceOrder(map, rng);
@@ -167,14 +173,14 @@ async function queueScores(ctx: Context, x: Float64Array, map: Float64Array, cls
   const road = settings.road ? await queueRoad(roadInputs(x, map, H, W, rng)) : undefined;
   // ARCC's ROAD: pytorch-grad-cam's percentile selection, noise from a stream of its own.
   const arccRoad = arcc ? await queueRoad(roadInputs(x, map, H, W, rngFor(imageSeed(settings.seed, file, `${method}|arcc`)), { selection: 'percentile' })) : undefined;
-  return { O, D, insertion, deletion, road, arccRoad };
+  return { D, insertion, deletion, road, arccRoad };
 }
 
 /** The record of one image and method, once its scores are in. */
 function imageRecord(ctx: Context, item: DatasetItem, pred: number, Y: number, method: string, maps: MethodMaps, b: number, t: ScoreTickets): ImageRecord {
   const { scorer, settings } = ctx;
   const score = (tickets: Ticket[]) => tickets.map((k) => scorer.score(k));
-  const O = scorer.score(t.O);
+  const O = maps.kept[b];
   const D = scorer.score(t.D);
   const map = maps.maps[b];
   const p0 = ctx.baseline[pred];
@@ -231,7 +237,7 @@ async function evaluateBatch(ctx: Context, items: DatasetItem[], rows: Float64Ar
     const again = await camMaps(ctx, kept, shape, files, [m], classes);
     // ARCC's Coherency (pytorch-grad-cam's): GradCAM++ of x ⊙ m for the metric's own (softmax) target.
     const gradcamPlusPlus = arcc ? await coherencyMaps(ctx, kept, shape, classes) : undefined;
-    perMethod.set(m, { maps: mm, recomputed: again.maps.get(m)!, gradcamPlusPlus });
+    perMethod.set(m, { maps: mm, recomputed: again.maps.get(m)!, kept: again.probabilities, gradcamPlusPlus });
   }
   for (let b = 0; b < rows.length; b++) {
     const tickets = new Map<string, ScoreTickets>();
