@@ -131,10 +131,12 @@ describe('the wasm backend', () => {
   });
 
   it('keeps packed conv weights with their storage: later calls reuse them; freeing the weights frees them, and new weights at the same address are packed anew', () => {
-    const g = convGeometry([2, 3, 9, 9], [4, 3, 3, 3], { padding: [1, 1] });
+    // 5 output channels: the weights (135 floats) and their packings differ in size, so the allocator,
+    // which reuses freed blocks by size, hands the weights' own block to the next weights of that size.
+    const g = convGeometry([2, 3, 9, 9], [5, 3, 3, 3], { padding: [1, 1] });
     const xv = rand(2 * 3 * 81, 1);
-    const dyv = rand(2 * 4 * 81, 2);
-    const [w1v, w2v] = [rand(108, 3), rand(108, 4)];
+    const dyv = rand(2 * 5 * 81, 2);
+    const [w1v, w2v] = [rand(135, 3), rand(135, 4)];
     const x = wasm.upload(xv);
     const dy = wasm.upload(dyv);
     const run = (kernel: 'conv2d' | 'conv2dBackwardInput', inputs: Storage[]) => {
@@ -143,6 +145,12 @@ describe('the wasm backend', () => {
       wasm.free(out);
       return v;
     };
+    // A first call with other weights sizes the kernels' scratch, so that nothing but the weights and
+    // their packings is allocated or freed below (the address check needs the allocator's free list as is).
+    const w0 = wasm.upload(w2v);
+    run('conv2d', [x, w0]);
+    run('conv2dBackwardInput', [dy, w0]);
+    wasm.free(w0);
     const base = wasm.cachedBytes;
     const w1 = wasm.upload(w1v);
     const y1 = run('conv2d', [x, w1]);
