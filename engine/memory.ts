@@ -6,8 +6,18 @@ import type { Tensor } from './tensor.ts';
 
 const scopes: Set<Tensor>[] = [];
 
+/**
+ * Every tensor ever constructed, for recognising tensors inside results. Not the class's name: bundlers'
+ * minifiers rename classes (the browser inspector's build did, and tidy then freed the tensors its callers
+ * returned), and not `instanceof`: tensor.ts imports this module.
+ */
+const tensors = new WeakSet<object>();
+
+const isTensor = (value: object): value is Tensor => tensors.has(value);
+
 /** Called by the Tensor constructor: the innermost open scope owns the new tensor. */
 export function track(t: Tensor): void {
+  tensors.add(t);
   const scope = scopes[scopes.length - 1];
   if (scope) scope.add(t);
 }
@@ -23,8 +33,8 @@ export function keep<T>(value: T): T {
 function collectTensors(value: unknown, visit: (t: Tensor) => void, seen = new Set<unknown>()): void {
   if (value === null || typeof value !== 'object' || seen.has(value)) return;
   seen.add(value);
-  if ((value as { constructor?: { name?: string } }).constructor?.name === 'Tensor') {
-    const t = value as Tensor;
+  if (isTensor(value)) {
+    const t = value;
     visit(t);
     if (t.primal) collectTensors(t.primal, visit, seen);
     if (t.tangent) collectTensors(t.tangent, visit, seen);

@@ -49,4 +49,22 @@ describe('memory', () => {
     ).toThrow('boom');
     expect(backend.memory().buffers).toBe(before);
   });
+
+  it('tidy and keep recognise tensors when a minifier has renamed the Tensor class (as the page\'s build does)', () => {
+    const original = Object.getOwnPropertyDescriptor(E.Tensor, 'name')!;
+    Object.defineProperty(E.Tensor, 'name', { ...original, value: 'Lf' });
+    try {
+      const { weight, bias } = E.tidy(() => ({ weight: E.mul(E.tensor([1, 2]), 2), bias: E.exp(E.tensor([0])) }));
+      expect(weight.isDisposed || bias.isDisposed).toBe(false);
+      let kept: E.Tensor | null = null;
+      E.tidy(() => {
+        kept = E.keep(E.add(E.tensor([1]), 1));
+      });
+      expect(kept!.isDisposed).toBe(false);
+      E.dispose([weight, bias, kept]);
+      expect(weight.isDisposed && bias.isDisposed && kept!.isDisposed).toBe(true);
+    } finally {
+      Object.defineProperty(E.Tensor, 'name', original);
+    }
+  });
 });

@@ -107,10 +107,25 @@ describeWithChromium('the browser inspector (headless Chromium, WebGPU on SwiftS
   const message = () => page.textContent('#message');
   const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
+  /**
+   * Waits until the run started by the last click has ended, and fails at once with the page's message if it
+   * failed (a failed run sets no data-runs: waiting for that alone turns an error into a long timeout).
+   */
+  async function runEnded(): Promise<void> {
+    runs++;
+    await page.waitForFunction(() => !document.body.classList.contains('busy'), null, { timeout: RUN_TIMEOUT });
+    expect(await message(), 'the run failed').toBe('');
+    expect(await page.getAttribute('body', 'data-runs')).toBe(String(runs));
+  }
+
   async function explain(): Promise<void> {
     await page.click('#run');
-    runs++;
-    await page.waitForSelector(`body[data-runs="${runs}"]`, { timeout: RUN_TIMEOUT });
+    await runEnded();
+  }
+
+  /** The run's fusion report: fused as the CLI and the API run, and the GPU dispatches it issued. */
+  async function fusion(): Promise<{ fused: string | null; dispatches: string | null }> {
+    return { fused: await page.getAttribute('#run-fusion', 'data-fused'), dispatches: await page.getAttribute('#run-fusion', 'data-dispatches') };
   }
 
   async function download(selector: string): Promise<Uint8Array> {
@@ -143,19 +158,23 @@ describeWithChromium('the browser inspector (headless Chromium, WebGPU on SwiftS
     expect(await page.isChecked('#method-list input[value="shapleycam"]')).toBe(true);
     expect(await page.isChecked('#method-list input[value="gradcam"]')).toBe(true);
     await page.click('#run');
-    runs++;
     // The engine works in a worker: meanwhile the page shows progress and its clock keeps ticking (the
     // first SwiftShader run compiles every pipeline, so it lasts long enough to see it).
     await page.waitForSelector('#progress:not([hidden])');
     const before = await page.textContent('#progress-text');
-    await page.waitForFunction((text) => document.getElementById('progress-text')!.textContent !== text || document.body.dataset.runs === '1', before);
+    await page.waitForFunction((text) => document.getElementById('progress-text')!.textContent !== text || !document.body.classList.contains('busy'), before);
+    expect(await message(), 'the run failed').toBe('');
     expect(await page.getAttribute('body', 'data-runs'), 'the run ended before the page could be watched working').toBeNull();
     expect(await page.textContent('#progress-text')).not.toBe(before);
-    await page.waitForSelector(`body[data-runs="${runs}"]`, { timeout: RUN_TIMEOUT });
+    await runEnded();
     await shot('1-shapleycam-gradcam');
-    expect(await message()).toBe('');
     expect(await page.getAttribute('#run-backend', 'data-backend')).toBe('webgpu');
     expect(await page.textContent('#run-adapter')).toMatch(/swiftshader/i);
+    // Fused like the CLI: the compiled inference prefix and the head's fused primitives, and the GPU's
+    // dispatch counter read (the maps below are then the fused path's, compared with the CLI's float64 ones).
+    const { fused, dispatches } = await fusion();
+    expect(fused, 'the page must run models fused').toBe('true');
+    expect(Number(dispatches)).toBeGreaterThan(0);
     expect(await page.locator('.badge.zero').count()).toBe(0);
     for (const name of ['cat_0001.png', 'dog_0001.png']) {
       const card = page.locator(`article[data-image="${name}"]`);
@@ -229,7 +248,7 @@ describeWithChromium('the browser inspector (headless Chromium, WebGPU on SwiftS
     await page.selectOption('#target-select', 'logit');
     await explain();
     await shot('5-layer2-logit');
-    expect(await message()).toBe('');
+    expect((await fusion()).fused).toBe('true');
     const badge = page.locator('.badge.zero');
     expect(await badge.count()).toBe(1);
     expect(await badge.getAttribute('data-layer')).toBe('layer2');
@@ -251,16 +270,15 @@ describeWithChromium('the browser inspector (headless Chromium, WebGPU on SwiftS
     expect(await page.inputValue('#layer-input')).toBe('layer3');
     await page.selectOption('#target-select', 'rest');
     await explain();
-    expect(await message()).toBe('');
     expect(await page.getAttribute('#run-backend', 'data-backend')).toBe('wasm');
+    expect(await fusion(), 'fused; wasm counts no dispatches').toEqual({ fused: 'true', dispatches: '' });
     const reference = read(join(await cli(['--method', 'shapleycam,gradcam']), 'maps.safetensors'));
     sameMaps(await downloaded('maps.safetensors'), reference, ['cam/shapleycam', 'cam/gradcam', 'first_order/layer3', 'second_order/layer3']);
     await shot('6-wasm');
 
     // A class from an image's top 5 is explained for every image.
     await page.click('article[data-image="cat_0001.png"] ol.top5 button[data-class="dog"]');
-    runs++;
-    await page.waitForSelector(`body[data-runs="${runs}"]`, { timeout: RUN_TIMEOUT });
+    await runEnded();
     expect(await page.inputValue('#class-input')).toBe('dog');
     for (const name of ['cat_0001.png', 'dog_0001.png']) {
       expect(await page.textContent(`article[data-image="${name}"] ol.top5 button.explained`)).toMatch(/^dog /);

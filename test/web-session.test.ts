@@ -11,6 +11,7 @@ import { TARGETS } from '../cam/algorithm/targets.ts';
 import { encodePng } from '../cam/rendering/codec.ts';
 import { createImage } from '../cam/rendering/image.ts';
 import { parseSafetensors } from '../models/safetensors.ts';
+import { setFusion } from '../models/fusion-switch.ts';
 import { architectureNames } from '../models/registry.ts';
 import { backendOptions, pageBackend } from '../web/src/backend-rule.ts';
 import { Session } from '../web/src/session.ts';
@@ -72,7 +73,19 @@ describe('a page session (CPU backend)', () => {
     expect(maps.names).toEqual(expect.arrayContaining(['cam/shapleycam', 'cam/gradcam', 'first_order/layer3', 'second_order/layer3']));
     expect(parseSafetensors(outcome.files.terms).entry('hvp/layer3').shape).toEqual([1, 64, 8, 8]);
     expect(outcome.steps.map((s) => s.what)).toContain('layer3: forward, G, H·A');
+    expect(outcome.fused).toBe(true);
+    expect(outcome.dispatches, 'the CPU backend counts no dispatches').toBeNull();
     expect((await session.run(request({ methods: ['gradcam'] }), quiet)).images[0].terms).toBeNull();
+  });
+
+  it('reports whether the run was fused, as the fusion switch says', async () => {
+    setFusion(false);
+    try {
+      expect((await session.run(request({ methods: ['gradcam'] }), quiet)).fused).toBe(false);
+    } finally {
+      setFusion(null);
+    }
+    expect((await session.run(request({ methods: ['gradcam'] }), quiet)).fused).toBe(true);
   });
 
   it('fits a photo to a CIFAR model\'s 32×32 input (shorter side, centre crop), or runs it at its own size', async () => {

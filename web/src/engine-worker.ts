@@ -2,14 +2,8 @@
 // long computations never block the page. Errors go back as one line (the engine's messages are written
 // to be shown as they are: they name the file, tensor, layer or option and what is wrong).
 
-import { setFusion } from '../../models/inference-prefix.ts';
 import type { FromWorker, Request, ToWorker } from './protocol.ts';
 import { Session } from './session.ts';
-
-// The page runs models unfused (no compiled inference prefix, no fused head primitives): on SwiftShader
-// the fused path's first run did not finish within the browser test's bounds (under investigation; the CLI,
-// the API and the Node page session run fused).
-setFusion(false);
 
 const session = new Session();
 const post = (message: FromWorker, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(message, transfer);

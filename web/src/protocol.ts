@@ -111,6 +111,13 @@ export interface RunOutcome {
   steps: Step[];
   totalMs: number;
   backend: BackendReport;
+  /**
+   * Whether the run was fused: the compiled inference prefix (BatchNorm folded, convolution epilogues
+   * fused) and the head's fused primitives (models/fusion-switch.ts), as the CLI and the API run.
+   */
+  fused: boolean;
+  /** GPU dispatches the run issued (WebGPU; null on backends that do not count them). */
+  dispatches: number | null;
   /** maps.safetensors and terms.safetensors, as the CLI writes them. */
   files: { maps: Uint8Array; terms: Uint8Array };
 }

@@ -13,8 +13,9 @@ import { decodeImageBytes } from '../../cam/rendering/codec.ts';
 import { showCamOnImage } from '../../cam/rendering/colormap.ts';
 import { centerCrop, resizeImage, type RgbImage } from '../../cam/rendering/image.ts';
 import { explanationTermsPicture } from '../../cam/rendering/terms-picture.ts';
-import { useBackend } from '../../engine/index.ts';
+import { getBackend, useBackend } from '../../engine/index.ts';
 import { probeAdapter } from '../../engine/webgpu/device.ts';
+import { fusionEnabled } from '../../models/fusion-switch.ts';
 import { architectureNames } from '../../models/registry.ts';
 import { serializeSafetensors } from '../../models/safetensors.ts';
 import { getZooEntry, zooNames } from '../../models/zoo.ts';
@@ -39,6 +40,12 @@ function topClasses(logits: ArrayLike<number>, labels: readonly string[], n: num
     .map((probability, index) => ({ index, label: labels[index] ?? `class ${index}`, probability }))
     .sort((a, b) => b.probability - a.probability)
     .slice(0, n);
+}
+
+/** The WebGPU backend's dispatch counter (it counts every dispatch submitted); null on other backends. */
+function dispatchesSoFar(): number | null {
+  const backend = getBackend() as { name: string; stats?: () => { dispatches?: number } };
+  return backend.name === 'webgpu' ? (backend.stats?.().dispatches ?? null) : null;
 }
 
 function maxAbs(a: ArrayLike<number>): number {
@@ -125,6 +132,7 @@ export class Session {
       return { id, name: image.name, picture: request.fitToInput && !info.resizes ? fitTo(image.picture, info.inputSize) : image.picture };
     });
     const steps: Step[] = [];
+    const dispatchesBefore = dispatchesSoFar();
     const result = await explainer.explain(
       images.map((i) => i.picture),
       {
@@ -140,6 +148,7 @@ export class Session {
       },
     );
     const computedMs = performance.now() - t0;
+    const dispatchesAfter = dispatchesSoFar();
     steps.unshift({ what: 'preprocess, forward pass', ms: computedMs - steps.reduce((a, s) => a + s.ms, 0) });
 
     const t1 = performance.now();
@@ -171,6 +180,8 @@ export class Session {
       steps,
       totalMs: performance.now() - t0,
       backend: info.backend,
+      fused: fusionEnabled(),
+      dispatches: dispatchesBefore === null || dispatchesAfter === null ? null : dispatchesAfter - dispatchesBefore,
       files: { maps: serializeSafetensors(maps.tensors, maps.metadata), terms: serializeSafetensors(terms.tensors, terms.metadata) },
     };
   }

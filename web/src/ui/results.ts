@@ -29,6 +29,13 @@ function summary(outcome: RunOutcome): HTMLElement {
     b.reason ? ` (auto: ${b.reason})` : '',
     ' — ',
     h('span', { id: 'run-adapter' }, b.description),
+    ' — ',
+    h(
+      'span',
+      { id: 'run-fusion', 'data-fused': String(outcome.fused), 'data-dispatches': outcome.dispatches === null ? '' : String(outcome.dispatches) },
+      outcome.fused ? 'fused (BatchNorm folded, convolution epilogues and head primitives fused)' : 'unfused',
+      outcome.dispatches === null ? '' : `, ${outcome.dispatches} GPU dispatches`,
+    ),
   );
   const layers = outcome.layers.map((l) => `${l.layer} [${l.shape.slice(1).join('×')}]`).join(', ');
   const steps = h(
