@@ -4,7 +4,7 @@
 
 import {
   CTL_ARGS, CTL_BASE, CTL_CLAIM, CTL_FINISHED, CTL_KERNEL, CTL_TASKS, HEAP_BASE,
-  K_BINARY, K_COL2IM, K_COPY, K_GEMV, K_DEPTHWISE, K_DEPTHWISE_BACKWARD_FILTER, K_DEPTHWISE_BACKWARD_INPUT, K_EPILOGUE, K_FILL, K_GATHER, K_GEMM,
+  K_BINARY, K_COL2IM, K_ELEMENTWISE_CHAIN, K_COPY, K_GEMV, K_DEPTHWISE, K_DEPTHWISE_BACKWARD_FILTER, K_DEPTHWISE_BACKWARD_INPUT, K_EPILOGUE, K_FILL, K_GATHER, K_GEMM,
   K_GEMM_PACK_A, K_GEMM_PACK_B, K_LOGSUMEXP, K_MAXPOOL_ARGMAX, K_REDUCE_INNER, K_REDUCE_OUTER, K_SCALE_SHIFT, K_SCATTER_ADD, K_TRANSPOSE, K_UNARY, K_WHERE,
 } from './ids';
 import { binaryTask, fillTask, unaryTask, whereTask } from './elementwise';
@@ -14,6 +14,7 @@ import { gemmPackATask, gemmPackBTask, gemmTask, gemvTask } from './gemm';
 import { epilogueTask } from './epilogue';
 import { scaleShiftTask } from './scale-shift';
 import { logsumexpTask } from './logsumexp';
+import { elementwiseChainTask } from './elementwise-chain';
 import { col2imTask, depthwiseBackwardFilterTask, depthwiseBackwardInputTask, depthwiseTask } from './conv';
 
 function runTask(kernel: i32, args: usize, t: i32, tid: i32): void {
@@ -40,6 +41,7 @@ function runTask(kernel: i32, args: usize, t: i32, tid: i32): void {
     case K_EPILOGUE: epilogueTask(args, t); break;
     case K_SCALE_SHIFT: scaleShiftTask(args, t); break;
     case K_LOGSUMEXP: logsumexpTask(args, t); break;
+    case K_ELEMENTWISE_CHAIN: elementwiseChainTask(args, t, tid); break;
     default: unreachable();
   }
 }
