@@ -145,7 +145,7 @@ function pruned(steps: readonly ChainStep[], result: number, inputs: number): Ch
   for (let k = 0; k < inputs; k++) live[k] = true;
   const renumber = new Array<number>(steps.length).fill(-1);
   const out: ChainStep[] = [];
-  for (let i = 0; i <= result; i++) {
+  for (let i = 0; i <= Math.max(result, inputs - 1); i++) {
     if (!live[i]) continue;
     const s = steps[i];
     const r = (j: number) => renumber[j];
