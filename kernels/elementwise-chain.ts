@@ -15,7 +15,7 @@
 
 import type { BinaryOp, ChainProgram, ChainStep, KernelParams, UnaryOp } from '../engine/backend.ts';
 import { cachedShader, fitsBinding, windowOf, type Binding, type GpuStorage, type KernelContext, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
-import { broadcastStrides, fmt, sizeOf, type Shape } from '../engine/shape.ts';
+import { broadcastShapes, broadcastStrides, fmt, sizeOf, type Shape } from '../engine/shape.ts';
 import { contiguousChunks } from './blocks.ts';
 import { BINARY_EXPR, UNARY_EXPR } from './elementwise.ts';
 import { WG, WGSL_LINEAR, WGSL_MAIN_ARGS, WGSL_MATH, checkRank, coalesce } from './prelude.ts';
@@ -93,6 +93,9 @@ function constantUniforms(program: ChainProgram): Record<string, number[]> {
   return { consts: [...c, ...new Array<number>((4 - (c.length % 4)) % 4).fill(0)] };
 }
 
+/** numpy broadcasting of two operands' shapes (the engine checked that the whole chain broadcasts). */
+const broadcastPair = (a: Shape, b: Shape) => broadcastShapes('elementwiseChain', a, b);
+
 /**
  * The chain as the backend's own unary/binary/where kernels, one per step (for strided chains too large
  * for one binding: those kernels know how to split such tensors). Intermediates are freed as they die.
@@ -125,16 +128,6 @@ function runUnfused(ctx: KernelContext, inputs: readonly GpuStorage[], p: Kernel
   if (result.shape.join() !== p.outShape.join()) result = fresh(ctx.call('expand', [result.s], { shape: result.shape, outShape: p.outShape }), p.outShape);
   for (const s of made) if (s !== result.s) s.backend.free(s);
   return result.s;
-}
-
-/** numpy broadcasting of two shapes already known to broadcast (the engine checked the chain). */
-function broadcastPair(a: Shape, b: Shape): number[] {
-  const rank = Math.max(a.length, b.length);
-  return Array.from({ length: rank }, (_, i) => {
-    const da = a[a.length - rank + i] ?? 1;
-    const db = b[b.length - rank + i] ?? 1;
-    return da === 1 ? db : da;
-  });
 }
 
 export const elementwiseChainKernels = {
