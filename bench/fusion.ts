@@ -7,8 +7,8 @@
 //   npx tsx bench/fusion.ts --backends webgpu --models ''     (dispatch counts only)
 //
 // Also on WebGPU: dispatches with elementwise chains (engine/fusion/elementwise-chain.ts) off and on, both
-// with the compiled prefix on, for the ResNet-18 forward and ShapleyCAM explains of ResNet-18 and the
-// CIFAR ResNet-20 (rows "chains: …": unfused = chains off, fused = chains on); on every backend, the time of
+// with the compiled prefix on, for the ResNet-18 forward, a ShapleyCAM explain of ResNet-18 and explains of the
+// CIFAR ResNet-20 by the methods with chains (rows "chains: …": unfused = chains off, fused = chains on); on every backend, the time of
 // a metric-mask chain over the batch, one kernel against its unfused ops.
 //
 // Prints one JSON line per measurement, then a table with the unfused/fused ratios.
@@ -59,10 +59,10 @@ function forwardTask(module: Module, input: E.Tensor): Task {
   };
 }
 
-function shapleyTask(module: Module, input: E.Tensor, layer: string): Task {
+function shapleyTask(module: Module, input: E.Tensor, layer: string, method = 'shapleycam'): Task {
   return async (fused) => {
     setFusion(fused);
-    await explain({ module, input, layers: [layer], methods: ['shapleycam'] });
+    await explain({ module, input, layers: [layer], methods: [method] });
   };
 }
 
@@ -140,7 +140,9 @@ for (const name of opts.backends!.split(',') as E.BackendName[]) {
     const chainTasks = [
       [withChains(forwardTask(module, input)), 'resnet18 forward'],
       [withChains(shapleyTask(module, input, layer)), `shapleycam explain (resnet18, ${layer})`],
-      [withChains(shapleyTask(cifar.module, cifarInput, cifar.layer)), `shapleycam explain (resnet20, ${cifar.layer})`],
+      ...['shapleycam', 'gradcam++', 'xgradcam', 'kpca-cam', 'fullgrad'].map(
+        (method) => [withChains(shapleyTask(cifar.module, cifarInput, cifar.layer, method)), `${method} explain (resnet20, ${cifar.layer})`] as const,
+      ),
     ] as const;
     for (const [task, label] of chainTasks) {
       const fused = await dispatches(gpu, task, true);
