@@ -6,6 +6,11 @@
 //   npx tsx bench/fusion.ts [--backends webgpu,wasm] [--models resnet18,resnet50] [--batch 8] [--rounds 3]
 //   npx tsx bench/fusion.ts --backends webgpu --models ''     (dispatch counts only)
 //
+// Also on WebGPU: dispatches with elementwise chains (engine/fusion/elementwise-chain.ts) off and on, both
+// with the compiled prefix on, for the ResNet-18 forward, a ShapleyCAM explain of ResNet-18 and explains of the
+// CIFAR ResNet-20 by the methods with chains (rows "chains: …": unfused = chains off, fused = chains on); on every backend, the time of
+// a metric-mask chain over the batch, one kernel against its unfused ops.
+//
 // Prints one JSON line per measurement, then a table with the unfused/fused ratios.
 
 import { parseArgs } from 'node:util';
@@ -38,8 +43,8 @@ function build(name: string): { module: Module; layer: string } {
   return { module, layer: arch.defaultLayer };
 }
 
-function randomInput(batch: number): E.Tensor {
-  return E.tensor(Float32Array.from({ length: batch * 3 * 224 * 224 }, (_, i) => Math.sin(i * 0.37)), [batch, 3, 224, 224]);
+function randomInput(batch: number, size = 224): E.Tensor {
+  return E.tensor(Float32Array.from({ length: batch * 3 * size * size }, (_, i) => Math.sin(i * 0.37)), [batch, 3, size, size]);
 }
 
 type Task = (fused: boolean) => Promise<void>;
@@ -54,10 +59,10 @@ function forwardTask(module: Module, input: E.Tensor): Task {
   };
 }
 
-function shapleyTask(module: Module, input: E.Tensor, layer: string): Task {
+function shapleyTask(module: Module, input: E.Tensor, layer: string, method = 'shapleycam'): Task {
   return async (fused) => {
     setFusion(fused);
-    await explain({ module, input, layers: [layer], methods: ['shapleycam'] });
+    await explain({ module, input, layers: [layer], methods: [method] });
   };
 }
 
@@ -74,6 +79,18 @@ async function timeBoth(task: Task, batch: number): Promise<{ fused: number; unf
     }
   }
   return { fused: median(t.fused) / batch, unfused: median(t.unfused) / batch };
+}
+
+/** The same task with the compiled prefix on and elementwise chains on (`fused`) or off. */
+function withChains(task: Task): Task {
+  return async (fused) => {
+    E.setChainFusion(fused);
+    try {
+      await task(true);
+    } finally {
+      E.setChainFusion(null);
+    }
+  };
 }
 
 /** Dispatches of one run of the task (WebGPU only), after a warm-up run that folds and caches weights. */
@@ -118,8 +135,45 @@ for (const name of opts.backends!.split(',') as E.BackendName[]) {
         `dispatches: ${label}`, name, '1', String(unfused), String(fused), (unfused / fused).toFixed(2),
       ]);
     }
+    const cifar = build('resnet20');
+    const cifarInput = randomInput(1, 32);
+    const chainTasks = [
+      [withChains(forwardTask(module, input)), 'resnet18 forward'],
+      [withChains(shapleyTask(module, input, layer)), `shapleycam explain (resnet18, ${layer})`],
+      ...['shapleycam', 'gradcam++', 'xgradcam', 'kpca-cam', 'fullgrad'].map(
+        (method) => [withChains(shapleyTask(cifar.module, cifarInput, cifar.layer, method)), `${method} explain (resnet20, ${cifar.layer})`] as const,
+      ),
+    ] as const;
+    for (const [task, label] of chainTasks) {
+      const fused = await dispatches(gpu, task, true);
+      const unfused = await dispatches(gpu, task, false);
+      report({ task: `chains: dispatches: ${label}`, backend: name, adapter, batch: 1, unfused, fused, ratio: +(unfused / fused).toFixed(2) }, [
+        `chains: dispatches: ${label}`, name, '1', String(unfused), String(fused), (unfused / fused).toFixed(2),
+      ]);
+    }
+    cifarInput.dispose();
+    cifar.module.disposeParameters();
     input.dispose();
     module.disposeParameters();
+  }
+  {
+    // A metric-mask chain over a batch of images: the one-kernel chain against its 7 unfused ops.
+    const x = randomInput(BATCH);
+    const m = E.tensor(Float32Array.from({ length: BATCH * 224 * 224 }, (_, i) => 0.5 + 0.5 * Math.cos(i * 0.11)), [BATCH, 1, 224, 224]);
+    const task: Task = async (fused) => {
+      E.setChainFusion(fused);
+      const y = E.elementwiseChain([x, m], (a, k) => a.mul(k).add(a.mul(k.neg().add(1)).mul(0.25)).relu());
+      E.setChainFusion(null);
+      await y.values();
+      y.dispose();
+    };
+    const t = await timeBoth(task, BATCH);
+    const label = 'chain x⊙m + ¼x⊙(1−m), relu';
+    report({ task: label, backend: name, adapter, batch: BATCH, unfused_ms_per_image: +t.unfused.toFixed(2), fused_ms_per_image: +t.fused.toFixed(2), ratio: +(t.unfused / t.fused).toFixed(2) }, [
+      `${label} ms/img`, name, String(BATCH), t.unfused.toFixed(2), t.fused.toFixed(2), (t.unfused / t.fused).toFixed(2),
+    ]);
+    x.dispose();
+    m.dispose();
   }
   for (const model of opts.models!.split(',').filter(Boolean)) {
     const { module, layer } = build(model);

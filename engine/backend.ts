@@ -20,6 +20,27 @@ export type BinaryOp =
 
 export type ReduceOp = 'sum' | 'max';
 
+/**
+ * One step of an elementwise chain (engine/fusion/elementwise-chain.ts): operands name earlier steps by
+ * their index; the last step is the chain's value. Constants are float64 here, rounded by the backend.
+ */
+export type ChainStep =
+  | { readonly op: 'input'; readonly input: number }
+  | { readonly op: 'const'; readonly value: number }
+  | { readonly op: 'unary'; readonly fn: UnaryOp; readonly a: number }
+  | { readonly op: 'binary'; readonly fn: BinaryOp; readonly a: number; readonly b: number }
+  | { readonly op: 'where'; readonly cond: number; readonly a: number; readonly b: number };
+
+/** A compiled elementwise chain: steps in dependency order, the first `inputs` of them the inputs in order. */
+export interface ChainProgram {
+  readonly steps: readonly ChainStep[];
+  readonly inputs: number;
+  /** The steps as text with constants written `c<k>` (their values excluded): what kernels cache code by. */
+  readonly key: string;
+  /** The constants' values in the order of their `c<k>` names. */
+  readonly constants: readonly number[];
+}
+
 export interface ConvGeometry {
   /** [N, C, H, W] */
   xShape: Shape;
@@ -70,6 +91,11 @@ export interface KernelParams {
   scaleShift: { size: number; channels: number; inner: number };
   /** Row-wise m + log Σ exp(x − m), m the row maximum, over x [rows, n] contiguous; the output is [rows]. */
   logsumexp: { rows: number; n: number };
+  /**
+   * An elementwise chain in one pass: the program's value at every element of outShape, each input
+   * broadcast (numpy rules) from its shape in `shapes` (engine/fusion/elementwise-chain.ts).
+   */
+  elementwiseChain: { program: ChainProgram; shapes: readonly Shape[]; outShape: Shape };
   /** Flat index (h * W + w) within each (n, c) plane of the max of each pooling window. Padding never wins. */
   maxPoolArgmax: { xShape: Shape; kernel: [number, number]; stride: [number, number]; padding: [number, number]; dilation: [number, number]; outShape: Shape };
 }

@@ -23,3 +23,7 @@ export {
 } from './ops.ts';
 export { resizeBilinear, type ResizeOptions } from './ops.ts';
 export { scaleShift } from './fusion/scale-shift.ts';
+export {
+  elementwiseChain, runChainProgram, setChainFusion, ChainExpr, MAX_CHAIN_INPUTS, type ChainOperand,
+} from './fusion/elementwise-chain.ts';
+export { compileChain } from './fusion/elementwise-chain-program.ts';

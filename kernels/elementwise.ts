@@ -42,7 +42,7 @@ fn main(${WGSL_MAIN_ARGS}) {
 // ---------------------------------------------------------------------------------------------------
 // unary
 
-const UNARY_EXPR: Record<UnaryOp, string> = {
+export const UNARY_EXPR: Record<UnaryOp, string> = {
   neg: '-x',
   exp: 'exp(x)',
   log: 'log(x)',
@@ -82,7 +82,7 @@ fn main(${WGSL_MAIN_ARGS}) {
 // ---------------------------------------------------------------------------------------------------
 // binary
 
-const BINARY_EXPR: Record<BinaryOp, string> = {
+export const BINARY_EXPR: Record<BinaryOp, string> = {
   add: 'x + y',
   sub: 'x - y',
   mul: 'x * y',

@@ -6,6 +6,7 @@
 import { mergeFamilies, type KernelTable } from '../engine/webgpu/kernel-api.ts';
 import { conv2dKernels } from './conv2d.ts';
 import { elementwiseKernels } from './elementwise.ts';
+import { elementwiseChainKernels } from './elementwise-chain.ts';
 import { gatherKernels } from './gather.ts';
 import { layoutKernels } from './layout.ts';
 import { logsumexpKernels } from './logsumexp.ts';
@@ -24,4 +25,5 @@ export const WGSL_KERNELS: KernelTable = mergeFamilies({
   conv2d: conv2dKernels,
   scaleShift: scaleShiftKernels,
   logsumexp: logsumexpKernels,
+  elementwiseChain: elementwiseChainKernels,
 });

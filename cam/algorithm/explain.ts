@@ -396,7 +396,7 @@ async function runPass(s: Settings, a: Augmentation, input: Tensor, firstCapture
 async function layerReport(terms: LayerTerms, keep: boolean, t0: number): Promise<LayerReport> {
   const report: LayerReport = { layer: terms.layer, shape: [...terms.A.shape], hvpComputed: !!terms.HA, hvpStructurallyZero: terms.hvpStructurallyZero, termsMs: 0 };
   if (terms.G) report.firstOrder = await E.sum(E.mul(terms.A, terms.G), 1).values();
-  if (terms.HA) report.secondOrder = await E.sum(E.mul(E.mul(terms.A, terms.HA), -0.5), 1).values();
+  if (terms.HA) report.secondOrder = await E.sum(E.elementwiseChain([terms.A, terms.HA], (a, ha) => a.mul(ha).mul(-0.5)), 1).values();
   if (keep) report.terms = { A: await terms.A.values(), G: terms.G ? await terms.G.values() : null, HA: terms.HA ? await terms.HA.values() : null };
   report.termsMs = performance.now() - t0;
   return report;

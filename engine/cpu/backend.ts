@@ -1,9 +1,10 @@
 // The float64 CPU backend: the reference every other backend and every derivative is checked against,
 // and the fallback where no GPU adapter exists. Plain loops, written for clarity first.
 
-import type { Backend, BinaryOp, ConvGeometry, KernelName, KernelParams, MemoryStats, Storage, UnaryOp } from '../backend.ts';
+import type { Backend, ConvGeometry, KernelName, KernelParams, MemoryStats, Storage } from '../backend.ts';
 import { broadcastStrides, sizeOf, stridesOf, type Shape } from '../shape.ts';
-import { erf } from './math.ts';
+import { binaryFns, unaryFns } from './elementwise-fns.ts';
+import { elementwiseChain } from './elementwise-chain.ts';
 import { applyEpilogue } from '../fusion/epilogue.ts';
 
 class CpuStorage implements Storage {
@@ -12,40 +13,6 @@ class CpuStorage implements Storage {
     return this.values?.length ?? 0;
   }
 }
-
-const unaryFns: Record<UnaryOp, (x: number) => number> = {
-  neg: (x) => -x,
-  exp: Math.exp,
-  log: Math.log,
-  log1p: Math.log1p,
-  sqrt: Math.sqrt,
-  rsqrt: (x) => 1 / Math.sqrt(x),
-  abs: Math.abs,
-  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : 0),
-  tanh: Math.tanh,
-  sigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
-  erf,
-  relu: (x) => (x > 0 ? x : 0),
-  sin: Math.sin,
-  cos: Math.cos,
-  reciprocal: (x) => 1 / x,
-};
-
-const binaryFns: Record<BinaryOp, (a: number, b: number) => number> = {
-  add: (a, b) => a + b,
-  sub: (a, b) => a - b,
-  mul: (a, b) => a * b,
-  div: (a, b) => a / b,
-  pow: Math.pow,
-  maximum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
-  minimum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
-  greater: (a, b) => +(a > b),
-  greaterEqual: (a, b) => +(a >= b),
-  less: (a, b) => +(a < b),
-  lessEqual: (a, b) => +(a <= b),
-  equal: (a, b) => +(a === b),
-  notEqual: (a, b) => +(a !== b),
-};
 
 /** Visits every multi-index of `shape` in row-major order, giving the flat offsets under several stride sets. */
 function forEachIndex(shape: Shape, strideSets: number[][], visit: (offsets: number[], flat: number) => void): void {
@@ -136,6 +103,8 @@ const kernels: { [K in KernelName]: Kernel<K> } = {
     }
     return out;
   },
+
+  elementwiseChain,
 
   scaleShift: ([x, scale, shift], p) => {
     const out = new Float64Array(p.size);

@@ -13,6 +13,7 @@ import { matmul } from '../../kernels/wasm/gemm.ts';
 import { conv2d, conv2dBackwardFilter, conv2dBackwardInput } from '../../kernels/wasm/conv.ts';
 import { scaleShift } from '../../kernels/wasm/scale-shift.ts';
 import { logsumexp } from '../../kernels/wasm/logsumexp.ts';
+import { elementwiseChain } from '../../kernels/wasm/elementwise-chain.ts';
 import { Heap } from './heap.ts';
 import { ThreadPool, type KernelExports } from './pool.ts';
 import { availableCores, envVar, loadModuleBytes } from './platform.ts';
@@ -28,7 +29,7 @@ type Plan<K extends KernelName> = (ctx: WasmContext, inputs: number[], p: Kernel
 
 const plans: { [K in KernelName]: Plan<K> } = {
   fill: (ctx, _inputs, p) => fill(ctx, p),
-  unary, binary, where, reduce, expand, transpose, slice, pad, concat, gather, scatterAdd, matmul, conv2d, conv2dBackwardInput, conv2dBackwardFilter, maxPoolArgmax, scaleShift, logsumexp,
+  unary, binary, where, reduce, expand, transpose, slice, pad, concat, gather, scatterAdd, matmul, conv2d, conv2dBackwardInput, conv2dBackwardFilter, maxPoolArgmax, scaleShift, logsumexp, elementwiseChain,
 };
 
 export interface WasmBackendOptions {

@@ -6,13 +6,13 @@ import { sizeOf } from '../../engine/shape.ts';
 import { B_ADD, B_DIV, B_EQUAL, B_GREATER, B_GREATER_EQUAL, B_LESS, B_LESS_EQUAL, B_MAXIMUM, B_MINIMUM, B_MUL, B_NOT_EQUAL, B_POW, B_SUB, K_BINARY, K_FILL, K_UNARY, K_WHERE } from './assembly/ids.ts';
 import { broadcastWalk, f32Bits, walkWords, type WasmContext } from './context.ts';
 
-const UNARY: Record<UnaryOp, number> = {
+export const UNARY_OPS: Record<UnaryOp, number> = {
   neg: 0, exp: 1, log: 2, log1p: 3, sqrt: 4, rsqrt: 5, abs: 6, sign: 7, tanh: 8, sigmoid: 9, erf: 10, relu: 11, sin: 12, cos: 13, reciprocal: 14,
 };
 /** Ops evaluated lane by lane through scalar maths: smaller tasks (each element costs more). */
 const SCALAR_UNARY = new Set<UnaryOp>(['exp', 'log', 'log1p', 'tanh', 'sigmoid', 'erf', 'sin', 'cos']);
 
-const BINARY: Record<BinaryOp, number> = {
+export const BINARY_OPS: Record<BinaryOp, number> = {
   add: B_ADD, sub: B_SUB, mul: B_MUL, div: B_DIV, pow: B_POW, maximum: B_MAXIMUM, minimum: B_MINIMUM,
   greater: B_GREATER, greaterEqual: B_GREATER_EQUAL, less: B_LESS, lessEqual: B_LESS_EQUAL, equal: B_EQUAL, notEqual: B_NOT_EQUAL,
 };
@@ -34,7 +34,7 @@ export function unary(ctx: WasmContext, [x]: number[], p: KernelParams['unary'])
   const out = ctx.output(p.size);
   const chunk = SCALAR_UNARY.has(p.op) ? CHUNK / 8 : CHUNK;
   const work = SCALAR_UNARY.has(p.op) ? 16 * p.size : p.size;
-  if (p.size > 0) ctx.run(K_UNARY, [UNARY[p.op], x, out.ptr, p.size, chunk], Math.ceil(p.size / chunk), work);
+  if (p.size > 0) ctx.run(K_UNARY, [UNARY_OPS[p.op], x, out.ptr, p.size, chunk], Math.ceil(p.size / chunk), work);
   return out.storage;
 }
 
@@ -53,7 +53,7 @@ export function binary(ctx: WasmContext, [a, b]: number[], p: KernelParams['bina
   const rows = size / n;
   const per = rowsPerTask(n);
   const work = p.op === 'pow' ? 16 * size : size;
-  ctx.run(K_BINARY, walkWords([BINARY[p.op], a, b, out.ptr, rank, per, rows], walk), Math.ceil(rows / per), work);
+  ctx.run(K_BINARY, walkWords([BINARY_OPS[p.op], a, b, out.ptr, rank, per, rows], walk), Math.ceil(rows / per), work);
   return out.storage;
 }
 

@@ -70,5 +70,5 @@ export const eigengradcam = projectionMethod('eigengradcam', 'EigenGradCAM', tru
  * salient side is positive.
  */
 export const segEigencam = projectionMethod('seg-eigencam', 'SegEigenCAM', true, async (ctx) => ({
-  raw: await principalProjection(E.mul(E.abs(gradientOf(ctx)), ctx.terms.A), 'abs-max'),
+  raw: await principalProjection(E.elementwiseChain([gradientOf(ctx), ctx.terms.A], (g, a) => g.abs().mul(a)), 'abs-max'),
 }));

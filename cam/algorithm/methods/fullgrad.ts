@@ -55,8 +55,11 @@ export function biasLayers(module: Module): BiasLayer[] {
 
 /** Per (image, channel) min-max with eps 1e-7 over the last two axes (pytorch-grad-cam's scale_cam_image). */
 export function minMaxPerMap(t: Tensor): Tensor {
-  const shifted = E.sub(t, E.min(t, [-2, -1], true));
-  return E.div(shifted, E.add(E.max(shifted, [-2, -1], true), 1e-7));
+  // max(t − min) is computed as max(t) − min: rounding is monotonic, so for finite t the two are the same
+  // number, and the rest is one elementwise chain (t − min) / (max(t) − min + 1e-7).
+  const lo = E.min(t, [-2, -1], true);
+  const hi = E.max(t, [-2, -1], true);
+  return E.elementwiseChain([t, lo, hi], (x, mn, mx) => x.sub(mn).div(mx.sub(mn).add(1e-7)));
 }
 
 /** Resized to [H, W] (half-pixel bilinear, as OpenCV) unless already that size. */
@@ -93,10 +96,11 @@ export async function fullGrad(module: Module, input: Tensor, target: HeadTarget
   };
   const [, pullback] = E.vjp(total, [input, ...zeros]);
   const [gx, ...grads] = pullback(1);
-  const inputTerms = minMaxPerMap(E.abs(E.mul(gx, input)));
+  const absProduct = (a: Tensor, b: Tensor) => E.elementwiseChain([a, b], (x, y) => x.mul(y).abs());
+  const inputTerms = minMaxPerMap(absProduct(gx, input));
   const layerTerms = grads.map((g, i) => {
     const [, K] = g.shape;
-    const scaled = minMaxPerMap(E.abs(E.mul(g, E.reshape(layers[i].bias, [1, K, 1, 1]))));
+    const scaled = minMaxPerMap(absProduct(g, E.reshape(layers[i].bias, [1, K, 1, 1])));
     // Resizing is linear: resizing the channel sum equals summing the resized channel maps.
     return toSize(E.sum(scaled, 1, true), H, W);
   });

@@ -1,5 +1,7 @@
 // Gradient-based methods, all small formulas over A, G and (ShapleyCAM) H·A. Shapes: A, G, H·A are
-// [B, K, h, w]; weights are [B, K]; raw maps are [B, h, w].
+// [B, K, h, w]; weights are [B, K]; raw maps are [B, h, w]. The terms are concrete tensors here (their
+// derivatives are taken), so the elementwise parts run as one elementwise chain each (one kernel instead
+// of one per operation; E.elementwiseChain), in the same order of operations as the ops they replace.
 
 import * as E from '../../../engine/index.ts';
 import type { Tensor } from '../../../engine/index.ts';
@@ -30,10 +32,21 @@ export function gradientOf(ctx: MethodContext): Tensor {
 }
 
 /** W = G − ½·H·A: the Shapley weight of the second-order expansion of the "keep these activations" game. */
+const shapleyWeightOf = (g: E.ChainExpr, ha: E.ChainExpr) => g.sub(ha.mul(0.5));
+
+function hvpOf(ctx: MethodContext): Tensor {
+  if (!ctx.terms.HA) throw new Error('ShapleyCAM needs H·A');
+  return ctx.terms.HA;
+}
+
+/** The Shapley weight W = G − ½·H·A (one kernel). */
 export function shapleyWeight(ctx: MethodContext): Tensor {
-  const { HA } = ctx.terms;
-  if (!HA) throw new Error('ShapleyCAM needs H·A');
-  return E.sub(gradientOf(ctx), E.mul(HA, 0.5));
+  return E.elementwiseChain([gradientOf(ctx), hvpOf(ctx)], shapleyWeightOf);
+}
+
+/** `f(W, A)` elementwise for the Shapley weight W, in one kernel with W itself. */
+function withShapleyWeight(ctx: MethodContext, f: (w: E.ChainExpr, a: E.ChainExpr) => E.ChainExpr): Tensor {
+  return E.elementwiseChain([gradientOf(ctx), hvpOf(ctx), ctx.terms.A], (g, ha, a) => f(shapleyWeightOf(g, ha), a));
 }
 
 /** A layer method that needs G (and H·A when asked); both smoothings apply, as in pytorch-grad-cam. */
@@ -60,31 +73,39 @@ export const gradcam = gradientMethod('gradcam', 'GradCAM', (_c, A, G) => byWeig
 
 export const hirescam = gradientMethod('hirescam', 'HiResCAM', (_c, A, G) => fromPerChannel(E.mul(G, A)));
 
-export const gradcamElementwise = gradientMethod('gradcam-e', 'GradCAMElementWise', (_c, A, G) => fromPerChannel(E.relu(E.mul(G, A))));
+export const gradcamElementwise = gradientMethod('gradcam-e', 'GradCAMElementWise', (_c, A, G) =>
+  fromPerChannel(E.elementwiseChain([G, A], (g, a) => g.mul(a).relu())),
+);
 
 export const gradcamPlusPlus = gradientMethod('gradcam++', 'GradCAMPlusPlus', (_c, A, G) => {
-  const g2 = E.mul(G, G);
-  const g3 = E.mul(g2, G);
   const sumA = E.sum(A, SPATIAL, true);
-  const alpha = E.div(g2, E.add(E.add(E.mul(g2, 2), E.mul(sumA, g3)), 1e-6));
-  const alphaSafe = E.where(E.notEqual(G, 0), alpha, 0);
-  return byWeights(E.sum(E.mul(E.relu(G), alphaSafe), SPATIAL), A);
+  // relu(G) · α with α = G² / (2G² + ΣA·G³ + 1e-6), and α = 0 where G = 0.
+  const weighted = E.elementwiseChain([G, sumA], (g, s) => {
+    const g2 = g.mul(g);
+    const alpha = g2.div(g2.mul(2).add(s.mul(g2.mul(g))).add(1e-6));
+    return g.relu().mul(g.notEqual(0).select(alpha, 0));
+  });
+  return byWeights(E.sum(weighted, SPATIAL), A);
 });
 
 export const xgradcam = gradientMethod('xgradcam', 'XGradCAM', (_c, A, G) => {
   const sumA = E.sum(A, SPATIAL, true);
-  return byWeights(E.sum(E.div(E.mul(G, A), E.add(sumA, 1e-7)), SPATIAL), A);
+  return byWeights(E.sum(E.elementwiseChain([G, A, sumA], (g, a, s) => g.mul(a).div(s.add(1e-7))), SPATIAL), A);
 });
 
-export const layercam = gradientMethod('layercam', 'LayerCAM', (_c, A, G) => fromPerChannel(E.mul(E.relu(G), A)));
+export const layercam = gradientMethod('layercam', 'LayerCAM', (_c, A, G) =>
+  fromPerChannel(E.elementwiseChain([G, A], (g, a) => g.relu().mul(a))),
+);
 
 export const shapleycam = gradientMethod('shapleycam', 'ShapleyCAM_mean', (c, A) => byWeights(E.mean(shapleyWeight(c), SPATIAL), A), { needsHvp: true });
 
-export const shapleycamHires = gradientMethod('shapleycam-h', 'ShapleyCAM_hires', (c, A) => fromPerChannel(E.mul(shapleyWeight(c), A)), { needsHvp: true });
+export const shapleycamHires = gradientMethod('shapleycam-h', 'ShapleyCAM_hires', (c) => fromPerChannel(withShapleyWeight(c, (w, a) => w.mul(a))), {
+  needsHvp: true,
+});
 
 export const shapleycamElementwise = gradientMethod(
   'shapleycam-e',
   'ShapleyCAM_E',
-  (c, A) => fromPerChannel(E.relu(E.mul(shapleyWeight(c), A))),
+  (c) => fromPerChannel(withShapleyWeight(c, (w, a) => w.mul(a).relu())),
   { needsHvp: true },
 );

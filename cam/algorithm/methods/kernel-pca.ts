@@ -24,14 +24,13 @@ export function kernelMatrix(X: Tensor, kernel: KernelName): Tensor {
     case 'linear':
       return dots();
     case 'sigmoid':
-      return E.tanh(E.add(E.mul(dots(), gamma), 1));
+      return E.elementwiseChain([dots()], (d) => d.mul(gamma).add(1).tanh());
     case 'poly':
-      return E.pow(E.add(E.mul(dots(), gamma), 1), 3);
+      return E.elementwiseChain([dots()], (d) => d.mul(gamma).add(1).pow(3));
     case 'rbf': {
       // ‖x − y‖² = ‖x‖² + ‖y‖² − 2⟨x, y⟩, clamped at 0 as sklearn's euclidean_distances does.
       const sq = E.sum(E.mul(X, X), 2, true);
-      const d2 = E.relu(E.sub(E.add(sq, E.transpose(sq)), E.mul(dots(), 2)));
-      return E.exp(E.mul(d2, -gamma));
+      return E.elementwiseChain([sq, E.transpose(sq), dots()], (a, b, d) => a.add(b).sub(d.mul(2)).relu().mul(-gamma).exp());
     }
     case 'cosine': {
       // Rows normalised to unit length; a zero row stays zero (sklearn's normalize).
@@ -44,7 +43,7 @@ export function kernelMatrix(X: Tensor, kernel: KernelName): Tensor {
 
 /** K − row means − column means + the total mean (sklearn's KernelCenterer), per image. */
 function doubleCentred(k: Tensor): Tensor {
-  return E.add(E.sub(E.sub(k, E.mean(k, 1, true)), E.mean(k, 2, true)), E.mean(k, [1, 2], true));
+  return E.elementwiseChain([k, E.mean(k, 1, true), E.mean(k, 2, true), E.mean(k, [1, 2], true)], (x, rows, cols, all) => x.sub(rows).sub(cols).add(all));
 }
 
 export const kpcacam: CamMethod = {

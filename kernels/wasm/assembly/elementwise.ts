@@ -29,7 +29,7 @@ export function fillRange(p: usize, n: i32, value: f32): void {
 // --- unary: [op, x, out, size, chunk] -------------------------------------------------------------
 
 /** The lane-by-lane operations. */
-function unaryScalar(op: i32, x: f32): f32 {
+export function unaryScalar(op: i32, x: f32): f32 {
   switch (op) {
     case U_LOG1P: return Mathf.log1p(x);
     case U_SIN: return Mathf.sin(x);
@@ -38,7 +38,7 @@ function unaryScalar(op: i32, x: f32): f32 {
   }
 }
 
-@inline function unaryVector(op: i32, x: v128): v128 {
+@inline export function unaryVector(op: i32, x: v128): v128 {
   const zero = f32x4.splat(0);
   const one = f32x4.splat(1);
   switch (op) {
@@ -59,7 +59,7 @@ function unaryScalar(op: i32, x: f32): f32 {
   }
 }
 
-@inline function isVectorUnary(op: i32): bool {
+@inline export function isVectorUnary(op: i32): bool {
   return op != U_LOG1P && op != U_SIN && op != U_COS;
 }
 
@@ -121,7 +121,7 @@ function pow(x: f32, y: f32): f32 {
   return Mathf.pow(x, y);
 }
 
-@inline function binaryVector(op: i32, a: v128, b: v128): v128 {
+@inline export function binaryVector(op: i32, a: v128, b: v128): v128 {
   const one = f32x4.splat(1);
   switch (op) {
     case B_ADD: return f32x4.add(a, b);

@@ -34,6 +34,17 @@ export const K_LOGSUMEXP = 21;
 export const K_CONV_DIRECT = 22;
 /** Packs a convolution's weights into 4-row strips for K_CONV_DIRECT. */
 export const K_CONV_DIRECT_PACK = 23;
+/** An elementwise chain's program, interpreted over blocks held in L1 (engine/fusion/elementwise-chain.ts). */
+export const K_ELEMENTWISE_CHAIN = 24;
+
+// Elementwise-chain step kinds, in engine/backend.ts ChainStep's order.
+export const C_INPUT = 0;
+export const C_CONST = 1;
+export const C_UNARY = 2;
+export const C_BINARY = 3;
+export const C_WHERE = 4;
+/** Elements per block of the chain interpreter: each register holds one block. */
+export const CHAIN_BLOCK = 256;
 
 // Epilogue activations, in engine/fusion/epilogue.ts's order.
 export const A_NONE = 0;

@@ -4,7 +4,7 @@
 
 import {
   CTL_ARGS, CTL_BASE, CTL_CLAIM, CTL_FINISHED, CTL_KERNEL, CTL_TASKS, HEAP_BASE,
-  K_BINARY, K_COL2IM, K_CONV_DIRECT, K_CONV_DIRECT_PACK, K_COPY, K_GEMV, K_DEPTHWISE, K_DEPTHWISE_BACKWARD_FILTER, K_DEPTHWISE_BACKWARD_INPUT, K_EPILOGUE, K_FILL, K_GATHER, K_GEMM,
+  K_BINARY, K_COL2IM, K_CONV_DIRECT, K_CONV_DIRECT_PACK, K_COPY, K_ELEMENTWISE_CHAIN, K_GEMV, K_DEPTHWISE, K_DEPTHWISE_BACKWARD_FILTER, K_DEPTHWISE_BACKWARD_INPUT, K_EPILOGUE, K_FILL, K_GATHER, K_GEMM,
   K_GEMM_PACK_A, K_GEMM_PACK_B, K_LOGSUMEXP, K_MAXPOOL_ARGMAX, K_REDUCE_INNER, K_REDUCE_OUTER, K_SCALE_SHIFT, K_SCATTER_ADD, K_TRANSPOSE, K_UNARY, K_WHERE,
 } from './ids';
 import { binaryTask, fillTask, unaryTask, whereTask } from './elementwise';
@@ -15,6 +15,7 @@ import { epilogueTask } from './epilogue';
 import { scaleShiftTask } from './scale-shift';
 import { logsumexpTask } from './logsumexp';
 import { convDirectPackTask, convDirectTask } from './conv-direct';
+import { elementwiseChainTask } from './elementwise-chain';
 import { col2imTask, depthwiseBackwardFilterTask, depthwiseBackwardInputTask, depthwiseTask } from './conv';
 
 function runTask(kernel: i32, args: usize, t: i32, tid: i32): void {
@@ -43,6 +44,7 @@ function runTask(kernel: i32, args: usize, t: i32, tid: i32): void {
     case K_LOGSUMEXP: logsumexpTask(args, t); break;
     case K_CONV_DIRECT: convDirectTask(args, t, tid); break;
     case K_CONV_DIRECT_PACK: convDirectPackTask(args, t); break;
+    case K_ELEMENTWISE_CHAIN: elementwiseChainTask(args, t, tid); break;
     default: unreachable();
   }
 }
