@@ -1,0 +1,105 @@
+// The forward passes of the score-based methods (ScoreCAM's masked inputs, AblationCAM's ablated
+// activations): rows of any of the batch's images, written on demand and run through the model in passes
+// of up to `maxBatch` rows. A row's score depends only on that row (the backends compute each row of a batch
+// independently of the others), so the maps do not depend on the batching: test/score-batching.test.ts
+// checks max batch 1, a middle value and the default.
+//
+// An activation row replays the network from the target layer. What the replay reads from before the layer
+// (a residual branch's input, a ViT's class token) is the memoised output of the batch's capture pass,
+// taken row by row for the images the rows stand for.
+
+import * as E from '../../engine/index.ts';
+import type { Tensor } from '../../engine/index.ts';
+import { ForwardReplay, type Module } from '../../models/module.ts';
+import type { ActivationLayout } from '../../models/registry.ts';
+import type { ScoreRows } from './methods/types.ts';
+import type { HeadTarget } from './targets.ts';
+import { forwardFrom, type ForwardCapture } from './terms.ts';
+
+/** Rows `images` of a [B, …] tensor, in that order: runs of one image are one slice broadcast. */
+function takeRows(t: Tensor, images: readonly number[]): Tensor {
+  const parts: Tensor[] = [];
+  for (let i = 0; i < images.length; ) {
+    let j = i + 1;
+    while (j < images.length && images[j] === images[i]) j++;
+    parts.push(E.broadcastTo(E.slice(t, [images[i]], [images[i] + 1]), [j - i, ...t.shape.slice(1)]));
+    i = j;
+  }
+  return E.concat(parts, 0);
+}
+
+/** A batch capture's memo seen through rows: every memoised output is taken for the rows' images. */
+class RowReplay extends ForwardReplay {
+  private readonly taken = new Map<string, Tensor | undefined>();
+
+  constructor(
+    private readonly source: ForwardReplay,
+    private readonly images: readonly number[],
+  ) {
+    super(source.targetPath);
+    this.targetCall = source.targetCall;
+    this.captured = source.captured;
+    this.finishRecording();
+  }
+
+  override lookup(key: string): Tensor | undefined {
+    if (!this.taken.has(key)) {
+      const memo = this.source.lookup(key);
+      this.taken.set(key, memo && takeRows(memo, this.images));
+    }
+    return this.taken.get(key);
+  }
+}
+
+/** Scores `rows` in passes of up to `maxBatch`; `pass` scores n rows written into `x` for their images. */
+async function inPasses(
+  rows: ScoreRows,
+  rowShape: readonly number[],
+  maxBatch: number,
+  pass: (x: Tensor, images: readonly number[]) => Tensor,
+): Promise<Float64Array> {
+  const size = rowShape.reduce((p, q) => p * q, 1);
+  const count = rows.images.length;
+  const scores = new Float64Array(count);
+  for (let r0 = 0; r0 < count; r0 += maxBatch) {
+    const n = Math.min(maxBatch, count - r0);
+    const flat = new Float64Array(n * size);
+    for (let i = 0; i < n; i++) rows.write(r0 + i, flat.subarray(i * size, (i + 1) * size));
+    const images = rows.images.slice(r0, r0 + n);
+    const u = E.tidy(() => pass(E.tensor(flat, [n, ...rowShape]), images));
+    scores.set(await u.values(), r0);
+    u.dispose();
+  }
+  return scores;
+}
+
+export interface RowScoring {
+  module: Module;
+  /** The batch's normalised input [B, C, H, W] and its capture pass at the target layer. */
+  input: Tensor;
+  capture: ForwardCapture;
+  layout: ActivationLayout;
+  target: HeadTarget;
+  /** The CAM-layout shape of one image's activation: [K, h, w]. */
+  activationShape: readonly number[];
+  maxBatch: number;
+}
+
+/** The scoring half of a method context (methods/types.ts MethodContext). */
+export function rowScorers(s: RowScoring) {
+  const { module, input, capture, layout, target } = s;
+  const classesOf = (images: readonly number[]) => images.map((b) => target.classes[b]);
+  return {
+    scoreInputs: (rows: ScoreRows) =>
+      inPasses(rows, input.shape.slice(1), s.maxBatch, (x, images) => target.rowUtility(module.call(x), classesOf(images), images)),
+    scoreActivations: (rows: ScoreRows) =>
+      inPasses(rows, s.activationShape, s.maxBatch, (a, images) => {
+        // The replayed batch's input is the rows' images: architectures that read the batch size off their
+        // input (a ViT's class token) then see the replayed batch's.
+        const rowsCapture: ForwardCapture = { ...capture, replay: new RowReplay(capture.replay, images) };
+        const native = layout.toNative(a, takeRows(capture.activation, images));
+        const output = forwardFrom(module, takeRows(input, images), rowsCapture, native);
+        return target.rowUtility(output, classesOf(images), images);
+      }),
+  };
+}
