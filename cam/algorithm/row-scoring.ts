@@ -6,7 +6,7 @@
 //
 // An activation row replays the network from the target layer. What the replay reads from before the layer
 // (a residual branch's input, a ViT's class token) is the memoised output of the batch's capture pass,
-// taken row by row for the images the rows stand for.
+// taken row by row for the images the rows stand for; memoised outputs it does not read are not copied.
 
 import * as E from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
@@ -28,13 +28,22 @@ function takeRows(t: Tensor, images: readonly number[]): Tensor {
   return E.concat(parts, 0);
 }
 
-/** A batch capture's memo seen through rows: every memoised output is taken for the rows' images. */
+/**
+ * A batch capture's memo seen through rows: a memoised output the replay reads is taken for the rows'
+ * images. Outputs it does not read (`read`, when known: most only flow into the next memoised module,
+ * which ignores its input) are handed on as one row, which costs no copy of the prefix per row.
+ */
 class RowReplay extends ForwardReplay {
   private readonly taken = new Map<string, Tensor | undefined>();
+  /** The memo keys looked up, in order. */
+  readonly looked: string[] = [];
 
   constructor(
     private readonly source: ForwardReplay,
     private readonly images: readonly number[],
+    private readonly read: ReadonlySet<string> | null,
+    /** A value to return for one key instead (the probe below differentiates with respect to it). */
+    private readonly watch?: { key: string; value: Tensor },
   ) {
     super(source.targetPath);
     this.targetCall = source.targetCall;
@@ -43,12 +52,38 @@ class RowReplay extends ForwardReplay {
   }
 
   override lookup(key: string): Tensor | undefined {
+    if (this.watch?.key === key) return this.watch.value;
     if (!this.taken.has(key)) {
       const memo = this.source.lookup(key);
-      this.taken.set(key, memo && takeRows(memo, this.images));
+      if (memo) this.looked.push(key);
+      const rows = !this.read || this.read.has(key) ? this.images : this.images.slice(0, 1);
+      this.taken.set(key, memo && takeRows(memo, rows));
     }
     return this.taken.get(key);
   }
+}
+
+/**
+ * The memo keys a replay from the capture's layer reads as values, found once on one row: the output's
+ * gradient with respect to a looked-up memoised output is a symbolic zero exactly when nothing the replay
+ * computes depends on it (a value read only through a non-differentiable op would be missed; the
+ * architectures here read none that way, and the batching tests would see it).
+ */
+function memoRead(module: Module, input: Tensor, capture: ForwardCapture): Set<string> {
+  return E.tidy(() => {
+    const one = [0];
+    const x = takeRows(input, one);
+    const a = takeRows(capture.activation, one);
+    const replay = (r: RowReplay) => E.sum(forwardFrom(module, x, { ...capture, replay: r }, a));
+    const probe = new RowReplay(capture.replay, one, null);
+    replay(probe);
+    const read = new Set<string>();
+    for (const key of probe.looked) {
+      const g = E.grad((value: Tensor) => replay(new RowReplay(capture.replay, one, null, { key, value })))(takeRows(capture.replay.lookup(key)!, one));
+      if (!g.symbolicZero) read.add(key);
+    }
+    return read;
+  });
 }
 
 /** Scores `rows` in passes of up to `maxBatch`; `pass` scores n rows written into `x` for their images. */
@@ -89,17 +124,20 @@ export interface RowScoring {
 export function rowScorers(s: RowScoring) {
   const { module, input, capture, layout, target } = s;
   const classesOf = (images: readonly number[]) => images.map((b) => target.classes[b]);
+  let read: Set<string> | undefined;
   return {
     scoreInputs: (rows: ScoreRows) =>
       inPasses(rows, input.shape.slice(1), s.maxBatch, (x, images) => target.rowUtility(module.call(x), classesOf(images), images)),
-    scoreActivations: (rows: ScoreRows) =>
-      inPasses(rows, s.activationShape, s.maxBatch, (a, images) => {
+    scoreActivations: (rows: ScoreRows) => {
+      const known = (read ??= memoRead(module, input, capture));
+      return inPasses(rows, s.activationShape, s.maxBatch, (a, images) => {
         // The replayed batch's input is the rows' images: architectures that read the batch size off their
         // input (a ViT's class token) then see the replayed batch's.
-        const rowsCapture: ForwardCapture = { ...capture, replay: new RowReplay(capture.replay, images) };
+        const rowsCapture: ForwardCapture = { ...capture, replay: new RowReplay(capture.replay, images, known) };
         const native = layout.toNative(a, takeRows(capture.activation, images));
         const output = forwardFrom(module, takeRows(input, images), rowsCapture, native);
         return target.rowUtility(output, classesOf(images), images);
-      }),
+      });
+    },
   };
 }
