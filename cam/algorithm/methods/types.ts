@@ -45,9 +45,10 @@ export interface MethodContext {
   /** The target named for the run; the scores below are those of the target the method runs under. */
   target: TargetName;
   /**
-   * Target scores (one per row) of inputs C×H×W, each scored for its image's class. The rows are written
-   * only as their pass needs them and go through the model in passes of up to the run's max batch, across
-   * images: a row's score does not depend on the batching.
+   * Target scores (one per row) of inputs C×H×W, each scored for its image's class under the method's
+   * target (which may fix something per image: the segmentation mask, Finer-CAM's comparisons). The rows
+   * are written only as their pass needs them and go through the model in passes of up to the run's max
+   * batch, across images: a row's score does not depend on the batching.
    */
   scoreInputs(rows: ScoreRows): Promise<Float64Array>;
   /**
