@@ -6,7 +6,7 @@
 //
 // An activation row replays the network from the target layer. What the replay reads from before the layer
 // (a residual branch's input, a ViT's class token) is the memoised output of the batch's capture pass,
-// taken row by row for the images the rows stand for; memoised outputs it does not read are not copied.
+// taken row by row for the images the rows stand for; what it does not read is not copied per row.
 
 import * as E from '../../engine/index.ts';
 import type { Tensor } from '../../engine/index.ts';
@@ -63,26 +63,34 @@ class RowReplay extends ForwardReplay {
   }
 }
 
+/** What a replay from the capture's layer reads as values: memoised outputs (by key), and the network's input. */
+interface ReplayReads {
+  memo: Set<string>;
+  input: boolean;
+}
+
 /**
- * The memo keys a replay from the capture's layer reads as values, found once on one row: the output's
- * gradient with respect to a looked-up memoised output is a symbolic zero exactly when nothing the replay
- * computes depends on it (a value read only through a non-differentiable op would be missed; the
- * architectures here read none that way, and the batching tests would see it).
+ * What the replay reads, found once on one row: the output's gradient with respect to a looked-up memoised
+ * output (or the input) is a symbolic zero exactly when nothing the replay computes depends on it. A value
+ * read only through a non-differentiable op would be missed; the architectures here read none that way,
+ * and test/score-batching.test.ts would see it. (Shapes are read regardless: a ViT takes its batch size
+ * from the input, so the input always has a row per row.)
  */
-function memoRead(module: Module, input: Tensor, capture: ForwardCapture): Set<string> {
+function replayReads(module: Module, input: Tensor, capture: ForwardCapture): ReplayReads {
   return E.tidy(() => {
     const one = [0];
     const x = takeRows(input, one);
     const a = takeRows(capture.activation, one);
-    const replay = (r: RowReplay) => E.sum(forwardFrom(module, x, { ...capture, replay: r }, a));
+    const replay = (r: RowReplay, xs = x) => E.sum(forwardFrom(module, xs, { ...capture, replay: r }, a));
     const probe = new RowReplay(capture.replay, one, null);
     replay(probe);
-    const read = new Set<string>();
+    const memo = new Set<string>();
     for (const key of probe.looked) {
       const g = E.grad((value: Tensor) => replay(new RowReplay(capture.replay, one, null, { key, value })))(takeRows(capture.replay.lookup(key)!, one));
-      if (!g.symbolicZero) read.add(key);
+      if (!g.symbolicZero) memo.add(key);
     }
-    return read;
+    const gx = E.grad((xs: Tensor) => replay(new RowReplay(capture.replay, one, null), xs))(x);
+    return { memo, input: !gx.symbolicZero };
   });
 }
 
@@ -124,18 +132,20 @@ export interface RowScoring {
 export function rowScorers(s: RowScoring) {
   const { module, input, capture, layout, target } = s;
   const classesOf = (images: readonly number[]) => images.map((b) => target.classes[b]);
-  let read: Set<string> | undefined;
+  let reads: ReplayReads | undefined;
   return {
     scoreInputs: (rows: ScoreRows) =>
       inPasses(rows, input.shape.slice(1), s.maxBatch, (x, images) => target.rowUtility(module.call(x), classesOf(images), images)),
     scoreActivations: (rows: ScoreRows) => {
-      const known = (read ??= memoRead(module, input, capture));
+      const read = (reads ??= replayReads(module, input, capture));
       return inPasses(rows, s.activationShape, s.maxBatch, (a, images) => {
-        // The replayed batch's input is the rows' images: architectures that read the batch size off their
-        // input (a ViT's class token) then see the replayed batch's.
-        const rowsCapture: ForwardCapture = { ...capture, replay: new RowReplay(capture.replay, images, known) };
-        const native = layout.toNative(a, takeRows(capture.activation, images));
-        const output = forwardFrom(module, takeRows(input, images), rowsCapture, native);
+        const rowsCapture: ForwardCapture = { ...capture, replay: new RowReplay(capture.replay, images, read.memo) };
+        // Only a token layout takes something from the native activation (the prefix tokens).
+        const native = layout.kind === 'tokens' ? layout.toNative(a, takeRows(capture.activation, images)) : layout.toNative(a, capture.activation);
+        // The replayed batch's input has the rows' batch size (a ViT reads its batch size off the input); its
+        // values are the rows' images' where the replay reads them.
+        const xs = read.input ? takeRows(input, images) : E.broadcastTo(E.slice(input, [0], [1]), [images.length, ...input.shape.slice(1)]);
+        const output = forwardFrom(module, xs, rowsCapture, native);
         return target.rowUtility(output, classesOf(images), images);
       });
     },
