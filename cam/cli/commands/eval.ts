@@ -30,8 +30,9 @@ export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --
   --steps    insertion/deletion curve steps (default 16)
   --max-batch  inputs per forward pass of the scores (perturbed images, curve steps, ROAD imputations),
              gathered across images and methods, and of ScoreCAM's masked inputs and AblationCAM's ablated
-             activations, gathered across images; results do not depend on it (${MAX_BATCH_DEFAULT};
-             local runs only, queue workers use their backend's default)
+             activations, gathered across images; results do not depend on it
+             (${MAX_BATCH_DEFAULT});
+             local runs only, queue workers use their backend's default
   --road     also compute ROAD (MoRF/LeRF at 20/40/60/80% with the noisy linear imputer)
   --metrics  also compute pytorch-grad-cam's metric families: confidence (ConfChange, DropInConf,
              IncreaseInConf) and arcc (ARCC with its Complexity and Coherency; its ROAD uses

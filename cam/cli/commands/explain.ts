@@ -22,7 +22,8 @@ methods: ${METHOD_NAMES.join(' ')}
   --target        default rest for a classifier, segmentation for a segmentation model (the sum of class N's
                   output over the pixels the model predicts as N; default N: its most frequent class but 0)
   --max-batch     inputs per forward pass of ScoreCAM's masked inputs and AblationCAM's ablated activations,
-                  gathered across the --batch's images; the maps do not depend on it (${MAX_BATCH_DEFAULT})
+                  gathered across the --batch's images; the maps do not depend on it
+                  (${MAX_BATCH_DEFAULT})
 ${METHOD_USAGE}
 ${SHARED_USAGE}`;
 
