@@ -22,10 +22,12 @@ import { gradcam } from './methods/gradient.ts';
 import { baseMethod, getMethod, targetRefusal, type CamMethod, type Method, type MethodContext, type MethodOptions } from './methods/index.ts';
 import { refineMaps } from './methods/refine.ts';
 import { MethodSettingError } from './methods/types.ts';
+import { defaultMaxBatch } from './batch-size.ts';
 import { aggregateLayers, scaleCamImage } from './postprocess.ts';
+import { rowScorers } from './row-scoring.ts';
 import { AUGMENTATIONS, augment, deaugmentMap, isIdentity, meanMaps, type Augmentation } from './smoothing.ts';
 import { batchTarget, mirroredTarget, type BatchTarget, type HeadTarget, type TargetName } from './targets.ts';
-import { captureForward, forwardFrom, layerTerms, NCHW_LAYOUT, toCamLayout, type ForwardCapture, type LayerTerms } from './terms.ts';
+import { captureForward, layerTerms, NCHW_LAYOUT, toCamLayout, type ForwardCapture, type LayerTerms } from './terms.ts';
 
 export interface ExplainOptions {
   module: Module;
@@ -48,6 +50,12 @@ export interface ExplainOptions {
   eigenSmooth?: boolean;
   /** Settings of particular methods: KPCA-CAM's kernel, Finer-CAM's and Refine-CAM's base, … */
   options?: MethodOptions;
+  /**
+   * Rows per forward pass of ScoreCAM's masked inputs and AblationCAM's ablated activations, gathered
+   * across the batch's images; the maps do not depend on it. Default: defaultMaxBatch (batch-size.ts) for
+   * the backend and input size (256 inputs of 32×32 on wasm and webgpu, 64 on cpu).
+   */
+  maxBatch?: number;
   /**
    * Called as each step ends — a layer's forward pass and derivatives, each method at that layer (per
    * augmentation with `augSmooth`), FullGrad, guided backpropagation: for progress displays.
@@ -218,6 +226,7 @@ async function explainInScope(opts: ExplainOptions): Promise<Explanation> {
   if (input.rank !== 4) throw new Error(`input must be [B, C, H, W], got ${JSON.stringify(input.shape)}`);
   const [B, , H, W] = input.shape;
   if (opts.layers.length === 0) throw new Error('explain: no target layer given');
+  if (opts.maxBatch !== undefined && !(Number.isInteger(opts.maxBatch) && opts.maxBatch >= 1)) throw new RangeError(`explain: maxBatch must be an integer ≥ 1, got ${opts.maxBatch}`);
 
   // The first layer's capture pass also gives the logits: the network runs once per layer, no more.
   const firstCapture = captureForward(module, input, opts.layers[0]);
@@ -405,44 +414,15 @@ async function layerReport(terms: LayerTerms, keep: boolean, t0: number): Promis
 /** What a layer method sees at one layer: its terms, and scoring through the model under its target. */
 function methodContext(s: Settings, input: Tensor, capture: ForwardCapture, terms: LayerTerms, layout: ActivationLayout, target: HeadTarget): MethodContext {
   const { module } = s.opts;
-  const { classes } = target;
-  // A batch of (M, K, h, w) activations for one image in the layer's own layout (prefix tokens from it).
-  const toNative = (a: Tensor, native: Tensor) => layout.toNative(a, E.broadcastTo(native, [a.shape[0], ...native.shape.slice(1)]));
-  const singleCaptures = new Map<number, { xb: Tensor; capture: ForwardCapture }>();
-  const captureImage = (b: number) => {
-    let c = singleCaptures.get(b);
-    if (!c) {
-      const xb = E.slice(input, [b], [b + 1]);
-      c = { xb, capture: captureForward(module, xb, capture.replay.targetPath) };
-      singleCaptures.set(b, c);
-    }
-    return c;
-  };
+  const [, , H, W] = input.shape;
+  const maxBatch = s.opts.maxBatch ?? defaultMaxBatch(input.backend.name, H, W);
   return {
     terms,
     input,
-    classes,
+    classes: target.classes,
     target: s.target.name,
     seed: s.opts.seed ?? 0,
     options: s.opts.options ?? {},
-    scoreInputs: async (x, cls, images) => {
-      const u = E.tidy(() => target.rowUtility(module.call(x), cls, images));
-      const v = await u.values();
-      u.dispose();
-      return v;
-    },
-    scoreWithActivations: async (b, a) => {
-      // Replay from the layer for image b alone; the memoised prefix broadcasts over the batch of a. The
-      // input is repeated as many times as there are activations: architectures that read the batch size
-      // off their input (a ViT's class token) then see the replayed batch's.
-      const { xb, capture: single } = captureImage(b);
-      const M = a.shape[0];
-      const xs = E.broadcastTo(xb, [M, ...xb.shape.slice(1)]);
-      const output = () => forwardFrom(module, xs, single, toNative(a, single.activation));
-      const u = E.tidy(() => target.rowUtility(output(), new Array(M).fill(classes[b]), new Array(M).fill(b)));
-      const v = await u.values();
-      u.dispose();
-      return v;
-    },
+    ...rowScorers({ module, input, capture, layout, target, activationShape: terms.A.shape.slice(1), maxBatch }),
   };
 }

@@ -40,6 +40,19 @@ export const SHARED_USAGE = `  --backend   auto (default: WebGPU on a hardware a
               reference); ENGINE_BACKEND sets the default
   --max-pixels  refuse larger images before decoding them (default ${DEFAULT_MAX_PIXELS}, Pillow's limit)`;
 
+/** --max-batch, which `explain` and `eval` share: rows per derivative-free forward pass. */
+export const MAX_BATCH_OPTIONS = {
+  'max-batch': { type: 'string' },
+} as const;
+
+/** The default of --max-batch, in words (cam/algorithm/batch-size.ts). */
+export const MAX_BATCH_DEFAULT = 'default: 256 images of 32×32 on wasm and webgpu, 64 on cpu, fewer in proportion for larger images';
+
+/** --max-batch as given (an integer ≥ 1), or undefined for the backend's default. */
+export function maxBatchFlag(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : parseIntFlag('max-batch', value, 1);
+}
+
 /** The queue flag `eval` and `worker` share. */
 export const QUEUE_OPTIONS = {
   queue: { type: 'string' },

@@ -104,7 +104,7 @@ async function camMaps(ctx: Context, rows: Float64Array[], shape: number[], file
   const batched = methods.filter((m) => !getMethod(m).randomised);
   let cls = classes;
   let probabilities: number[] = [];
-  const common = { module: model.module, layers: settings.layers, target: settings.target, layout: (layer: string) => activationLayout(model.arch, layer) };
+  const common = { module: model.module, layers: settings.layers, target: settings.target, layout: (layer: string) => activationLayout(model.arch, layer), maxBatch: ctx.scorer.maxBatch };
   if (batched.length || !cls) {
     const x = stack(rows, shape);
     const e = await explain({ ...common, input: x, methods: batched, classes: cls, seed: settings.seed });

@@ -7,13 +7,24 @@ import { byWeights } from './gradient.ts';
 import type { CamMethod } from './types.ts';
 import { rngFor } from '../random.ts';
 
-const SCORECAM_BATCH = 16;
+/** AblationCAM's chunk: the running minimum restarts every 32 channels (the reference's batch size). */
 const ABLATION_CHUNK = 32;
+
+/** Row r of a B×K grid of per-image, per-channel rows stands for image ⌊r / K⌋. */
+const imageOfRows = (B: number, K: number) => Array.from({ length: B * K }, (_, r) => Math.floor(r / K));
+
+/** exp-normalised scores of one image's channels. */
+function softmax(scores: Float64Array): Float64Array {
+  const mx = Math.max(...scores);
+  const e = Float64Array.from(scores, (v) => Math.exp(v - mx));
+  const total = e.reduce((p, q) => p + q, 0);
+  return e.map((v) => v / total);
+}
 
 /**
  * ScoreCAM: each channel, upsampled to the input (align_corners bilinear) and min-max normalised (eps
  * 1e-8), masks the normalised input; the channel weights are the softmax over channels of the target
- * scores of the masked inputs.
+ * scores of the masked inputs. The B·K masked inputs are scored together, in passes of the run's max batch.
  */
 export const scorecam: CamMethod = {
   name: 'scorecam',
@@ -30,34 +41,24 @@ export const scorecam: CamMethod = {
     const [, C, H, W] = ctx.input.shape;
     const a = await A.values();
     const x = await ctx.input.values();
-    const weights = new Float64Array(B * K);
-    for (let b = 0; b < B; b++) {
-      const scores = new Float64Array(K);
-      for (let k0 = 0; k0 < K; k0 += SCORECAM_BATCH) {
-        const m = Math.min(SCORECAM_BATCH, K - k0);
-        const batch = new Float64Array(m * C * H * W);
-        for (let j = 0; j < m; j++) {
-          const k = k0 + j;
-          const up = resizeBilinear(a.subarray((b * K + k) * h * w, (b * K + k + 1) * h * w), h, w, H, W, true);
-          let lo = Infinity;
-          let hi = -Infinity;
-          for (const v of up) {
-            lo = Math.min(lo, v);
-            hi = Math.max(hi, v);
-          }
-          for (let c = 0; c < C; c++) {
-            for (let i = 0; i < H * W; i++) batch[((j * C + c) * H * W) + i] = x[(b * C + c) * H * W + i] * ((up[i] - lo) / (hi - lo + 1e-8));
-          }
+    const scores = await ctx.scoreInputs({
+      images: imageOfRows(B, K),
+      write: (r, out) => {
+        const b = Math.floor(r / K);
+        const up = resizeBilinear(a.subarray(r * h * w, (r + 1) * h * w), h, w, H, W, true);
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (const v of up) {
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
         }
-        const masked = E.tensor(batch, [m, C, H, W]);
-        scores.set(await ctx.scoreInputs(masked, new Array(m).fill(ctx.classes[b]), new Array(m).fill(b)), k0);
-        masked.dispose();
-      }
-      const mx = Math.max(...scores);
-      const e = Array.from(scores, (v) => Math.exp(v - mx));
-      const total = e.reduce((p, q) => p + q, 0);
-      e.forEach((v, k) => (weights[b * K + k] = v / total));
-    }
+        for (let c = 0; c < C; c++) {
+          for (let i = 0; i < H * W; i++) out[c * H * W + i] = x[(b * C + c) * H * W + i] * ((up[i] - lo) / (hi - lo + 1e-8));
+        }
+      },
+    });
+    const weights = new Float64Array(B * K);
+    for (let b = 0; b < B; b++) weights.set(softmax(scores.subarray(b * K, (b + 1) * K)), b * K);
     return byWeights(E.tensor(weights, [B, K]), A);
   },
 };
@@ -66,7 +67,9 @@ export const scorecam: CamMethod = {
  * AblationCAM: w_k = (y − y_k) / y, where y_k is the target score with channel k of the layer output
  * ablated. As the reference does, channels go in chunks of 32; a channel is set to 0 when min(A_b) is 0,
  * otherwise to the running minimum of the chunk minus 1e7, which the reference recomputes after every
- * ablation, so copy i of a chunk receives min(A_b) − (i + 1)·1e7, in float32 arithmetic.
+ * ablation, so copy i of a chunk receives min(A_b) − (i + 1)·1e7, in float32 arithmetic. The chunks only
+ * fix these values: each image's unablated copy and its K ablated copies are scored together with the
+ * other images', in passes of the run's max batch.
  */
 export const ablationcam: CamMethod = {
   name: 'ablationcam',
@@ -81,28 +84,33 @@ export const ablationcam: CamMethod = {
     const A = ctx.terms.A;
     const [B, K, h, w] = A.shape;
     const a = await A.values();
+    const size = K * h * w;
+    // Per image: row 0 is the unablated activation, row 1 + k has channel k ablated.
+    const fills = Array.from({ length: B }, (_, b) => {
+      let min = Infinity;
+      for (const v of a.subarray(b * size, (b + 1) * size)) min = Math.min(min, v);
+      const fill = new Float64Array(K);
+      let running = Math.fround(min);
+      for (let k = 0; k < K; k++) {
+        if (k % ABLATION_CHUNK === 0) running = Math.fround(min);
+        if (min !== 0) running = Math.fround(running - 1e7);
+        fill[k] = min === 0 ? 0 : running;
+      }
+      return fill;
+    });
+    const scores = await ctx.scoreActivations({
+      images: imageOfRows(B, K + 1),
+      write: (r, out) => {
+        const b = Math.floor(r / (K + 1));
+        const k = (r % (K + 1)) - 1;
+        out.set(a.subarray(b * size, (b + 1) * size));
+        if (k >= 0) out.fill(fills[b][k], k * h * w, (k + 1) * h * w);
+      },
+    });
     const weights = new Float64Array(B * K);
     for (let b = 0; b < B; b++) {
-      const image = a.subarray(b * K * h * w, (b + 1) * K * h * w);
-      const original = E.tensor(image, [1, K, h, w]);
-      const y = (await ctx.scoreWithActivations(b, original))[0];
-      original.dispose();
-      let min = Infinity;
-      for (const v of image) min = Math.min(min, v);
-      for (let k0 = 0; k0 < K; k0 += ABLATION_CHUNK) {
-        const m = Math.min(ABLATION_CHUNK, K - k0);
-        const batch = new Float64Array(m * K * h * w);
-        let fill = Math.fround(min);
-        for (let i = 0; i < m; i++) {
-          batch.set(image, i * K * h * w);
-          if (min !== 0) fill = Math.fround(fill - 1e7);
-          batch.fill(min === 0 ? 0 : fill, (i * K + k0 + i) * h * w, (i * K + k0 + i + 1) * h * w);
-        }
-        const ablated = E.tensor(batch, [m, K, h, w]);
-        const scores = await ctx.scoreWithActivations(b, ablated);
-        ablated.dispose();
-        for (let i = 0; i < m; i++) weights[b * K + k0 + i] = (y - scores[i]) / y;
-      }
+      const y = scores[b * (K + 1)];
+      for (let k = 0; k < K; k++) weights[b * K + k] = (y - scores[b * (K + 1) + 1 + k]) / y;
     }
     return byWeights(E.tensor(weights, [B, K]), A);
   },

@@ -29,6 +29,13 @@ export interface MethodOptions {
   alpha?: number;
 }
 
+/** Rows for the model to score, written on demand: row i stands for image `images[i]` of the batch. */
+export interface ScoreRows {
+  readonly images: readonly number[];
+  /** Writes row i into `out` (its length is one row's). */
+  write(i: number, out: Float64Array): void;
+}
+
 export interface MethodContext {
   terms: LayerTerms;
   /** The normalised input [B, C, H, W]. */
@@ -38,12 +45,17 @@ export interface MethodContext {
   /** The target named for the run; the scores below are those of the target the method runs under. */
   target: TargetName;
   /**
-   * Target scores (one per row) of a batch of inputs for the given classes; `images` says which image each
-   * row stands for (a target may fix something per image: the segmentation mask, Finer-CAM's comparisons).
+   * Target scores (one per row) of inputs C×H×W, each scored for its image's class under the method's
+   * target (which may fix something per image: the segmentation mask, Finer-CAM's comparisons). The rows
+   * are written only as their pass needs them and go through the model in passes of up to the run's max
+   * batch, across images: a row's score does not depend on the batching.
    */
-  scoreInputs(x: Tensor, classes: readonly number[], images: readonly number[]): Promise<Float64Array>;
-  /** Target scores of image b with the layer's output replaced by each of a batch of activations [M, K, h, w]. */
-  scoreWithActivations(b: number, a: Tensor): Promise<Float64Array>;
+  scoreInputs(rows: ScoreRows): Promise<Float64Array>;
+  /**
+   * Target scores (one per row) with the layer's output replaced by K×h×w activations (the CAM layout);
+   * the rest of each row's network input is its image's. Passes as for `scoreInputs`.
+   */
+  scoreActivations(rows: ScoreRows): Promise<Float64Array>;
   /** Seed for methods with randomness. */
   seed: number;
   options: MethodOptions;

@@ -9,7 +9,7 @@ import { readDataset, type Dataset, type DatasetItem } from '../../evaluation/da
 import { evaluateImages } from '../../evaluation/pipeline.ts';
 import { summarise, type EvalSettings } from '../../evaluation/report.ts';
 import { UsageError, parseIntFlag } from '../errors.ts';
-import { QUEUE_OPTIONS, QUEUE_USAGE, SHARED_OPTIONS, SHARED_USAGE, backendLines, openModel, parseCommandLine, parseMethods, parseMetrics, sharedSettings, targetFor, type OpenedModel, type SharedSettings } from '../flags.ts';
+import { MAX_BATCH_DEFAULT, MAX_BATCH_OPTIONS, QUEUE_OPTIONS, QUEUE_USAGE, SHARED_OPTIONS, SHARED_USAGE, backendLines, maxBatchFlag, openModel, parseCommandLine, parseMethods, parseMetrics, sharedSettings, targetFor, type OpenedModel, type SharedSettings } from '../flags.ts';
 import { isDenseTarget } from '../../algorithm/targets.ts';
 import { resolveModel } from '../inputs.ts';
 import { Progress } from '../progress.ts';
@@ -29,9 +29,10 @@ export const EVAL_USAGE = `usage: cam/cli.ts eval (--model NAME | --arch NAME --
              predicted class
   --steps    insertion/deletion curve steps (default 16)
   --max-batch  inputs per forward pass of the scores (perturbed images, curve steps, ROAD imputations),
-             gathered across images and methods; results do not depend on it (default: 256 images of
-             32×32 on wasm and webgpu, 64 on cpu, fewer in proportion for larger images; local runs only,
-             queue workers use their backend's default)
+             gathered across images and methods, and of ScoreCAM's masked inputs and AblationCAM's ablated
+             activations, gathered across images; results do not depend on it
+             (${MAX_BATCH_DEFAULT});
+             local runs only, queue workers use their backend's default
   --road     also compute ROAD (MoRF/LeRF at 20/40/60/80% with the noisy linear imputer)
   --metrics  also compute pytorch-grad-cam's metric families: confidence (ConfChange, DropInConf,
              IncreaseInConf) and arcc (ARCC with its Complexity and Coherency; its ROAD uses
@@ -56,7 +57,7 @@ const EVAL_OPTIONS = {
   method: { type: 'string', multiple: true },
   limit: { type: 'string' },
   steps: { type: 'string', default: '16' },
-  'max-batch': { type: 'string' },
+  ...MAX_BATCH_OPTIONS,
   road: { type: 'boolean', default: false },
   metrics: { type: 'string', multiple: true },
   resume: { type: 'boolean', default: false },
@@ -125,7 +126,7 @@ export async function runEvalCommand(argv: string[], log: (line: string) => void
     const { runQueuedEval } = await import('./eval-queue.ts');
     return runQueuedEval(v, given, log);
   }
-  const maxBatch = v['max-batch'] === undefined ? undefined : parseIntFlag('max-batch', v['max-batch'], 1);
+  const maxBatch = maxBatchFlag(v['max-batch']);
   const { shared, opened, dataset, items, settings } = await defineRun(v, sharedSettings(v));
   const { chosen, model } = opened;
   const folder = openRunFolder(shared.out, settings, v.resume, log);

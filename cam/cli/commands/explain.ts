@@ -8,7 +8,7 @@ import { METHOD_NAMES, targetRefusal } from '../../algorithm/methods/index.ts';
 import { MethodSettingError } from '../../algorithm/methods/types.ts';
 import { UsageError, parseIntFlag } from '../errors.ts';
 import {
-  METHOD_OPTIONS, METHOD_USAGE, SHARED_OPTIONS, SHARED_USAGE, backendLines, checkCompare, methodSettings, openModel, parseCommandLine, parseMethods, sharedSettings, targetFor, wordsAfter,
+  MAX_BATCH_DEFAULT, MAX_BATCH_OPTIONS, METHOD_OPTIONS, METHOD_USAGE, SHARED_OPTIONS, SHARED_USAGE, backendLines, checkCompare, maxBatchFlag, methodSettings, openModel, parseCommandLine, parseMethods, sharedSettings, targetFor, wordsAfter,
 } from '../flags.ts';
 import { inputsForModel, loadInputs, resolveModel } from '../inputs.ts';
 import { writeExplainOutputs } from '../outputs.ts';
@@ -17,10 +17,13 @@ export const EXPLAIN_USAGE = `usage: cam/cli.ts explain [--model NAME | --arch N
                         (--image FILE… | --input FILE.safetensors) [--layer PATH]…
                         [--method NAME[,NAME…]] [--target rest|logit|softmax|logsoftmax|segmentation] [--class N]
                         [--aug-smooth] [--eigen-smooth] [--kernel NAME] [--base NAME] [--compare R,…] [--alpha X]
-                        [--backend auto|wasm|webgpu|cpu] [--batch N] [--seed N] [--max-pixels N] --out DIR [--verbose]
+                        [--backend auto|wasm|webgpu|cpu] [--batch N] [--max-batch N] [--seed N] [--max-pixels N] --out DIR [--verbose]
 methods: ${METHOD_NAMES.join(' ')}
   --target        default rest for a classifier, segmentation for a segmentation model (the sum of class N's
                   output over the pixels the model predicts as N; default N: its most frequent class but 0)
+  --max-batch     inputs per forward pass of ScoreCAM's masked inputs and AblationCAM's ablated activations,
+                  gathered across the --batch's images; the maps do not depend on it
+                  (${MAX_BATCH_DEFAULT})
 ${METHOD_USAGE}
 ${SHARED_USAGE}`;
 
@@ -33,6 +36,7 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
       options: {
         ...SHARED_OPTIONS,
         ...METHOD_OPTIONS,
+        ...MAX_BATCH_OPTIONS,
         image: { type: 'string', multiple: true },
         input: { type: 'string' },
         method: { type: 'string', multiple: true },
@@ -49,6 +53,7 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
   const methods = parseMethods(v.method ?? [], ['shapleycam'], '--method');
   const how = methodSettings(v, methods, shared.layers);
   const cls = v.class === undefined ? undefined : parseIntFlag('class', v.class, 0);
+  const maxBatch = maxBatchFlag(v['max-batch']);
   const source = await resolveModel(shared.model);
   const target = targetFor(shared.target, source.arch);
   for (const m of methods) {
@@ -82,6 +87,7 @@ export async function runExplainCommand(argv: string[], log: (line: string) => v
         augSmooth: how.augSmooth,
         eigenSmooth: how.eigenSmooth,
         options: how.options,
+        maxBatch,
       });
       explanations.push(result.raw);
     } catch (e) {
