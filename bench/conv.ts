@@ -13,9 +13,9 @@
 // One JSON line per (layer, batch, op, kernel), then a table.
 //
 // --paths also times the plain kernels where a faster path exists (kernel `plain`: backward-input without
-// stride phases, backward-filter without split-K; forward: the implicit GEMM with the direct kernel of
-// kernels/conv2d-direct.ts off, which a software adapter otherwise runs). --direct-tiles also times the
-// forward direct kernel with other register tiles (channels × pixels × workgroup size). --tune also times the autotuner's pick for each layer
+// stride phases, backward-filter without split-K). --direct-tiles also times the forward direct kernel of
+// kernels/conv2d-direct.ts (an autotuner candidate, off by default) with the given register tiles
+// (channels × pixels × workgroup size; the default is 4x4x64). --tune also times the autotuner's pick for each layer
 // (kernel `tuned`, measured on first use as in a real run; `tiled` is then the fixed default: run with
 // ENGINE_AUTOTUNE=off so that it is).
 
@@ -191,8 +191,8 @@ for (const net of nets) {
         const tiledMs = await timeGpu(conv2dKernels, op, g, big ? Math.min(runs, 3) : runs, warmup);
         emit('tiled', tiledMs);
         tiledTotal += tiledMs * layer.count;
-        if (comparePaths) {
-          const plainMs = await timeGpu(conv2dKernels, op, g, big ? Math.min(runs, 3) : runs, warmup, { stridePhases: false, splitK: false }, { mode: 'off' });
+        if (comparePaths && op !== 'forward') {
+          const plainMs = await timeGpu(conv2dKernels, op, g, big ? Math.min(runs, 3) : runs, warmup, { stridePhases: false, splitK: false });
           emit('plain', plainMs);
           row['paths speedup'] = ratio(plainMs, tiledMs);
           plainTotal += plainMs * layer.count;

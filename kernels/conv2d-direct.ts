@@ -19,8 +19,8 @@
 // - The reduction loops over input channels; inside, the kh·kw taps are unrolled with their input offsets
 //   and padding tests worked out once per invocation (loop-invariant), a tap in the padding reading 0;
 //   larger kernels loop over kernel rows instead (unrolling 49 taps made a 7×7 stem slow to compile).
-//   Each output is one sum of the same products as the implicit GEMM, in (tap, channel) order rather than
-//   (channel, tap): equal within float32 rounding, as any two summation orders are.
+//   Each output is one sum of the same products as the implicit GEMM, in the same (channel, tap) order;
+//   the tests bound it by float32 rounding against the float64 CPU backend.
 // - The fused epilogue (bias, residual add, activation) is kernels/epilogue.ts's store, as in the GEMM.
 //
 // It applies where every tensor binds whole (no windows: other convolutions take the GEMM's split path)
