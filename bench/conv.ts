@@ -4,7 +4,7 @@
 //
 //   npx tsx bench/conv.ts [--quick] [--nets resnet18,resnet50] [--batch 1,32] [--ops forward,input,filter]
 //                         [--runs 5] [--warmup 1] [--no-naive] [--no-cpu] [--naive-batch32] [--wall] [--no-wasm]
-//                         [--paths] [--tune]
+//                         [--paths] [--tune] [--direct-tiles 4x4x64,8x4x64]
 //
 // Each distinct layer shape is timed once and weighted by how often it occurs in the network for the
 // per-network totals. Batch 32 (--batch 1,32) runs the tiled kernels on every layer but the naive ones
@@ -13,12 +13,15 @@
 // One JSON line per (layer, batch, op, kernel), then a table.
 //
 // --paths also times the plain kernels where a faster path exists (kernel `plain`: backward-input without
-// stride phases, backward-filter without split-K). --tune also times the autotuner's pick for each layer
+// stride phases, backward-filter without split-K). --direct-tiles also times the forward direct kernel of
+// kernels/conv2d-direct.ts (an autotuner candidate, off by default) with the given register tiles
+// (channels × pixels × workgroup size; the default is 4x4x64). --tune also times the autotuner's pick for each layer
 // (kernel `tuned`, measured on first use as in a real run; `tiled` is then the fixed default: run with
 // ENGINE_AUTOTUNE=off so that it is).
 
 import { convGeometry, releaseDevice, sizeOf, type ConvGeometry, type GpuStorage, type KernelFamily, type KernelName } from '../engine/internal.ts';
 import { conv2dKernels, conv2dRoute, convFlops, convPaths } from '../kernels/conv2d.ts';
+import { directConv, type DirectTile } from '../kernels/conv2d-direct.ts';
 import { naiveKernels } from '../kernels/naive.ts';
 import { createWasmBackend } from '../engine/wasm/backend.ts';
 import { capture, cpuBackend, listArg, median, parseArgs, printTable, ratio, startGpuBenchmark, timeCpu, type Row } from './common.ts';
@@ -97,6 +100,14 @@ const withCpu = !args.flags.has('no-cpu') && !quick;
 const naiveBatch32 = args.flags.has('naive-batch32');
 const comparePaths = args.flags.has('paths');
 const compareTuned = args.flags.has('tune');
+const directTiles: DirectTile[] = (args.values.get('direct-tiles') ?? '')
+  .split(',')
+  .filter(Boolean)
+  .map((t) => {
+    const [co, px, wg] = t.split('x').map(Number);
+    if (![co, px, wg].every((v) => Number.isInteger(v) && v > 0)) throw new Error(`--direct-tiles: ${t} is not CHANNELSxPIXELSxWORKGROUP (e.g. 4x4x64)`);
+    return { co, px, wg };
+  });
 
 const { gpu, timer, adapter, date, randomStorage } = await startGpuBenchmark('conv', args, runs, warmup);
 const wasm = args.flags.has('no-wasm') ? null : await createWasmBackend();
@@ -109,16 +120,30 @@ function inputsFor(op: Op, g: ConvGeometry): GpuStorage[] {
   return op === 'forward' ? [x(), w()] : op === 'input' ? [dy(), w()] : [x(), dy()];
 }
 
-/** Times one capture of the op; `paths` sets kernels/conv2d.ts's convPaths while it plans. */
-async function timeGpu(family: KernelFamily, op: Op, g: ConvGeometry, nRuns: number, nWarmup: number, paths: Partial<typeof convPaths> = {}): Promise<number> {
+/**
+ * Times one capture of the op; `paths` sets kernels/conv2d.ts's convPaths and `direct` kernels/conv2d-direct.ts's
+ * switch while it plans.
+ */
+async function timeGpu(
+  family: KernelFamily,
+  op: Op,
+  g: ConvGeometry,
+  nRuns: number,
+  nWarmup: number,
+  paths: Partial<typeof convPaths> = {},
+  direct: Partial<typeof directConv> = {},
+): Promise<number> {
   const inputs = inputsFor(op, g);
   const saved = { ...convPaths };
+  const savedDirect = { ...directConv };
   Object.assign(convPaths, paths);
+  Object.assign(directConv, direct);
   let c: ReturnType<typeof capture>;
   try {
     c = capture(gpu, family, KERNEL_OF[op], inputs, g);
   } finally {
     Object.assign(convPaths, saved);
+    Object.assign(directConv, savedDirect);
   }
   try {
     return median(await timer.time(c.specs, nRuns, nWarmup));
@@ -171,6 +196,12 @@ for (const net of nets) {
           emit('plain', plainMs);
           row['paths speedup'] = ratio(plainMs, tiledMs);
           plainTotal += plainMs * layer.count;
+        }
+        if (op === 'forward') {
+          for (const tile of directTiles) {
+            const ms = await timeGpu(conv2dKernels, op, g, big ? Math.min(runs, 3) : runs, warmup, {}, { mode: 'on', tile });
+            emit(`direct ${tile.co}x${tile.px}x${tile.wg}`, ms);
+          }
         }
         if (compareTuned) {
           // First use: the default runs and the class is queued; the flush measures; the next capture gets the pick.
@@ -238,7 +269,7 @@ for (const net of nets) {
 }
 
 console.log('');
-printTable(rows, ['net', 'layer', 'shape', 'batch', 'op', 'route', 'tiled ms', 'tiled GF/s', 'naive ms', 'naive GF/s', 'speedup', 'plain ms', 'paths speedup', 'tuned ms', 'tuned speedup', 'cpu ms', 'cpu GF/s', 'wasm ms', 'wasm GF/s']);
+printTable(rows, ['net', 'layer', 'shape', 'batch', 'op', 'route', 'tiled ms', 'tiled GF/s', 'naive ms', 'naive GF/s', 'speedup', 'plain ms', 'paths speedup', 'tuned ms', 'tuned speedup', ...directTiles.map((t) => `direct ${t.co}x${t.px}x${t.wg} ms`), 'cpu ms', 'cpu GF/s', 'wasm ms', 'wasm GF/s']);
 console.log('');
 console.log('Per network (each layer shape weighted by its count):');
 printTable(totals, ['net', 'batch', 'op', 'GFLOP', 'tiled ms', 'tiled GF/s', 'naive ms', 'naive GF/s', 'speedup', 'plain ms', 'paths speedup', 'tuned ms', 'tuned speedup', 'wasm ms', 'wasm GF/s']);

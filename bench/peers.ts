@@ -2,7 +2,7 @@
 // (batch 1 and 8, ms per image), fp32 matmul 1024³ (GFLOP/s) and a CNN-head Hessian-vector product
 // (ResNet-18 batch 1, A = layer3's output, head = layer4 → avgpool → fc → ReST utility; G and H·A).
 //
-//   npx tsx bench/peers.ts [--engines wasm,webgpu,cpu,pytorch,onnxruntime,tfjs-wasm,tfjs-webgpu,jax-js-wasm] [--runs 7]
+//   npx tsx bench/peers.ts [--engines wasm,webgpu,cpu,pytorch,onnxruntime,tfjs-wasm,tfjs-webgpu,jax-js-wasm,jax-js-webgpu] [--runs 7]
 //
 // This project's backends run in this process. The peers are optional and never product dependencies:
 // PyTorch is Debian's python3-torch (/usr/bin/python3, 2 threads); the JavaScript peers come from
@@ -147,8 +147,8 @@ for (const engine of engines) {
     }
   } else if (engine === 'tfjs-wasm' || engine === 'tfjs-webgpu') {
     peer(engine, 'npx', ['--no-install', 'tsx', join(PEERS_DIR, 'tfjs_peer.ts'), engine.slice(5)]);
-  } else if (engine === 'jax-js-wasm') {
-    peer(engine, 'npx', ['--no-install', 'tsx', join(PEERS_DIR, 'jax_peer.ts')]);
+  } else if (engine === 'jax-js-wasm' || engine === 'jax-js-webgpu') {
+    peer(engine, 'npx', ['--no-install', 'tsx', join(PEERS_DIR, 'jax_peer.ts'), engine.slice(7)]);
   } else {
     console.error(`unknown engine ${engine}`);
   }

@@ -35,6 +35,7 @@ import { fmt, sizeOf, type Shape } from '../engine/shape.ts';
 import { cachedShader, type Dispatch, type GpuStorage, type KernelContext, type KernelFamily } from '../engine/webgpu/kernel-api.ts';
 import { sizeClass } from '../engine/webgpu/autotune.ts';
 import { needsSplit, runFirstSplittable, type SplitPlan } from './range-split.ts';
+import { conv2dDirect, prefersDirect } from './conv2d-direct.ts';
 import {
   bindPlan,
   checkedGrid,
@@ -867,6 +868,9 @@ function convWithEpilogue(ctx: KernelContext, inputs: readonly GpuStorage[], g: 
 /** The backend's convolution kernels. */
 export const conv2dKernels = {
   conv2d(ctx, inputs, g) {
+    // The barrier-free direct kernel (kernels/conv2d-direct.ts), where the autotuner picks it (or a test forces it).
+    const gemm = (storages: readonly GpuStorage[]) => [bindPlan(planConv2d(g, ctx.limits.maxComputeWorkgroupStorageSize, targetOf(ctx)), storages)];
+    if (prefersDirect(ctx, g, inputs, gemm)) return conv2dDirect(ctx, inputs, g);
     const { out, K } = sizesOf('conv2d', g);
     if (g.epilogue) return convWithEpilogue(ctx, inputs, g, g.epilogue);
     if (K === 0 || out === 0) return ctx.call('fill', [], { size: out, value: 0 });

@@ -143,7 +143,8 @@ describeWebGpu('the autotuner with the matmul and convolution kernels', () => {
       if (pass === 1) expect(gemms(filter.dispatches), 'split-K: 2 K ranges').toBe(2);
     }
     const chosen = Object.fromEntries(b.tuner.log.map((e) => [e.key.split('|')[0], e.chosen]));
-    expect(chosen).toEqual({ conv2d: 'square32', conv2dBackwardInput: 'square32', conv2dBackwardFilter: 'square/k2' });
+    // conv2d-direct: the direct kernel against the GEMM (kernels/conv2d-direct.ts); the clock ties them, so the default.
+    expect(chosen).toEqual({ 'conv2d-direct': 'gemm', conv2d: 'square32', conv2dBackwardInput: 'square32', conv2dBackwardFilter: 'square/k2' });
   });
 
   it('with the real clock: some candidate is chosen, and the matmul still matches the CPU', async () => {
