@@ -1,6 +1,6 @@
 // The WebGPU forward against jax-js's, interleaved: ResNet forward at batch 8 (224×224, random weights), ms per
 // image, with this engine's convolutions as implicit GEMMs (`ours-gemm`), as direct kernels
-// (`ours-direct`, kernels/conv2d-direct.ts: what a software adapter runs by default), and jax-js 0.1.25 on its
+// (`ours-direct`, kernels/conv2d-direct.ts: an autotuner candidate, forced here), and jax-js 0.1.25 on its
 // WebGPU backend (bench/peers/jax_peer.ts, its own process). On a shared machine only a side-by-side run
 // ranks them, so each round times one pass of each, in turn, after warm-up passes (pipeline compilation).
 //
