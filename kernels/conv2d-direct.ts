@@ -28,6 +28,7 @@
 
 import type { ConvEpilogue, ConvGeometry } from '../engine/backend.ts';
 import { sizeOf } from '../engine/shape.ts';
+import { convDims, type ConvDims } from './conv-dims.ts';
 import { cachedShader, type Dispatch, type GpuStorage, type KernelContext } from '../engine/webgpu/kernel-api.ts';
 import { epilogueBindings, epilogueDecls, epilogueInputs, epilogueKey, epilogueStore } from './epilogue.ts';
 import { MAX_WORKGROUPS_PER_DIM } from './matmul.ts';
@@ -52,19 +53,8 @@ export const directConv: { mode: 'auto' | 'on' | 'off'; tile: DirectTile } = { m
 /** Per-invocation tap offsets are kept in registers up to this many (pixels × taps); beyond, recomputed per tap. */
 const HOISTED_OFFSETS = 36;
 
-interface Geometry {
-  N: number;
-  C: number;
-  H: number;
-  W: number;
-  O: number;
-  Cg: number;
-  Og: number;
-  KH: number;
-  KW: number;
-  OH: number;
-  OW: number;
-  G: number;
+/** The sizes, and the stride, padding and dilation written into the shader as literals. */
+interface Geometry extends ConvDims {
   SH: number;
   SW: number;
   PT: number;
@@ -74,10 +64,7 @@ interface Geometry {
 }
 
 function geometryOf(g: ConvGeometry): Geometry {
-  const [N, C, H, W] = g.xShape;
-  const [O, Cg, KH, KW] = g.wShape;
-  const [, , OH, OW] = g.yShape;
-  return { N, C, H, W, O, Cg, Og: O / g.groups, KH, KW, OH, OW, G: g.groups, SH: g.stride[0], SW: g.stride[1], PT: g.padding[0], PL: g.padding[1], DH: g.dilation[0], DW: g.dilation[1] };
+  return { ...convDims(g), SH: g.stride[0], SW: g.stride[1], PT: g.padding[0], PL: g.padding[1], DH: g.dilation[0], DW: g.dilation[1] };
 }
 
 /** Workgroups along x (pixel blocks) and y (groups × channel blocks). */

@@ -36,6 +36,7 @@ import { cachedShader, type Dispatch, type GpuStorage, type KernelContext, type 
 import { sizeClass } from '../engine/webgpu/autotune.ts';
 import { needsSplit, runFirstSplittable, type SplitPlan } from './range-split.ts';
 import { conv2dDirect, prefersDirect } from './conv2d-direct.ts';
+import { convDims, type ConvDims } from './conv-dims.ts';
 import {
   bindPlan,
   checkedGrid,
@@ -60,28 +61,6 @@ import {
 
 type ConvKernel = 'conv2d' | 'conv2dBackwardInput' | 'conv2dBackwardFilter';
 
-interface Dims {
-  N: number;
-  C: number;
-  H: number;
-  W: number;
-  O: number;
-  Cg: number;
-  Og: number;
-  KH: number;
-  KW: number;
-  OH: number;
-  OW: number;
-  G: number;
-}
-
-function dimsOf(g: ConvGeometry): Dims {
-  const [N, C, H, W] = g.xShape;
-  const [O, Cg, KH, KW] = g.wShape;
-  const [, , OH, OW] = g.yShape;
-  return { N, C, H, W, O, Cg, Og: O / g.groups, KH, KW, OH, OW, G: g.groups };
-}
-
 function convLabel(kernel: string, g: ConvGeometry): string {
   return `${kernel}[x ${fmt(g.xShape)}, w ${fmt(g.wShape)}, y ${fmt(g.yShape)}, stride ${g.stride}, pad ${g.padding}, dil ${g.dilation}, groups ${g.groups}]`;
 }
@@ -105,7 +84,7 @@ override KHW: u32 = KH * KW;
 /** Uniform fields shared by the implicit-GEMM convolutions (`padT`/`padL` are i32). */
 const CONV_FIELDS = ['C: u32,', 'H: u32,', 'W: u32,', 'O: u32,', 'OH: u32,', 'OW: u32,', 'Cg: u32,', 'Og: u32,', 'padT: i32,', 'padL: i32,'];
 
-function convParams(d: Dims, g: ConvGeometry, M: number, N: number, K: number): Record<string, number> {
+function convParams(d: ConvDims, g: ConvGeometry, M: number, N: number, K: number): Record<string, number> {
   return { M, N, K, C: d.C, H: d.H, W: d.W, O: d.O, OH: d.OH, OW: d.OW, Cg: d.Cg, Og: d.Og, padT: g.padding[0], padL: g.padding[1] };
 }
 
@@ -283,7 +262,7 @@ export function usesStridePhases(g: ConvGeometry): boolean {
 
 /** The sh·sw phase GEMMs of conv2dBackwardInput (phases with no input pixel are left out). */
 export function planBackwardInputPhases(g: ConvGeometry, config?: GemmConfig): SplitPlan[] {
-  const d = dimsOf(g);
+  const d = convDims(g);
   const [SH, SW] = g.stride;
   const [padT, padL] = g.padding;
   const plans: SplitPlan[] = [];
@@ -403,7 +382,7 @@ function planes(n0: number, n1: number, channels: number, c0: number, c1: number
 
 /** conv2d forward as an implicit GEMM (no routing). */
 export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig, epilogue?: ConvEpilogue): SplitPlan {
-  const d = dimsOf(g);
+  const d = convDims(g);
   const M = d.Og;
   const N = d.N * d.OH * d.OW;
   const K = d.Cg * d.KH * d.KW;
@@ -440,7 +419,7 @@ export function planConv2dGemm(g: ConvGeometry, config?: GemmConfig, epilogue?: 
 }
 
 export function planConv2dBackwardInput(g: ConvGeometry, config?: GemmConfig): SplitPlan {
-  const d = dimsOf(g);
+  const d = convDims(g);
   const M = d.Cg;
   const N = d.N * d.H * d.W;
   const K = d.Og * d.KH * d.KW;
@@ -476,7 +455,7 @@ export function planConv2dBackwardInput(g: ConvGeometry, config?: GemmConfig): S
 }
 
 export function planConv2dBackwardFilter(g: ConvGeometry, config?: GemmConfig): SplitPlan {
-  const d = dimsOf(g);
+  const d = convDims(g);
   const M = d.Og;
   const N = d.Cg * d.KH * d.KW;
   const K = d.N * d.OH * d.OW;
@@ -531,7 +510,7 @@ export function isDepthwise(g: ConvGeometry): boolean {
 
 /** The 1×1 convolution as a batched matmul: w [G, Og, Cg] @ x [N, G, Cg, H·W] → y [N, G, Og, H·W]. */
 export function pointwiseAsMatmul(g: ConvGeometry): KernelParams['matmul'] {
-  const d = dimsOf(g);
+  const d = convDims(g);
   const hw = d.H * d.W;
   return d.G === 1
     ? { aShape: [d.O, d.C], bShape: [d.N, d.C, hw], outShape: [d.N, d.O, hw] }
@@ -666,7 +645,7 @@ export function depthwiseSharedBytes(g: ConvGeometry, wgX: number, wgY: number):
 
 /** The depthwise plan, or null when its staged patch would not fit `sharedLimit` bytes. */
 export function planDepthwise(g: ConvGeometry, sharedLimit: number): SplitPlan | null {
-  const d = dimsOf(g);
+  const d = convDims(g);
   const { wgX, wgY } = depthwiseShape(d.OH, d.OW);
   if (depthwiseSharedBytes(g, wgX, wgY) > sharedLimit) return null;
   const planes = d.N * d.O;
