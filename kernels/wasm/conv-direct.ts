@@ -3,27 +3,20 @@
 
 import type { ConvGeometry, KernelParams } from '../../engine/backend.ts';
 import { sizeOf } from '../../engine/shape.ts';
-import { A_GELU, A_HARDSWISH, A_NONE, A_RELU, A_RELU6, A_SILU, K_CONV_DIRECT, K_CONV_DIRECT_PACK } from './assembly/ids.ts';
+import { DIRECT_MR as MR, DIRECT_NR as SEGMENT, DIRECT_TAP_WORDS as TAP_WORDS, K_CONV_DIRECT, K_CONV_DIRECT_PACK } from './assembly/ids.ts';
 import type { WasmContext } from './context.ts';
-import type { EpilogueActivation } from '../../engine/backend.ts';
+import { ACTIVATION } from './epilogue.ts';
 
-/** Output channels per register tile and columns per segment (assembly/conv-direct.ts). */
-const MR = 4;
-const SEGMENT = 8;
-/** Tap offsets kept at the start of each thread's scratch (assembly/conv-direct.ts TAP_WORDS). */
-const TAP_WORDS = 64;
 /** Staged input rows per task stay within this many bytes (they are read once per strip of 4 channels). */
 const STAGE_BYTES = 192 * 1024;
 /** Aim for at least this many tasks, so that the threads share the work evenly. */
 const MIN_TASKS = 16;
 
-const ACTIVATION: Record<EpilogueActivation, number> = { none: A_NONE, relu: A_RELU, relu6: A_RELU6, silu: A_SILU, hardswish: A_HARDSWISH, gelu: A_GELU };
-
 /**
  * Most output channels for which the direct convolution is chosen. The GEMM packs the unrolled input once
  * per task and reuses it for every output channel, so its packing pays off with many channels, while the
- * direct convolution's 4 × 8 tile runs a little slower than the GEMM's 5 × 8 one: measured on one core
- * (bench/RESULTS.md, "wasm: the direct convolution"), direct was 1.1–1.5× faster up to 64 channels
+ * direct convolution's 4 × 8 tile runs a little slower than the GEMM's 5 × 8 one: measured side by side
+ * (bench/wasm-conv.ts; bench/RESULTS.md, "Session 3"), direct was 1.1–1.56× faster up to 64 channels
  * (ResNet-20, the ResNet stem) and 0.8–0.85× beyond (ResNet-18's later stages).
  */
 const DIRECT_MAX_CHANNELS = 64;

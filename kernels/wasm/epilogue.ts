@@ -4,7 +4,8 @@ import type { ConvEpilogue, ConvGeometry, EpilogueActivation } from '../../engin
 import { A_GELU, A_HARDSWISH, A_NONE, A_RELU, A_RELU6, A_SILU, K_EPILOGUE } from './assembly/ids.ts';
 import type { WasmContext } from './context.ts';
 
-const ACTIVATION: Record<EpilogueActivation, number> = { none: A_NONE, relu: A_RELU, relu6: A_RELU6, silu: A_SILU, hardswish: A_HARDSWISH, gelu: A_GELU };
+/** The kernels' activation numbers (assembly/ids.ts A_*). */
+export const ACTIVATION: Record<EpilogueActivation, number> = { none: A_NONE, relu: A_RELU, relu6: A_RELU6, silu: A_SILU, hardswish: A_HARDSWISH, gelu: A_GELU };
 /** Activations evaluated through exp or erf cost more per element: smaller tasks. */
 const COSTLY = new Set<EpilogueActivation>(['silu', 'gelu']);
 const TASK_ELEMENTS = 1 << 15;

@@ -14,10 +14,7 @@
 
 import { arg, at, imin, ptr } from './common';
 import { activateV } from './epilogue';
-import { A_GELU, A_HARDSWISH, A_NONE, A_RELU, A_RELU6, A_SILU } from './ids';
-
-/** Output channels per register tile (the packed weights' strip height). */
-export const DIRECT_MR = 4;
+import { A_GELU, A_HARDSWISH, A_NONE, A_RELU, A_RELU6, A_SILU, DIRECT_MR, DIRECT_NR, DIRECT_TAP_WORDS } from './ids';
 
 // Argument words of the convolution.
 const X = 0, WP = 1, Y = 2, C_ = 3, H_ = 4, W_ = 5, O_ = 6, OH_ = 7, OW_ = 8, KH_ = 9, KW_ = 10, SH = 11, SW = 12, PH = 13, PW = 14;
@@ -147,9 +144,6 @@ export function convDirectTask(args: usize, t: i32, tid: i32): void {
   }
 }
 
-/** Words reserved at the start of each thread's scratch for the tap offsets (KH·KW ≤ TAP_WORDS). */
-export const TAP_WORDS = 64;
-
 @inline function convDirect(act: i32, args: usize, t: i32, tid: i32): void {
   const x = ptr(args, X), wp = ptr(args, WP), y = ptr(args, Y);
   const C = arg(args, C_), H = arg(args, H_), W = arg(args, W_), O = arg(args, O_), OH = arg(args, OH_), OW = arg(args, OW_);
@@ -165,7 +159,7 @@ export const TAP_WORDS = 64;
   const rowFloats = sw * Wq;
   const scratch = ptr(args, SCRATCH) + <usize>(tid * arg(args, SCRATCH_STRIDE));
   const taps = scratch;
-  const staged = scratch + (TAP_WORDS << 2);
+  const staged = scratch + (DIRECT_TAP_WORDS << 2);
   stageRows(staged, at(x, n * C * H * W), C, H, W, oy0 * sh - ph, R, sw, pw, Wq);
   const ntaps = KH * KW;
   for (let ky = 0; ky < KH; ky++) {
@@ -181,8 +175,8 @@ export const TAP_WORDS = 64;
     for (let oy = oy0; oy < oy1; oy++) {
       const rowIn = at(staged, (oy - oy0) * sh * rowFloats);
       const rowOut = o0 * plane + oy * OW;
-      for (let ox = 0; ox < OW; ox += 8) {
-        const col = imin(ox, OW - 8);
+      for (let ox = 0; ox < OW; ox += DIRECT_NR) {
+        const col = imin(ox, OW - DIRECT_NR);
         tile(act, at(rowIn, col), taps, ntaps, C, cstride, wStrip, at(yImage, rowOut + col), rImage ? at(rImage, rowOut + col) : 0, bias, o0, O, plane);
       }
     }

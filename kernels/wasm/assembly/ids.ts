@@ -111,6 +111,12 @@ export const GEMM_MR = 5;
 export const GEMM_NR = 8;
 export const GEMM_KC = 256;
 
+// The direct convolution's register tile (output channels × output columns) and the tap offsets kept at
+// the start of each thread's scratch (at most this many taps, KH·KW).
+export const DIRECT_MR = 4;
+export const DIRECT_NR = 8;
+export const DIRECT_TAP_WORDS = 64;
+
 // GEMM operand addressing modes.
 export const A_STRIDED = 0;
 /** Every batch entry's A is already packed (K slices × MR-row strips, as K_GEMM_PACK_A writes it). */
